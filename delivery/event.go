@@ -1,0 +1,120 @@
+// Package delivery is hookgate's delivery engine: it writes accepted events to
+// the JetStream event stream, fans each one out to its destinations (workflow
+// targets and subscriptions) as messages of the delivery work queue, and makes
+// signed HTTP attempts with retries, recording every attempt.
+//
+// The package imports nothing from Caddy.
+package delivery
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// Event is an accepted event: a webhook received on a workflow, or an event
+// the app published on a topic.
+type Event struct {
+	// ID identifies the event; it is the webhook-id of every delivery.
+	ID string `json:"id"`
+	// Topic of a published event.
+	Topic string `json:"topic,omitempty"`
+	// Workflow a received webhook came in on.
+	Workflow string `json:"workflow,omitempty"`
+	// Data is the payload, exactly as received.
+	Data json.RawMessage `json:"data"`
+	// Tenant is the system the event happened on (Orange Logic).
+	Tenant string `json:"tenant,omitempty"`
+	// User who caused the event.
+	User string `json:"user,omitempty"`
+	// Time the event was accepted.
+	Time time.Time `json:"time"`
+	// Traceparent is the W3C trace context the event came with.
+	Traceparent string `json:"traceparent,omitempty"`
+}
+
+// Message header names of events and deliveries in JetStream.
+const (
+	hdrID          = "Hookgate-Id"
+	hdrTopic       = "Hookgate-Topic"
+	hdrWorkflow    = "Hookgate-Workflow"
+	hdrTenant      = "Hookgate-Tenant"
+	hdrUser        = "Hookgate-User"
+	hdrTime        = "Hookgate-Time"
+	hdrTraceparent = "Hookgate-Traceparent"
+	hdrDest        = "Hookgate-Destination"
+)
+
+// NewEventID returns a random event id: "evt_" and 24 hex digits.
+func NewEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + hex.EncodeToString(b[:])
+}
+
+// eventSubject is the subject an event is stored under; one per event, so
+// it can be read back by id.
+func eventSubject(id string) string { return engine.SubjectEvents + "." + id }
+
+// message encodes the event as a NATS message on subject: the data is the
+// body, the rest goes in headers.
+func (e *Event) message(subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = e.Data
+	h := m.Header
+	h.Set(hdrID, e.ID)
+	if e.Topic != "" {
+		h.Set(hdrTopic, e.Topic)
+	}
+	if e.Workflow != "" {
+		h.Set(hdrWorkflow, e.Workflow)
+	}
+	if e.Tenant != "" {
+		h.Set(hdrTenant, e.Tenant)
+	}
+	if e.User != "" {
+		h.Set(hdrUser, e.User)
+	}
+	if e.Traceparent != "" {
+		h.Set(hdrTraceparent, e.Traceparent)
+	}
+	h.Set(hdrTime, e.Time.UTC().Format(time.RFC3339Nano))
+	return m
+}
+
+// eventFromMessage decodes what message wrote.
+func eventFromMessage(h nats.Header, data []byte) (*Event, error) {
+	e := &Event{
+		ID:          h.Get(hdrID),
+		Topic:       h.Get(hdrTopic),
+		Workflow:    h.Get(hdrWorkflow),
+		Tenant:      h.Get(hdrTenant),
+		User:        h.Get(hdrUser),
+		Traceparent: h.Get(hdrTraceparent),
+		Data:        data,
+	}
+	if e.ID == "" {
+		return nil, fmt.Errorf("message without %s header", hdrID)
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get(hdrTime))
+	if err != nil {
+		return nil, fmt.Errorf("event %s: bad time: %w", e.ID, err)
+	}
+	e.Time = t
+	return e, nil
+}
+
+// Validate checks the fields a publisher sets.
+func (e *Event) Validate() error {
+	if e.ID != "" && !registry.ValidID(e.ID) {
+		return fmt.Errorf("id %q must be 1 to 128 letters, digits, '-' or '_'", e.ID)
+	}
+	return nil
+}

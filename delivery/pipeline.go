@@ -1,0 +1,549 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// Consumer names on the engine's streams.
+const (
+	ConsumerFanout  = "hookgate-fanout"
+	ConsumerDeliver = "hookgate-deliver"
+)
+
+const hdrReplay = "Hookgate-Replay"
+
+// Defaults of Options.
+const (
+	DefaultConcurrency    = 128
+	DefaultPerDestination = 64
+	maxRetryAfter         = 24 * time.Hour
+	ackWait               = 30 * time.Second
+)
+
+// Observer is told about the pipeline's work (metrics).
+type Observer interface {
+	// Attempted is called after every HTTP attempt with its outcome:
+	// "succeeded", "retrying" or "failed".
+	Attempted(dest *registry.Destination, outcome string, took time.Duration)
+}
+
+// Options tune the pipeline.
+type Options struct {
+	// Concurrency bounds the HTTP attempts in flight. Default: 128.
+	Concurrency int
+	// PerDestination bounds the attempts in flight to one destination, so a
+	// slow target cannot take every worker. Default: 64.
+	PerDestination int
+	// Observer receives attempt outcomes; may be nil.
+	Observer Observer
+}
+
+// Pipeline publishes events, fans them out and delivers them.
+type Pipeline struct {
+	eng    *engine.Engine
+	reg    *registry.Registry
+	sender *Sender
+	log    *zap.Logger
+	opts   Options
+
+	fanout   jetstream.ConsumeContext
+	deliver  jetstream.ConsumeContext
+	fanQueue chan jetstream.Msg
+	sem      chan struct{}
+	inflight sync.Map // destination id -> *atomic.Int32
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New returns a pipeline; Start runs its consumers.
+func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *zap.Logger, opts Options) *Pipeline {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.PerDestination <= 0 {
+		opts.PerDestination = DefaultPerDestination
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pipeline{
+		eng: eng, reg: reg, log: log, opts: opts,
+		sender: &Sender{Client: client},
+		sem:    make(chan struct{}, opts.Concurrency),
+		ctx:    ctx, cancel: cancel,
+	}
+}
+
+// Sender returns the pipeline's HTTP sender (for direct test deliveries).
+func (p *Pipeline) Sender() *Sender { return p.sender }
+
+// Publish writes ev to the event stream and returns once JetStream has
+// acknowledged it. duplicate is true when an event with the same id was
+// accepted within the dedupe window (nothing new was written).
+func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err error) {
+	if ev.ID == "" {
+		ev.ID = NewEventID()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	m := ev.message(eventSubject(ev.ID))
+	ack, err := p.eng.JetStream().PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID))
+	if err != nil {
+		return false, fmt.Errorf("writing event: %w", err)
+	}
+	return ack.Duplicate, nil
+}
+
+// Start creates the durable consumers and starts fanning out and delivering.
+func (p *Pipeline) Start(ctx context.Context) error {
+	js := p.eng.JetStream()
+	fc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, jetstream.ConsumerConfig{
+		Durable:       ConsumerFanout,
+		Description:   "hookgate fan-out of events to destinations",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: 8192,
+		MaxDeliver:    -1,
+		Replicas:      0,
+	})
+	if err != nil {
+		return fmt.Errorf("fan-out consumer: %w", err)
+	}
+	dc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamDeliveries, jetstream.ConsumerConfig{
+		Durable:       ConsumerDeliver,
+		Description:   "hookgate HTTP delivery workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: 4 * p.opts.Concurrency,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery consumer: %w", err)
+	}
+	p.fanQueue = make(chan jetstream.Msg, 1024)
+	for range 8 {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for m := range p.fanQueue {
+				p.fanOut(m)
+			}
+		}()
+	}
+	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if p.ctx.Err() == nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			p.log.Warn("consumer error", zap.Error(err))
+		}
+	})
+	if p.fanout, err = fc.Consume(func(m jetstream.Msg) { p.fanQueue <- m }, onErr, jetstream.PullMaxMessages(1024)); err != nil {
+		return fmt.Errorf("fan-out consumer: %w", err)
+	}
+	if p.deliver, err = dc.Consume(p.dispatch, onErr, jetstream.PullMaxMessages(2*p.opts.Concurrency)); err != nil {
+		p.fanout.Stop()
+		return fmt.Errorf("delivery consumer: %w", err)
+	}
+	return nil
+}
+
+// Stop stops consuming and waits for attempts in flight to end. Messages
+// not acknowledged are redelivered later (by this or another instance).
+func (p *Pipeline) Stop() {
+	if p.fanout != nil {
+		p.fanout.Stop()
+		<-p.fanout.Closed()
+	}
+	if p.deliver != nil {
+		p.deliver.Stop()
+		<-p.deliver.Closed()
+	}
+	if p.fanQueue != nil {
+		close(p.fanQueue)
+	}
+	p.cancel()
+	p.wg.Wait()
+}
+
+// Destinations returns where ev goes now: the workflow's targets, or the
+// enabled subscriptions whose topics and predicates match.
+func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
+	if ev.Workflow != "" {
+		w, ok := p.reg.Workflow(ev.Workflow)
+		if !ok {
+			return nil
+		}
+		return w.Targets
+	}
+	var fe *filters.Event
+	var out []*registry.Destination
+	for _, s := range p.reg.Subscriptions() {
+		if !s.Dest.Enabled || !s.MatchesTopic(ev.Topic) {
+			continue
+		}
+		if s.Include != nil || s.Exclude != nil {
+			if fe == nil {
+				fe = filterEvent(ev)
+			}
+			inc, exc, err := s.Predicates(fe)
+			if err != nil {
+				p.log.Warn("subscription predicate failed: not delivered",
+					zap.String("subscription", s.Def.ID), zap.String("event", ev.ID), zap.Error(err))
+			}
+			if !inc || exc {
+				continue
+			}
+		}
+		out = append(out, s.Dest)
+	}
+	return out
+}
+
+// filterEvent is the predicate environment of ev.
+func filterEvent(ev *Event) *filters.Event {
+	fe := &filters.Event{ID: ev.ID, Topic: ev.Topic, Tenant: ev.Tenant, User: ev.User, Time: ev.Time}
+	if len(ev.Data) > 0 {
+		_ = json.Unmarshal(ev.Data, &fe.Data)
+	}
+	return fe
+}
+
+// FilterEvent is the predicate environment of ev (for test-predicates).
+func FilterEvent(ev *Event) *filters.Event { return filterEvent(ev) }
+
+// fanOut queues one delivery per destination of the event, then acks it.
+// Delivery messages carry a message id, so a fan-out repeated after a crash
+// queues nothing twice.
+func (p *Pipeline) fanOut(m jetstream.Msg) {
+	ev, err := eventFromMessage(m.Headers(), m.Data())
+	if err != nil {
+		p.log.Error("unreadable event dropped from fan-out", zap.Error(err))
+		_ = m.Term()
+		return
+	}
+	js := p.eng.JetStream()
+	for _, d := range p.Destinations(ev) {
+		dm := ev.message(engine.SubjectDeliveries + "." + d.ID)
+		dm.Header.Set(hdrDest, d.ID)
+		if _, err := js.PublishMsg(p.ctx, dm, jetstream.WithMsgID(recordID(d.ID, ev.ID))); err != nil {
+			if p.ctx.Err() == nil {
+				p.log.Warn("queueing delivery failed; the event will be fanned out again",
+					zap.String("event", ev.ID), zap.String("destination", d.ID), zap.Error(err))
+			}
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
+	_ = m.Ack()
+}
+
+// dispatch runs a delivery on a worker, bounded by Concurrency.
+func (p *Pipeline) dispatch(m jetstream.Msg) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.ctx.Done():
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer func() { <-p.sem; p.wg.Done() }()
+		p.deliverOne(m)
+	}()
+}
+
+func (p *Pipeline) destInflight(id string) *atomic.Int32 {
+	v, ok := p.inflight.Load(id)
+	if !ok {
+		v, _ = p.inflight.LoadOrStore(id, new(atomic.Int32))
+	}
+	return v.(*atomic.Int32)
+}
+
+func (p *Pipeline) deliverOne(m jetstream.Msg) {
+	ev, err := eventFromMessage(m.Headers(), m.Data())
+	if err != nil {
+		p.log.Error("unreadable delivery dropped", zap.Error(err))
+		_ = m.Term()
+		return
+	}
+	destID := m.Headers().Get(hdrDest)
+	replay, _ := strconv.Atoi(m.Headers().Get(hdrReplay))
+	rid := recordID(destID, ev.ID)
+	meta, _ := m.Metadata()
+
+	var rec *Record
+	if replay > 0 || (meta != nil && meta.NumDelivered > 1) {
+		rec, err = p.Record(p.ctx, rid)
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
+	if rec == nil {
+		rec = &Record{ID: rid, EventID: ev.ID, Destination: destID, Status: StatusPending, Attempts: []Attempt{}}
+	}
+	if rec.Status == StatusSucceeded && rec.Replays == replay {
+		_ = m.Ack() // delivered before a crash; the ack was lost
+		return
+	}
+	dest, ok := p.reg.Destination(destID)
+	if !ok {
+		p.finish(m, rec, StatusFailed, "destination no longer exists")
+		return
+	}
+	rec.SubscriptionID, rec.WorkflowID = dest.SubscriptionID, dest.WorkflowID
+	if !dest.Enabled {
+		p.finish(m, rec, StatusFailed, "subscription disabled")
+		return
+	}
+	n := p.destInflight(destID)
+	if n.Add(1) > int32(p.opts.PerDestination) {
+		n.Add(-1)
+		_ = m.NakWithDelay(200 * time.Millisecond) // busy destination: not an attempt
+		return
+	}
+	stopProgress := keepInProgress(m, dest.Timeout)
+	res := p.sender.Attempt(p.ctx, dest, ev)
+	stopProgress()
+	n.Add(-1)
+	if p.ctx.Err() != nil && res.Err != nil {
+		return // shutting down: redelivered later, not an attempt
+	}
+
+	at := Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body)}
+	if res.Err != nil {
+		at.Error = res.Err.Error()
+	} else if !res.Success() {
+		at.Error = http.StatusText(res.StatusCode)
+	}
+	rec.Attempts = append(rec.Attempts, at)
+	made := len(rec.Attempts) - rec.ReplayBase
+	outcome := ""
+	switch {
+	case res.Success():
+		outcome = StatusSucceeded
+		p.finish(m, rec, StatusSucceeded, "")
+	case res.StatusCode == http.StatusGone && dest.SubscriptionID != "":
+		outcome = StatusFailed
+		reason := "the subscriber answered 410 Gone: subscription disabled"
+		if err := p.reg.SetSubscriptionEnabled(p.ctx, dest.SubscriptionID, false, reason); err != nil && !errors.Is(err, registry.ErrReadOnly) {
+			p.log.Warn("disabling subscription after 410 failed", zap.String("subscription", dest.SubscriptionID), zap.Error(err))
+		}
+		p.log.Info("subscription disabled: 410 Gone", zap.String("subscription", dest.SubscriptionID))
+		p.finish(m, rec, StatusFailed, reason)
+	case made >= dest.MaxAttempts:
+		outcome = StatusFailed
+		p.finish(m, rec, StatusFailed, fmt.Sprintf("gave up after %d attempts", made))
+	default:
+		outcome = "retrying"
+		wait := res.RetryAfter
+		if wait <= 0 {
+			wait = dest.RetryDelay(made)
+		}
+		wait = min(wait, maxRetryAfter)
+		next := time.Now().Add(wait).UTC()
+		rec.Status, rec.NextAttemptAt = StatusPending, &next
+		p.saveRecord(rec)
+		_ = m.NakWithDelay(wait)
+	}
+	if p.opts.Observer != nil {
+		p.opts.Observer.Attempted(dest, outcome, res.Duration)
+	}
+	if ce := p.log.Check(zap.DebugLevel, "delivery attempt"); ce != nil {
+		ce.Write(zap.String("event", ev.ID), zap.String("destination", destID),
+			zap.Int("status", res.StatusCode), zap.Int("attempt", made), zap.String("outcome", outcome))
+	}
+}
+
+// keepInProgress extends the ack deadline while a long attempt runs.
+func keepInProgress(m jetstream.Msg, timeout time.Duration) func() {
+	if timeout < ackWait*2/3 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// finish records the final state of a delivery and removes it from the queue.
+func (p *Pipeline) finish(m jetstream.Msg, rec *Record, status, reason string) {
+	rec.Status, rec.Reason, rec.NextAttemptAt = status, reason, nil
+	p.saveRecord(rec)
+	if status == StatusSucceeded {
+		_ = m.Ack()
+	} else {
+		_ = m.Term()
+	}
+}
+
+func (p *Pipeline) saveRecord(rec *Record) {
+	rec.UpdatedAt = time.Now().UTC()
+	doc, _ := json.Marshal(rec)
+	if _, err := p.eng.Deliveries.Put(p.ctx, rec.ID, doc); err != nil && p.ctx.Err() == nil {
+		p.log.Warn("recording delivery attempt failed", zap.String("delivery", rec.ID), zap.Error(err))
+	}
+}
+
+// Record returns a delivery record by id.
+func (p *Pipeline) Record(ctx context.Context, id string) (*Record, error) {
+	e, err := p.eng.Deliveries.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			return nil, registry.ErrNotFound
+		}
+		return nil, err
+	}
+	var rec Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Event reads an accepted event back by id.
+func (p *Pipeline) Event(ctx context.Context, id string) (*Event, error) {
+	if !registry.ValidID(id) {
+		return nil, registry.ErrNotFound
+	}
+	raw, err := p.eng.EventStream.GetLastMsgForSubject(ctx, eventSubject(id))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, registry.ErrNotFound
+		}
+		return nil, err
+	}
+	return eventFromMessage(raw.Header, raw.Data)
+}
+
+// Query selects delivery records.
+type Query struct {
+	Subscription string
+	Workflow     string
+	Event        string
+	Status       string
+	// Limit caps the page. Default: 100, at most 1000.
+	Limit int
+	// After is the id of the last record of the previous page.
+	After string
+}
+
+// Deliveries lists the records matching q, ordered by id, and the cursor of
+// the next page ("" when none).
+func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, error) {
+	filter := ">"
+	switch {
+	case q.Subscription != "" && q.Event != "":
+		filter = recordID(q.Subscription, q.Event)
+	case q.Subscription != "":
+		filter = q.Subscription + ".*"
+	case q.Event != "":
+		filter = "*." + q.Event
+	}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	q.Limit = min(q.Limit, 1000)
+	lister, err := p.eng.Deliveries.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, "", err
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		if q.After == "" || k > q.After {
+			keys = append(keys, k)
+		}
+	}
+	sortStrings(keys)
+	var out []*Record
+	for i, k := range keys {
+		rec, err := p.Record(ctx, k)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		if (q.Status != "" && rec.Status != q.Status) || (q.Workflow != "" && rec.WorkflowID != q.Workflow) {
+			continue
+		}
+		out = append(out, rec)
+		if len(out) == q.Limit {
+			if i < len(keys)-1 {
+				return out, k, nil
+			}
+			break
+		}
+	}
+	return out, "", nil
+}
+
+// ErrNotReplayable is returned when a delivery is still pending.
+var ErrNotReplayable = errors.New("delivery is still pending")
+
+// Retry queues a finished delivery again (a manual replay); its attempt
+// budget starts afresh.
+func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
+	rec, err := p.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == StatusPending {
+		return nil, ErrNotReplayable
+	}
+	ev, err := p.Event(ctx, rec.EventID)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", rec.EventID, err)
+	}
+	if _, ok := p.reg.Destination(rec.Destination); !ok {
+		return nil, fmt.Errorf("destination %s: %w", rec.Destination, registry.ErrNotFound)
+	}
+	rec.Replays++
+	rec.ReplayBase = len(rec.Attempts)
+	rec.Status, rec.Reason, rec.NextAttemptAt = StatusPending, "", nil
+	p.saveRecord(rec)
+	dm := ev.message(engine.SubjectDeliveries + "." + rec.Destination)
+	dm.Header.Set(hdrDest, rec.Destination)
+	dm.Header.Set(hdrReplay, strconv.Itoa(rec.Replays))
+	if _, err := p.eng.JetStream().PublishMsg(ctx, dm, jetstream.WithMsgID(fmt.Sprintf("%s.r%d", id, rec.Replays))); err != nil {
+		return nil, fmt.Errorf("queueing retry: %w", err)
+	}
+	return rec, nil
+}
+
+// QueueDepth is the number of deliveries waiting or in flight.
+func (p *Pipeline) QueueDepth(ctx context.Context) (uint64, error) {
+	c, err := p.eng.JetStream().Consumer(ctx, engine.StreamDeliveries, ConsumerDeliver)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}

@@ -1,0 +1,181 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/signature"
+)
+
+// Version is the product version sent in User-Agent.
+const Version = "0.1.0"
+
+// UserAgent is sent with every delivery.
+const UserAgent = "hookgate/" + Version
+
+// maxResponse is how much of a response body an attempt keeps.
+const maxResponse = 4 << 10
+
+// Result is the outcome of one HTTP attempt.
+type Result struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte // at most 4 KiB
+	Duration   time.Duration
+	Err        error
+	// RetryAfter is the wait the target asked for (0: none).
+	RetryAfter time.Duration
+}
+
+// Success reports a 2xx answer.
+func (r *Result) Success() bool { return r.Err == nil && r.StatusCode >= 200 && r.StatusCode < 300 }
+
+// Sender makes delivery attempts over an HTTP client (the SSRF-guarded one).
+type Sender struct {
+	Client *http.Client
+	Now    func() time.Time
+}
+
+// Body builds the request body of ev for dest.
+func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
+	var body []byte
+	if dest.PassBody {
+		body = ev.Data
+		if len(body) == 0 {
+			body = nil
+		}
+	} else {
+		var data any
+		if len(ev.Data) > 0 {
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				return nil, fmt.Errorf("event data is not JSON: %w", err)
+			}
+		}
+		topic := ev.Topic
+		if topic == "" {
+			topic = ev.Workflow
+		}
+		in := &filters.EnvelopeInput{
+			Event: filters.Event{
+				ID: ev.ID, Topic: topic, Data: data, Tenant: ev.Tenant, User: ev.User, Time: ev.Time,
+			},
+			Subscription: dest.Subscription,
+		}
+		var err error
+		if body, err = dest.Envelope.Build(in); err != nil {
+			return nil, fmt.Errorf("envelope: %w", err)
+		}
+	}
+	if dest.SecretField != "" && dest.Secret != "" {
+		var obj map[string]any
+		if json.Unmarshal(body, &obj) == nil && obj != nil {
+			obj[dest.SecretField] = dest.Secret
+			body, _ = json.Marshal(obj)
+		}
+	}
+	return body, nil
+}
+
+// Attempt makes one HTTP request delivering ev to dest.
+func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
+	start := time.Now()
+	res := &Result{}
+	body, err := Body(dest, ev)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	ctx, cancel := context.WithTimeout(ctx, dest.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, dest.Method, dest.URL, bytes.NewReader(body))
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	h := req.Header
+	for k, v := range dest.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", UserAgent)
+	tp := ev.Traceparent
+	if !validTraceparent(tp) {
+		tp = newTraceparent()
+	}
+	h.Set("Traceparent", tp)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	signature.SetHeaders(h, dest.Keys, ev.ID, now(), body)
+	if dest.SecretHeader != "" && dest.Secret != "" {
+		h.Set(dest.SecretHeader, dest.Secret)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		res.Err = err
+		res.Duration = time.Since(start)
+		return res
+	}
+	defer resp.Body.Close()
+	res.StatusCode = resp.StatusCode
+	res.Header = resp.Header
+	res.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	res.Duration = time.Since(start)
+	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
+	return res
+}
+
+// parseRetryAfter reads seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// validTraceparent checks the W3C traceparent shape version-traceid-spanid-flags.
+func validTraceparent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	for i, c := range []byte(s) {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s[3:35] != "00000000000000000000000000000000"
+}
+
+// newTraceparent starts a new sampled trace.
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+// ValidTraceparent reports whether s is a usable W3C traceparent.
+func ValidTraceparent(s string) bool { return validTraceparent(s) }

@@ -1,0 +1,288 @@
+// Package ingress is the request path of incoming webhooks: it checks a
+// request against its workflow (key, method, size, content type, contract,
+// provider signature, filter, idempotency) and either writes the event to the
+// durable stream for its targets or lets the request through to the app.
+//
+// The package imports nothing from Caddy; module/ wraps it in a handler.
+package ingress
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/schema"
+	"github.com/hookgate/hookgate/signature"
+)
+
+// Outcomes, as counted in metrics.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomePassed       = "passed"
+	OutcomeFiltered     = "filtered"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeUnauthorized = "unauthorized"
+	OutcomeMethod       = "method_not_allowed"
+	OutcomeTooLarge     = "too_large"
+	OutcomeMediaType    = "unsupported_media_type"
+	OutcomeBadJSON      = "bad_json"
+	OutcomeInvalid      = "invalid"
+	OutcomeSignature    = "bad_signature"
+	OutcomeUnavailable  = "unavailable"
+	OutcomeNotFound     = "not_found"
+)
+
+// Result is what the ingress decided for a request.
+type Result struct {
+	// Status is the HTTP status to answer (0 when Pass).
+	Status int
+	// Response is the JSON body to answer with.
+	Response any
+	// Pass means: hand the request, with Body, to the next handler.
+	Pass bool
+	// Body is the request body as read.
+	Body []byte
+	// EventID identifies the event (accepted, duplicate or passed).
+	EventID string
+	// Workflow is the authenticated workflow (nil when refused before).
+	Workflow *registry.CompiledWorkflow
+	// Outcome names the result for metrics.
+	Outcome string
+	// Err is an internal error to log (503).
+	Err error
+}
+
+// ErrorBody is the JSON shape of every ingress error.
+type ErrorBody struct {
+	Error  string         `json:"error"`
+	Errors []schema.Error `json:"errors,omitempty"`
+}
+
+// StatusBody is the JSON shape of a success.
+type StatusBody struct {
+	ID     string `json:"id,omitempty"`
+	Status string `json:"status"`
+}
+
+// unauthorized is the one answer for unknown workflows and wrong keys.
+var unauthorized = ErrorBody{Error: "unknown workflow or invalid key"}
+
+// Ingress checks and accepts incoming webhooks.
+type Ingress struct {
+	Registry *registry.Registry
+	Pipeline *delivery.Pipeline
+	Logger   *zap.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Split reads "{workflow}/{key}" or "{workflow}" from the path after the
+// ingress prefix.
+func Split(rest string) (workflow, key string) {
+	rest = strings.TrimPrefix(rest, "/")
+	workflow, key, _ = strings.Cut(rest, "/")
+	key = strings.TrimSuffix(key, "/")
+	return workflow, key
+}
+
+// KeyFromHeaders returns the key sent in X-Webhook-Key or Authorization:
+// Bearer, for senders that cannot put it in the URL.
+func KeyFromHeaders(h http.Header) string {
+	if k := h.Get("X-Webhook-Key"); k != "" {
+		return k
+	}
+	if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+func (in *Ingress) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}
+
+// Handle runs every check of the contract on r for workflow id and key,
+// writes the event when the workflow has targets, and returns the result.
+// It never writes to a ResponseWriter: the caller does.
+func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
+	if key == "" {
+		key = KeyFromHeaders(r.Header)
+	}
+	w, ok := in.Registry.Authenticate(id, key, in.now())
+	if !ok {
+		return &Result{Status: http.StatusUnauthorized, Response: unauthorized, Outcome: OutcomeUnauthorized}
+	}
+	res := &Result{Workflow: w}
+	fail := func(status int, outcome string, body ErrorBody) *Result {
+		res.Status, res.Outcome, res.Response = status, outcome, body
+		return res
+	}
+	if !w.AllowsMethod(r.Method) {
+		res.Response = ErrorBody{Error: fmt.Sprintf("method %s not allowed: use %s", r.Method, strings.Join(w.Methods, ", "))}
+		res.Status, res.Outcome = http.StatusMethodNotAllowed, OutcomeMethod
+		return res
+	}
+	if r.ContentLength > w.MaxBody {
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
+	}
+	body, err := readBody(r.Body, w.MaxBody)
+	if errors.Is(err, errTooLarge) {
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
+	}
+	if err != nil {
+		return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "reading body: " + err.Error()})
+	}
+	res.Body = body
+
+	if w.HMACKey != nil {
+		if err := signature.VerifyHMAC(w.HMACKey, r.Header.Get(w.Def.Verify.HMACHeader), body); err != nil {
+			return fail(http.StatusUnauthorized, OutcomeSignature, ErrorBody{Error: "signature: " + err.Error()})
+		}
+	}
+	if w.StandardKeys != nil {
+		if err := signature.VerifyStandard(w.StandardKeys, r.Header, body, 5*time.Minute, in.now()); err != nil {
+			return fail(http.StatusUnauthorized, OutcomeSignature, ErrorBody{Error: "signature: " + err.Error()})
+		}
+	}
+
+	var decoded any
+	if w.Contract == nil {
+		if len(body) > 0 {
+			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "this workflow has no payload contract: the body must be empty"})
+		}
+	} else {
+		if !isJSON(r.Header.Get("Content-Type")) {
+			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json"})
+		}
+		if err := json.Unmarshal(body, &decoded); err != nil {
+			return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+		}
+		if errs := w.Contract.Validate(decoded); len(errs) > 0 {
+			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
+		}
+	}
+
+	if w.Filter != nil {
+		matched, err := w.Filter.Match(RequestEnv(r, w, decoded))
+		if err != nil {
+			in.Logger.Warn("filter failed at run time: request not forwarded",
+				zap.String("workflow", w.Def.ID), zap.Error(err))
+		}
+		if !matched {
+			res.Status, res.Outcome = http.StatusAccepted, OutcomeFiltered
+			res.Response = StatusBody{Status: "filtered"}
+			return res
+		}
+	}
+
+	res.EventID = delivery.NewEventID()
+	if h := w.Def.IdempotencyHeader; h != "" {
+		if v := r.Header.Get(h); v != "" {
+			res.EventID = IdempotentEventID(w.Def.ID, v)
+		}
+	}
+	if len(w.Targets) == 0 {
+		res.Pass, res.Outcome = true, OutcomePassed
+		return res
+	}
+	data := body
+	if len(data) == 0 {
+		data = nil
+	}
+	ev := &delivery.Event{ID: res.EventID, Workflow: w.Def.ID, Data: data, Time: in.now().UTC()}
+	if tp := r.Header.Get("Traceparent"); delivery.ValidTraceparent(tp) {
+		ev.Traceparent = tp
+	}
+	dup, err := in.Pipeline.Publish(r.Context(), ev)
+	if err != nil {
+		res.Err = err
+		return fail(http.StatusServiceUnavailable, OutcomeUnavailable, ErrorBody{Error: "the event could not be stored; retry later"})
+	}
+	if dup {
+		res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
+		res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
+		return res
+	}
+	res.Status, res.Outcome = http.StatusAccepted, OutcomeAccepted
+	res.Response = StatusBody{ID: res.EventID, Status: "accepted"}
+	return res
+}
+
+// IdempotentEventID derives the event id of a request from its workflow and
+// idempotency header value, so retries of one webhook share one id.
+func IdempotentEventID(workflow, value string) string {
+	h := sha256.Sum256([]byte(workflow + "\x00" + value))
+	return "idem_" + hex.EncodeToString(h[:16])
+}
+
+// RequestEnv builds the filter environment of a request.
+func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filters.Request {
+	env := &filters.Request{
+		Body:     body,
+		Method:   r.Method,
+		Workflow: w.Info,
+		Headers:  make(map[string]string, len(r.Header)),
+		Query:    map[string]string{},
+	}
+	for k, v := range r.Header {
+		if len(v) > 0 {
+			env.Headers[strings.ToLower(k)] = v[0]
+		}
+	}
+	if r.URL.RawQuery != "" {
+		for k, v := range r.URL.Query() {
+			if len(v) > 0 {
+				env.Query[k] = v[0]
+			}
+		}
+	}
+	return env
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most limit bytes; more is errTooLarge.
+func readBody(rc io.Reader, limit int64) ([]byte, error) {
+	if rc == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// isJSON accepts application/json and any application/*+json type.
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}

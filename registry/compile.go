@@ -1,0 +1,400 @@
+package registry
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/schema"
+	"github.com/hookgate/hookgate/signature"
+)
+
+// Defaults applied when a resource leaves a field empty.
+const (
+	DefaultMaxBody     = 1 << 20
+	DefaultTimeout     = 10 * time.Second
+	DefaultMaxAttempts = 6
+	DefaultRotateGrace = 24 * time.Hour
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether s may be used as a workflow, subscription or event
+// id: 1 to 128 letters, digits, '-' or '_'.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// NewID returns a random id with the given prefix (e.g. "sub_").
+func NewID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// URLChecker decides whether a target URL may be used (the SSRF guard).
+type URLChecker interface {
+	CheckURL(raw string) error
+}
+
+// Destination is where a delivery goes, in the form the delivery engine
+// uses: built from a workflow target or a subscription.
+type Destination struct {
+	// ID identifies the destination in delivery records: the subscription
+	// id, or "wf=<workflow>=<index>" for a workflow target.
+	ID string
+	// WorkflowID is set for workflow targets.
+	WorkflowID string
+	// SubscriptionID is set for subscriptions.
+	SubscriptionID string
+	URL            string
+	Method         string
+	Headers        map[string]string
+	Timeout        time.Duration
+	// Schedule holds the waits before each retry; nil means exponential
+	// backoff with jitter (Backoff).
+	Schedule    []time.Duration
+	MaxAttempts int
+	Envelope    *filters.Envelope
+	// PassBody sends the body exactly as received (workflow "raw").
+	PassBody bool
+	// Keys sign deliveries; several during a secret rotation.
+	Keys         [][]byte
+	Secret       string
+	SecretHeader string
+	SecretField  string
+	Subscription filters.Subscription
+	Enabled      bool
+}
+
+// RetryDelay returns the wait before retry number n (1-based), for a
+// delivery that has made n attempts.
+func (d *Destination) RetryDelay(n int) time.Duration {
+	if len(d.Schedule) > 0 {
+		return d.Schedule[min(n, len(d.Schedule))-1]
+	}
+	return Backoff(n)
+}
+
+// Backoff is the default retry schedule: 5s, 25s, 2m5s, ... (×5), capped at
+// 1h, with ±20% jitter.
+func Backoff(n int) time.Duration {
+	base := 5 * time.Second * time.Duration(math.Pow(5, float64(min(n-1, 6))))
+	base = min(base, time.Hour)
+	jitter := 0.8 + 0.4*mrand.Float64()
+	return time.Duration(float64(base) * jitter)
+}
+
+// CompiledWorkflow is a workflow ready for the request path.
+type CompiledWorkflow struct {
+	Def      Workflow
+	Info     filters.WorkflowInfo
+	Contract *schema.Contract
+	Filter   *filters.RequestPredicate
+	Methods  []string
+	MaxBody  int64
+	Targets  []*Destination
+	// HMACKey and StandardKeys verify provider signatures when set.
+	HMACKey      []byte
+	StandardKeys [][]byte
+	fixedHash    *[32]byte
+}
+
+// AllowsMethod reports whether method is accepted.
+func (w *CompiledWorkflow) AllowsMethod(method string) bool {
+	return slices.Contains(w.Methods, method)
+}
+
+// CompileWorkflow validates w and compiles its contract, filter and targets.
+// Errors are *InvalidError naming the field.
+func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
+	if !ValidID(w.ID) {
+		return nil, invalid("id", "%q must be 1 to 128 letters, digits, '-' or '_'", w.ID)
+	}
+	if w.Name == "" {
+		w.Name = w.ID
+	}
+	cw := &CompiledWorkflow{Info: filters.WorkflowInfo{ID: w.ID, Name: w.Name}}
+	var err error
+	switch {
+	case len(w.Sample) > 0 && len(w.Schema) > 0:
+		return nil, invalid("sample", "a workflow has a sample or a schema, not both")
+	case len(w.Sample) > 0:
+		if cw.Contract, err = schema.FromSample(w.Sample, w.Strict); err != nil {
+			return nil, invalid("sample", "%v", err)
+		}
+	case len(w.Schema) > 0:
+		if cw.Contract, err = schema.FromSchema(w.Schema, w.SchemaLocation); err != nil {
+			return nil, invalid("schema", "%v", err)
+		}
+	}
+	if w.Filter != "" {
+		if cw.Filter, err = filters.CompileRequestPredicate(w.Filter); err != nil {
+			return nil, invalid("filter", "%v", err)
+		}
+	}
+	cw.Methods = []string{http.MethodPost}
+	if len(w.Methods) > 0 {
+		cw.Methods = cw.Methods[:0]
+		for _, m := range w.Methods {
+			m = strings.ToUpper(strings.TrimSpace(m))
+			if m == "" || strings.ContainsAny(m, " \t/") {
+				return nil, invalid("methods", "invalid method %q", m)
+			}
+			cw.Methods = append(cw.Methods, m)
+		}
+	}
+	cw.MaxBody = w.MaxBody
+	if cw.MaxBody <= 0 {
+		cw.MaxBody = DefaultMaxBody
+	}
+	if w.Grace < 0 {
+		return nil, invalid("grace", "must not be negative")
+	}
+	if v := w.Verify; v != nil {
+		if (v.HMACHeader == "") != (v.HMACSecret == "") {
+			return nil, invalid("verify", "hmac_header and hmac_secret go together")
+		}
+		if v.HMACSecret != "" {
+			if cw.HMACKey, err = signature.ParseSecret(v.HMACSecret); err != nil {
+				return nil, invalid("verify.hmac_secret", "%v", err)
+			}
+		}
+		if v.StandardSecret != "" {
+			k, err := signature.ParseSecret(v.StandardSecret)
+			if err != nil {
+				return nil, invalid("verify.standard_secret", "%v", err)
+			}
+			cw.StandardKeys = [][]byte{k}
+		}
+	}
+	for i, t := range w.Targets {
+		d, err := compileTarget(w.ID, i, t, guard)
+		if err != nil {
+			return nil, err
+		}
+		cw.Targets = append(cw.Targets, d)
+	}
+	if w.FixedKey != "" {
+		h := HashKey(w.FixedKey)
+		cw.fixedHash = &h
+	}
+	cw.Def = w
+	return cw, nil
+}
+
+func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destination, error) {
+	field := fmt.Sprintf("targets[%d]", i)
+	if t.URL == "" {
+		return nil, invalid(field+".url", "required")
+	}
+	if guard != nil {
+		if err := guard.CheckURL(t.URL); err != nil {
+			return nil, invalid(field+".url", "%v", err)
+		}
+	}
+	d := &Destination{
+		ID:          fmt.Sprintf("wf=%s=%d", workflow, i),
+		WorkflowID:  workflow,
+		URL:         t.URL,
+		Method:      strings.ToUpper(t.Method),
+		Headers:     t.Headers,
+		Timeout:     t.Timeout.Std(),
+		MaxAttempts: DefaultMaxAttempts,
+		Enabled:     true,
+	}
+	if d.Method == "" {
+		d.Method = http.MethodPost
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultTimeout
+	}
+	if len(t.RetrySchedule) > 0 {
+		for _, s := range t.RetrySchedule {
+			if s <= 0 {
+				return nil, invalid(field+".retry_schedule", "waits must be positive")
+			}
+			d.Schedule = append(d.Schedule, s.Std())
+		}
+		d.MaxAttempts = len(d.Schedule) + 1
+	}
+	env := t.Envelope
+	if env == "" || env == "raw" {
+		d.PassBody = true
+		env = "raw"
+	}
+	var err error
+	if d.Envelope, err = filters.CompileEnvelope(env); err != nil {
+		return nil, invalid(field+".envelope", "%v", err)
+	}
+	if t.Secret != "" {
+		k, err := signature.ParseSecret(t.Secret)
+		if err != nil {
+			return nil, invalid(field+".secret", "%v", err)
+		}
+		d.Keys = [][]byte{k}
+		d.Secret = t.Secret
+	}
+	return d, nil
+}
+
+// CompiledTopic is a topic ready for publishing.
+type CompiledTopic struct {
+	Def      Topic
+	Contract *schema.Contract
+}
+
+// CompileTopic validates t and compiles its schema.
+func CompileTopic(t Topic) (*CompiledTopic, error) {
+	if t.Name == "" || strings.ContainsAny(t.Name, " \t\r\n*>") || len(t.Name) > 256 {
+		return nil, invalid("name", "%q must be 1 to 256 characters without spaces, '*' or '>'", t.Name)
+	}
+	ct := &CompiledTopic{Def: t}
+	if len(t.Schema) > 0 {
+		var err error
+		if ct.Contract, err = schema.FromSchema(t.Schema, t.SchemaLocation); err != nil {
+			return nil, invalid("schema", "%v", err)
+		}
+	}
+	return ct, nil
+}
+
+// CompiledSubscription is a subscription ready for fan-out and delivery.
+type CompiledSubscription struct {
+	Def     Subscription
+	Include *filters.EventPredicate
+	Exclude *filters.EventPredicate
+	Dest    *Destination
+}
+
+// MatchesTopic reports whether the subscription's topics cover topic.
+func (s *CompiledSubscription) MatchesTopic(topic string) bool {
+	return TopicsMatch(s.Def.Topics, topic)
+}
+
+// TopicsMatch reports whether patterns (exact names, "prefix.*" or "*")
+// cover topic.
+func TopicsMatch(patterns []string, topic string) bool {
+	for _, p := range patterns {
+		switch {
+		case p == "*" || p == topic:
+			return true
+		case strings.HasSuffix(p, ".*") && strings.HasPrefix(topic, p[:len(p)-1]):
+			return true
+		}
+	}
+	return false
+}
+
+// Predicates reports how the include and exclude predicates judge ev.
+// A predicate that fails at run time counts as not matched.
+func (s *CompiledSubscription) Predicates(ev *filters.Event) (include, exclude bool, err error) {
+	include = true
+	if s.Include != nil {
+		var e error
+		if include, e = s.Include.Match(ev); e != nil {
+			include, err = false, fmt.Errorf("include: %w", e)
+		}
+	}
+	if s.Exclude != nil {
+		var e error
+		if exclude, e = s.Exclude.Match(ev); e != nil {
+			exclude = false
+			if err == nil {
+				err = fmt.Errorf("exclude: %w", e)
+			}
+		}
+	}
+	return include, exclude, err
+}
+
+// CompileSubscription validates s and compiles its predicates and envelope.
+// previous, when non-empty, is a secret still valid during a rotation.
+func CompileSubscription(s Subscription, previous string, guard URLChecker) (*CompiledSubscription, error) {
+	if !ValidID(s.ID) {
+		return nil, invalid("id", "%q must be 1 to 128 letters, digits, '-' or '_'", s.ID)
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		return nil, invalid("name", "required")
+	}
+	if len(s.Topics) == 0 {
+		return nil, invalid("topics", "at least one topic (or \"*\") is required")
+	}
+	for _, t := range s.Topics {
+		if t == "" || (strings.Contains(t, "*") && t != "*" && !(strings.HasSuffix(t, ".*") && strings.Count(t, "*") == 1)) {
+			return nil, invalid("topics", "%q: use an exact name, \"prefix.*\" or \"*\"", t)
+		}
+	}
+	if s.URL == "" {
+		return nil, invalid("url", "required")
+	}
+	if guard != nil {
+		if err := guard.CheckURL(s.URL); err != nil {
+			return nil, invalid("url", "%v", err)
+		}
+	}
+	if s.MaxAttempts < 0 {
+		return nil, invalid("max_attempts", "must not be negative")
+	}
+	cs := &CompiledSubscription{Def: s}
+	var err error
+	if s.Include != "" {
+		if cs.Include, err = filters.CompileEventPredicate(s.Include); err != nil {
+			return nil, invalid("include", "%v", err)
+		}
+	}
+	if s.Exclude != "" {
+		if cs.Exclude, err = filters.CompileEventPredicate(s.Exclude); err != nil {
+			return nil, invalid("exclude", "%v", err)
+		}
+	}
+	d := &Destination{
+		ID:             s.ID,
+		SubscriptionID: s.ID,
+		URL:            s.URL,
+		Method:         http.MethodPost,
+		Headers:        s.Headers,
+		Timeout:        s.Timeout.Std(),
+		MaxAttempts:    s.MaxAttempts,
+		Secret:         s.Secret,
+		SecretHeader:   s.SecretHeader,
+		SecretField:    s.SecretField,
+		Enabled:        s.IsEnabled(),
+		Subscription: filters.Subscription{
+			ID: s.ID, Name: s.Name, Description: s.Description, Secret: s.Secret,
+		},
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultTimeout
+	}
+	for _, w := range s.RetrySchedule {
+		if w <= 0 {
+			return nil, invalid("retry_schedule", "waits must be positive")
+		}
+		d.Schedule = append(d.Schedule, w.Std())
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = DefaultMaxAttempts
+	}
+	if d.Envelope, err = filters.CompileEnvelope(s.Envelope); err != nil {
+		return nil, invalid("envelope", "%v", err)
+	}
+	for _, secret := range []string{s.Secret, previous} {
+		if secret == "" {
+			continue
+		}
+		k, err := signature.ParseSecret(secret)
+		if err != nil {
+			return nil, invalid("secret", "%v", err)
+		}
+		d.Keys = append(d.Keys, k)
+	}
+	cs.Dest = d
+	return cs, nil
+}

@@ -1,0 +1,239 @@
+// Package registry holds hookgate's resources (workflows, their keys, topics
+// and subscriptions): their JSON shapes, their validation and compilation into
+// ready-to-run forms, their storage in JetStream key-value buckets, and the
+// in-memory index that the request path reads. The index is fed by KV watches,
+// so a change made on one instance reaches every instance sharing the engine.
+//
+// The package imports nothing from Caddy.
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Sources of a resource.
+const (
+	SourceAPI    = "api"
+	SourceConfig = "config"
+)
+
+// Duration is a time.Duration that reads and writes Go duration strings
+// ("1m30s"); a bare JSON number is taken as nanoseconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("invalid duration %s", b)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Target is an outgoing HTTP request made for every accepted event of a
+// workflow.
+type Target struct {
+	// URL of the target; http or https.
+	URL string `json:"url"`
+	// Method of the request. Default: POST.
+	Method string `json:"method,omitempty"`
+	// Headers added to every request.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Timeout of one attempt. Default: 10s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// RetrySchedule lists the waits before each retry. Default: exponential
+	// backoff with jitter, 5 retries.
+	RetrySchedule []Duration `json:"retry_schedule,omitempty"`
+	// Secret signs requests with Standard Webhooks headers when set
+	// ("whsec_..." or raw). Write-only: never returned by the API.
+	Secret string `json:"secret,omitempty"`
+	// Envelope builds the body: "raw" (the body as received, the default),
+	// "standard", a preset name or an expr expression.
+	Envelope string `json:"envelope,omitempty"`
+}
+
+// Verify configures provider signature verification on ingress.
+type Verify struct {
+	// HMACHeader names a hex HMAC-SHA256 header such as GitHub's
+	// X-Hub-Signature-256.
+	HMACHeader string `json:"hmac_header,omitempty"`
+	// HMACSecret is the shared secret for HMACHeader.
+	HMACSecret string `json:"hmac_secret,omitempty"`
+	// StandardSecret verifies Standard Webhooks signatures (whsec_...).
+	StandardSecret string `json:"standard_secret,omitempty"`
+}
+
+// Workflow is an incoming webhook endpoint.
+type Workflow struct {
+	// ID is the workflow's URL segment: letters, digits, '-' and '_'.
+	ID string `json:"id"`
+	// Name is a human name. Default: the ID.
+	Name string `json:"name,omitempty"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
+	// Sample is a sample JSON payload the contract is inferred from.
+	Sample json.RawMessage `json:"sample,omitempty"`
+	// Schema is a JSON Schema the payload must satisfy.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Strict makes every field of the sample required.
+	Strict bool `json:"strict,omitempty"`
+	// Filter is an expr predicate over body, headers, query, method and
+	// workflow; events it does not match are answered 202 filtered.
+	Filter string `json:"filter,omitempty"`
+	// IdempotencyHeader names a request header whose value identifies
+	// retries of the same webhook (e.g. X-GitHub-Delivery, webhook-id).
+	IdempotencyHeader string `json:"idempotency_header,omitempty"`
+	// Methods accepted. Default: POST.
+	Methods []string `json:"methods,omitempty"`
+	// MaxBody is the body size limit in bytes. Default: 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Grace keeps the previous key valid this long after a regeneration.
+	// Default: 0 (the old key is refused at once).
+	Grace Duration `json:"grace,omitempty"`
+	// Verify checks a provider signature on every request.
+	Verify *Verify `json:"verify,omitempty"`
+	// Targets receive every accepted event. None: the request is passed to
+	// the next handler.
+	Targets []Target `json:"targets,omitempty"`
+	// Enabled: a disabled workflow answers 401 like an unknown one.
+	// Default: true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Source is "api" or "config" (read-only).
+	Source string `json:"source,omitempty"`
+	// SchemaLocation is the file the schema was read from; local $refs
+	// resolve against its directory (config only).
+	SchemaLocation string `json:"-"`
+	// FixedKey is a key pinned in the configuration (config only).
+	FixedKey string `json:"-"`
+}
+
+// IsEnabled reports whether the workflow accepts requests.
+func (w *Workflow) IsEnabled() bool { return w.Enabled == nil || *w.Enabled }
+
+// Topic is a kind of event the app behind publishes.
+type Topic struct {
+	// Name of the topic, e.g. "document.deleted" or "USER_CREATED".
+	Name string `json:"name"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
+	// Schema, when set, validates the data of every published event.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Source is "api" or "config" (read-only).
+	Source string `json:"source,omitempty"`
+	// SchemaLocation is the file the schema was read from; local $refs
+	// resolve against its directory (config only).
+	SchemaLocation string `json:"-"`
+}
+
+// Subscription delivers events of some topics to a URL.
+type Subscription struct {
+	// ID identifies the subscription. Default: generated.
+	ID string `json:"id"`
+	// Name is unique among subscriptions.
+	Name string `json:"name"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
+	// Topics matched: exact names, "prefix.*" wildcards, or "*".
+	Topics []string `json:"topics"`
+	// URL receives the deliveries.
+	URL string `json:"url"`
+	// Secret signs deliveries (Standard Webhooks). Shown only when created
+	// or rotated.
+	Secret string `json:"secret,omitempty"`
+	// Enabled: a disabled subscription gets no new deliveries. Default: true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// DisabledReason says why the gateway disabled the subscription (410).
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Headers are added to every delivery.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Include is an expr predicate the event must match.
+	Include string `json:"include,omitempty"`
+	// Exclude is an expr predicate the event must not match.
+	Exclude string `json:"exclude,omitempty"`
+	// Envelope builds the body: "standard" (default), "raw", a preset name
+	// ("activate", "orangelogic", "orchestry") or an expr expression.
+	Envelope string `json:"envelope,omitempty"`
+	// SecretHeader names a header that carries the secret in clear
+	// (Orchestry style).
+	SecretHeader string `json:"secret_header,omitempty"`
+	// SecretField names a body property that carries the secret in clear
+	// (Orchestry style), added when the body is a JSON object.
+	SecretField string `json:"secret_field,omitempty"`
+	// MaxAttempts is the number of attempts before the delivery fails.
+	// Default: 6 (the first attempt and 5 retries).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// RetrySchedule lists the waits before each retry. Default: exponential
+	// backoff with jitter.
+	RetrySchedule []Duration `json:"retry_schedule,omitempty"`
+	// Timeout of one attempt. Default: 10s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Source is "api" or "config" (read-only).
+	Source string `json:"source,omitempty"`
+	// CreatedAt is when the subscription was created.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// IsEnabled reports whether the subscription gets new deliveries.
+func (s *Subscription) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// storedSubscription is a subscription as kept in the KV bucket, with the
+// secret it rotated away from.
+type storedSubscription struct {
+	Subscription
+	Secret         string    `json:"secret,omitempty"`
+	PreviousSecret string    `json:"previous_secret,omitempty"`
+	PreviousUntil  time.Time `json:"previous_until,omitzero"`
+}
+
+// keyRecord is a workflow's key state, as kept in the keys bucket.
+type keyRecord struct {
+	Hash          string    `json:"hash"`
+	PreviousHash  string    `json:"previous_hash,omitempty"`
+	PreviousUntil time.Time `json:"previous_until,omitzero"`
+}
+
+// Errors the API maps to statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrReadOnly = errors.New("declared in the Caddyfile: read-only")
+)
+
+// InvalidError is a resource that does not validate; Field names the
+// offending JSON field.
+type InvalidError struct {
+	Field string
+	Err   error
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+func invalid(field string, format string, args ...any) error {
+	return &InvalidError{Field: field, Err: fmt.Errorf(format, args...)}
+}
