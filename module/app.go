@@ -1,0 +1,321 @@
+// Package module holds hookgate's Caddy modules: the hookgate app (global
+// option), which owns the engine, and the hookgate_ingress and hookgate_api
+// HTTP handlers. They are thin glue over the core packages.
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/netguard"
+	"github.com/hookgate/hookgate/registry"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// NATS configures cluster mode: hookgate connects to an existing NATS
+// JetStream cluster instead of embedding a server.
+type NATS struct {
+	// URLs of the cluster's servers, e.g. nats://n1:4222.
+	URLs []string `json:"urls,omitempty"`
+	// Creds is a NATS credentials file (JWT and NKey seed).
+	Creds string `json:"creds,omitempty"`
+	// TLS names client TLS files.
+	TLS *engine.TLS `json:"tls,omitempty"`
+	// Replicas of every bucket and stream. Default: 1; use 3 on a
+	// three-node cluster.
+	Replicas int `json:"replicas,omitempty"`
+	// ConnectTimeout bounds connecting at start. Default: 10s.
+	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
+}
+
+// App is the hookgate Caddy app: it owns the state and queue engine
+// (embedded NATS JetStream by default), the registry of workflows, topics and
+// subscriptions, and the delivery pipeline. Handlers reach it in Provision.
+//
+// The engine outlives config reloads: it is shared through a usage pool keyed
+// by its identity (storage directory, or cluster URLs and credentials).
+type App struct {
+	// StorageDir is where the embedded engine keeps its data.
+	// Default: {caddy.AppDataDir()}/hookgate.
+	StorageDir string `json:"storage_dir,omitempty"`
+	// NATS, when set, connects to a cluster instead of embedding a server.
+	NATS *NATS `json:"nats,omitempty"`
+	// Sync is "interval" (the default: writes reach the OS before the 2xx
+	// and are fsynced every 2 minutes; a process crash loses nothing) or
+	// "always" (fsync before every 2xx; survives a machine crash, about 9×
+	// slower). Embedded engine only.
+	Sync string `json:"sync,omitempty"`
+	// AllowTargets lists CIDRs that outgoing requests may reach although
+	// they are loopback, private or link-local. Default: none.
+	AllowTargets []string `json:"allow_targets,omitempty"`
+	// DedupeWindow is how long event ids are remembered. Default: 24h.
+	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
+	// Retention is how long events and delivery records are kept.
+	// Default: 168h (7 days).
+	Retention caddy.Duration `json:"retention,omitempty"`
+	// Concurrency bounds the HTTP deliveries in flight. Default: 128.
+	Concurrency int `json:"concurrency,omitempty"`
+	// PerDestination bounds the deliveries in flight to one destination.
+	// Default: 64.
+	PerDestination int `json:"per_destination,omitempty"`
+	// Topics declared in the configuration (read-only in the API).
+	Topics []TopicConfig `json:"topics,omitempty"`
+	// Subscriptions declared in the configuration (read-only in the API).
+	Subscriptions []SubscriptionConfig `json:"subscriptions,omitempty"`
+
+	engineCfg engine.Config
+	allow     []netip.Prefix
+	topics    []*registry.CompiledTopic
+	subs      []*registry.CompiledSubscription
+	mu        *sync.Mutex
+	workflows []*registry.CompiledWorkflow
+	prefixes  []string
+	rt        *atomic.Pointer[runtime]
+	config    *registry.ConfigSet
+	logger    *zap.Logger
+	metrics   *metrics
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "hookgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision checks the configuration and compiles the declared topics and
+// subscriptions. It starts nothing: `caddy validate` provisions too.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.mu = new(sync.Mutex)
+	a.rt = new(atomic.Pointer[runtime])
+	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
+	repl := caddy.NewReplacer()
+
+	cfg := engine.Config{
+		StorageDir:   repl.ReplaceAll(a.StorageDir, ""),
+		DedupeWindow: time.Duration(a.DedupeWindow),
+		Retention:    time.Duration(a.Retention),
+	}
+	if cfg.StorageDir == "" {
+		cfg.StorageDir = filepath.Join(caddy.AppDataDir(), "hookgate")
+	}
+	switch a.Sync {
+	case "", "interval":
+	case "always":
+		cfg.SyncAlways = true
+	default:
+		return fmt.Errorf("sync: %q is not one of always, interval", a.Sync)
+	}
+	if n := a.NATS; n != nil {
+		if len(n.URLs) == 0 {
+			return errors.New("nats: at least one URL is required")
+		}
+		for _, u := range n.URLs {
+			cfg.URLs = append(cfg.URLs, repl.ReplaceAll(u, ""))
+		}
+		cfg.CredsFile = repl.ReplaceAll(n.Creds, "")
+		cfg.TLS = n.TLS
+		cfg.Replicas = n.Replicas
+		cfg.ConnectTimeout = time.Duration(n.ConnectTimeout)
+	}
+	a.engineCfg = cfg
+
+	allow, err := netguard.ParseAllow(a.AllowTargets)
+	if err != nil {
+		return fmt.Errorf("allow_targets: %w", err)
+	}
+	a.allow = allow
+	guard := netguard.New(allow)
+
+	for i, t := range a.Topics {
+		ct, err := t.compile()
+		if err != nil {
+			return fmt.Errorf("topics[%d] %q: %w", i, t.Name, err)
+		}
+		a.topics = append(a.topics, ct)
+	}
+	names := map[string]bool{}
+	for i, s := range a.Subscriptions {
+		cs, err := s.compile(repl, guard)
+		if err != nil {
+			return fmt.Errorf("subscriptions[%d] %q: %w", i, s.Name, err)
+		}
+		if names[cs.Def.Name] {
+			return fmt.Errorf("subscriptions[%d]: name %q declared twice", i, s.Name)
+		}
+		names[cs.Def.Name] = true
+		a.subs = append(a.subs, cs)
+	}
+	return nil
+}
+
+// guard returns the SSRF guard for this configuration.
+func (a *App) guard() *netguard.Guard { return netguard.New(a.allow) }
+
+// addWorkflows is called by ingress handlers in their Provision.
+func (a *App) addWorkflows(prefix string, ws []*registry.CompiledWorkflow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[string]bool{}
+	for _, w := range a.workflows {
+		seen[w.Def.ID] = true
+	}
+	for _, w := range ws {
+		if seen[w.Def.ID] {
+			return fmt.Errorf("workflow %q is declared twice", w.Def.ID)
+		}
+		seen[w.Def.ID] = true
+	}
+	a.workflows = append(a.workflows, ws...)
+	a.prefixes = append(a.prefixes, prefix)
+	return nil
+}
+
+// ingressPrefix is the path prefix of workflow URLs shown by the API.
+func (a *App) ingressPrefix() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.prefixes) > 0 {
+		return a.prefixes[0]
+	}
+	return DefaultIngressPrefix
+}
+
+// runtime returns the running engine, registry and pipeline (nil before
+// Start).
+func (a *App) runtime() *runtime { return a.rt.Load() }
+
+// Start opens (or, across a reload, reuses) the engine, declares the
+// configuration's resources and starts delivering.
+func (a *App) Start() error {
+	val, loaded, err := runtimes.LoadOrNew(a.engineCfg.Identity(), func() (caddy.Destructor, error) {
+		return openRuntime(a.engineCfg, a.logger)
+	})
+	if err != nil {
+		return err
+	}
+	rt := val.(*runtime)
+	if loaded {
+		if rt.eng.Config().SyncAlways != a.engineCfg.SyncAlways {
+			a.logger.Warn("sync mode changed: it takes effect at the next restart of Caddy")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
+		err := rt.eng.Apply(ctx, a.engineCfg)
+		cancel()
+		if err != nil {
+			_, _ = runtimes.Delete(a.engineCfg.Identity())
+			return err
+		}
+	}
+	rt.guard.SetAllow(a.allow)
+	a.mu.Lock()
+	a.config = rt.reg.DeclareConfig(a.workflows, a.topics, a.subs)
+	a.mu.Unlock()
+	if err := rt.startPipeline(a.Concurrency, a.PerDestination, a.metrics); err != nil {
+		a.config.Release()
+		_, _ = runtimes.Delete(a.engineCfg.Identity())
+		return err
+	}
+	a.metrics.watchQueue(rt.pipe)
+	a.rt.Store(rt)
+	a.logger.Info("hookgate started",
+		zap.Bool("embedded", a.engineCfg.Embedded()),
+		zap.String("storage_dir", a.engineCfg.StorageDir),
+		zap.Bool("reused_engine", loaded),
+		zap.Int("workflows", len(a.workflows)),
+		zap.Int("topics", len(a.topics)),
+		zap.Int("subscriptions", len(a.subs)))
+	return nil
+}
+
+// Stop releases the configuration's resources and the engine (closed when
+// no newer configuration uses it).
+func (a *App) Stop() error {
+	if a.rt.Swap(nil) == nil {
+		return nil
+	}
+	a.config.Release()
+	_, err := runtimes.Delete(a.engineCfg.Identity())
+	return err
+}
+
+// Cleanup copes with a half-provisioned app; nothing was started.
+func (a *App) Cleanup() error { return nil }
+
+// runtimes holds the engines, shared across config reloads.
+var runtimes = caddy.NewUsagePool()
+
+// runtime is one engine with its registry and pipeline.
+type runtime struct {
+	eng   *engine.Engine
+	reg   *registry.Registry
+	guard *netguard.Guard
+	pipe  *delivery.Pipeline
+	log   *zap.Logger
+
+	startOnce sync.Once
+	startErr  error
+}
+
+func openRuntime(cfg engine.Config, log *zap.Logger) (*runtime, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout+engine.DefaultCreateTimeout+engine.DefaultConnectTimeout)
+	defer cancel()
+	eng, err := engine.Open(ctx, cfg, log.Named("engine"))
+	if err != nil {
+		return nil, err
+	}
+	guard := netguard.New(nil)
+	reg := registry.New(eng, guard, log.Named("registry"))
+	if err := reg.Start(ctx); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return &runtime{eng: eng, reg: reg, guard: guard, log: log}, nil
+}
+
+// startPipeline starts delivering once, after the first configuration
+// declared its resources (so queued deliveries find their destinations).
+func (rt *runtime) startPipeline(concurrency, perDest int, m *metrics) error {
+	rt.startOnce.Do(func() {
+		rt.pipe = delivery.New(rt.eng, rt.reg, rt.guard.Client(), rt.log.Named("delivery"), delivery.Options{
+			Concurrency: concurrency, PerDestination: perDest, Observer: m,
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
+		defer cancel()
+		rt.startErr = rt.pipe.Start(ctx)
+	})
+	return rt.startErr
+}
+
+// Destruct stops delivering and closes the engine.
+func (rt *runtime) Destruct() error {
+	if rt.pipe != nil {
+		rt.pipe.Stop()
+	}
+	rt.reg.Stop()
+	return rt.eng.Close()
+}
+
+// Interface guards.
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+	_ caddy.Destructor  = (*runtime)(nil)
+)

@@ -1,0 +1,676 @@
+package module
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// The handlers run before respond (and so before reverse_proxy, which comes
+// after it): a site's catch-all respond or proxy must not swallow webhooks.
+func init() {
+	httpcaddyfile.RegisterGlobalOption("hookgate", parseGlobalOption)
+	httpcaddyfile.RegisterDirective("hookgate_ingress", parseIngress)
+	httpcaddyfile.RegisterDirective("hookgate_api", parseAPI)
+	httpcaddyfile.RegisterDirectiveOrder("hookgate_api", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hookgate_ingress", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobalOption parses the hookgate global option:
+//
+//	hookgate {
+//		storage_dir <path>
+//		nats <url...> {
+//			creds <file>
+//			tls {
+//				ca <file>
+//				cert <file>
+//				key <file>
+//			}
+//			replicas <n>
+//			connect_timeout <duration>
+//		}
+//		sync always|interval
+//		allow_targets <cidr...>
+//		dedupe_window <duration>
+//		retention <duration>
+//		concurrency <n>
+//		per_destination <n>
+//		topic <name> {
+//			description <text>
+//			schema <file>
+//		}
+//		subscription <name> {
+//			id <id>
+//			description <text>
+//			topics <topic...>
+//			url <url>
+//			secret <secret>|generate|none
+//			enabled true|false
+//			header <name> <value>
+//			include <expr>
+//			exclude <expr>
+//			envelope standard|raw|activate|orangelogic|orchestry|<expr>
+//			secret_header <name>
+//			secret_field <name>
+//			max_attempts <n>
+//			retry_schedule <duration...>
+//			timeout <duration>
+//		}
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		return nil, d.Err("the hookgate global option is declared twice")
+	}
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "storage_dir":
+			if !d.AllArgs(&app.StorageDir) {
+				return nil, d.ArgErr()
+			}
+		case "nats":
+			n := &NATS{URLs: d.RemainingArgs()}
+			if len(n.URLs) == 0 {
+				return nil, d.ArgErr()
+			}
+			if err := parseNATSBlock(d, n); err != nil {
+				return nil, err
+			}
+			app.NATS = n
+		case "sync":
+			if !d.AllArgs(&app.Sync) {
+				return nil, d.ArgErr()
+			}
+			if app.Sync != "always" && app.Sync != "interval" {
+				return nil, d.Errf("sync: %q is not one of always, interval", app.Sync)
+			}
+		case "allow_targets":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			app.AllowTargets = append(app.AllowTargets, args...)
+		case "dedupe_window", "retention":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if d.Val() == "dedupe_window" {
+				app.DedupeWindow = dur
+			} else {
+				app.Retention = dur
+			}
+		case "concurrency", "per_destination":
+			opt := d.Val()
+			n, err := parseIntArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if opt == "concurrency" {
+				app.Concurrency = n
+			} else {
+				app.PerDestination = n
+			}
+		case "topic":
+			t, err := parseTopic(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Topics = append(app.Topics, t)
+		case "subscription":
+			s, err := parseSubscription(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Subscriptions = append(app.Subscriptions, s)
+		default:
+			return nil, d.Errf("unrecognized hookgate option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "hookgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseNATSBlock(d *caddyfile.Dispenser, n *NATS) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "creds":
+			if !d.AllArgs(&n.Creds) {
+				return d.ArgErr()
+			}
+		case "replicas":
+			v, err := parseIntArg(d)
+			if err != nil {
+				return err
+			}
+			if v != 1 && v != 3 && v != 5 {
+				return d.Errf("replicas: %d; use 1, 3 or 5", v)
+			}
+			n.Replicas = v
+		case "connect_timeout":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			n.ConnectTimeout = dur
+		case "tls":
+			n.TLS = new(engine.TLS)
+			for tn := d.Nesting(); d.NextBlock(tn); {
+				var dst *string
+				switch d.Val() {
+				case "ca":
+					dst = &n.TLS.CA
+				case "cert":
+					dst = &n.TLS.Cert
+				case "key":
+					dst = &n.TLS.Key
+				default:
+					return d.Errf("unrecognized tls option %q", d.Val())
+				}
+				if !d.AllArgs(dst) {
+					return d.ArgErr()
+				}
+			}
+		default:
+			return d.Errf("unrecognized nats option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseTopic(d *caddyfile.Dispenser) (TopicConfig, error) {
+	var t TopicConfig
+	if !d.NextArg() {
+		return t, d.ArgErr()
+	}
+	t.Name = d.Val()
+	if d.NextArg() {
+		return t, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "description":
+			t.Description = strings.Join(d.RemainingArgs(), " ")
+		case "schema":
+			if !d.AllArgs(&t.SchemaFile) {
+				return t, d.ArgErr()
+			}
+		default:
+			return t, d.Errf("unrecognized topic option %q", d.Val())
+		}
+	}
+	if _, err := t.compile(); err != nil {
+		return t, d.Errf("topic %q: %v", t.Name, err)
+	}
+	return t, nil
+}
+
+func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
+	var sc SubscriptionConfig
+	s := &sc.Subscription
+	if !d.NextArg() {
+		return sc, d.ArgErr()
+	}
+	s.Name = d.Val()
+	if d.NextArg() {
+		return sc, d.ArgErr()
+	}
+	lines := map[string]int{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		lines[opt] = d.Line()
+		var err error
+		switch opt {
+		case "id":
+			err = oneArg(d, &s.ID)
+		case "description":
+			s.Description = strings.Join(d.RemainingArgs(), " ")
+		case "topics":
+			s.Topics = append(s.Topics, d.RemainingArgs()...)
+		case "url":
+			err = oneArg(d, &s.URL)
+		case "secret":
+			err = oneArg(d, &s.Secret)
+		case "enabled":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				b, perr := strconv.ParseBool(v)
+				if perr != nil {
+					return sc, d.Errf("enabled: %q is not true or false", v)
+				}
+				s.Enabled = &b
+			}
+		case "header":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return sc, d.ArgErr()
+			}
+			if s.Headers == nil {
+				s.Headers = map[string]string{}
+			}
+			s.Headers[k] = v
+		case "include":
+			err = oneArg(d, &s.Include)
+		case "exclude":
+			err = oneArg(d, &s.Exclude)
+		case "envelope":
+			err = oneArg(d, &s.Envelope)
+		case "secret_header":
+			err = oneArg(d, &s.SecretHeader)
+		case "secret_field":
+			err = oneArg(d, &s.SecretField)
+		case "max_attempts":
+			s.MaxAttempts, err = parseIntArg(d)
+		case "retry_schedule":
+			s.RetrySchedule, err = parseSchedule(d)
+		case "timeout":
+			var dur caddy.Duration
+			dur, err = parseDurationArg(d)
+			s.Timeout = registry.Duration(dur)
+		default:
+			return sc, d.Errf("unrecognized subscription option %q", opt)
+		}
+		if err != nil {
+			return sc, err
+		}
+	}
+	probe := sc.Subscription
+	if probe.ID == "" {
+		probe.ID = probe.Name
+	}
+	if probe.Secret != "" && strings.Contains(probe.Secret, "{") {
+		probe.Secret = "" // a placeholder, resolved at provision
+	}
+	if _, err := registry.CompileSubscription(probe, "", nil); err != nil {
+		return sc, fieldErr(d, lines, "subscription", s.Name, err)
+	}
+	return sc, nil
+}
+
+// parseIngress sets up the hookgate_ingress directive:
+//
+//	hookgate_ingress [<matcher>] {
+//		prefix <path>
+//		workflow <id> {
+//			name <text>
+//			description <text>
+//			sample <file> | schema <file>
+//			strict
+//			filter <expr>
+//			key <key>
+//			grace <duration>
+//			idempotency_header <header>
+//			max_body <size>
+//			methods <method...>
+//			disabled
+//			verify_hmac <header> <secret>
+//			verify_standard <secret>
+//			forward <url> {
+//				method <method>
+//				header <name> <value>
+//				timeout <duration>
+//				retry_schedule <duration...>
+//				secret <secret>
+//				envelope raw|standard|<expr>
+//			}
+//		}
+//	}
+//
+// A path matcher such as /hooks/* sets the prefix.
+func parseIngress(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	prefix := matcherPrefix(h)
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	handler := &Ingress{Prefix: prefix}
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return h.NewRoute(matcherSet, handler), nil
+}
+
+// matcherPrefix returns the path of a path matcher token ("/hooks/*" →
+// "/hooks"), or "".
+func matcherPrefix(h httpcaddyfile.Helper) string {
+	defer h.Reset()
+	h.Next()
+	if !h.NextArg() {
+		return ""
+	}
+	tok := h.Val()
+	if !strings.HasPrefix(tok, "/") {
+		return ""
+	}
+	return strings.TrimRight(strings.TrimSuffix(tok, "*"), "/")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
+func (h *Ingress) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "prefix":
+			if !d.AllArgs(&h.Prefix) {
+				return d.ArgErr()
+			}
+		case "workflow":
+			wc, err := parseWorkflow(d)
+			if err != nil {
+				return err
+			}
+			h.Workflows = append(h.Workflows, wc)
+		default:
+			return d.Errf("unrecognized hookgate_ingress option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
+	var wc WorkflowConfig
+	w := &wc.Workflow
+	if !d.NextArg() {
+		return wc, d.ArgErr()
+	}
+	w.ID = d.Val()
+	if d.NextArg() {
+		return wc, d.ArgErr()
+	}
+	lines := map[string]int{"id": d.Line()}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		lines[opt] = d.Line()
+		var err error
+		switch opt {
+		case "name":
+			w.Name = strings.Join(d.RemainingArgs(), " ")
+		case "description":
+			w.Description = strings.Join(d.RemainingArgs(), " ")
+		case "sample":
+			err = oneArg(d, &wc.SampleFile)
+		case "schema":
+			err = oneArg(d, &wc.SchemaFile)
+		case "strict":
+			w.Strict = true
+		case "filter":
+			err = oneArg(d, &w.Filter)
+		case "key":
+			err = oneArg(d, &wc.Key)
+		case "grace":
+			var dur caddy.Duration
+			dur, err = parseDurationArg(d)
+			w.Grace = registry.Duration(dur)
+		case "idempotency_header":
+			err = oneArg(d, &w.IdempotencyHeader)
+		case "max_body":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				n, perr := humanize.ParseBytes(v)
+				if perr != nil || n == 0 {
+					return wc, d.Errf("max_body: %q is not a size", v)
+				}
+				w.MaxBody = int64(n)
+			}
+		case "methods":
+			w.Methods = d.RemainingArgs()
+			if len(w.Methods) == 0 {
+				return wc, d.ArgErr()
+			}
+		case "disabled":
+			f := false
+			w.Enabled = &f
+		case "verify_hmac":
+			v := ensureVerify(w)
+			if !d.AllArgs(&v.HMACHeader, &v.HMACSecret) {
+				return wc, d.ArgErr()
+			}
+		case "verify_standard":
+			err = oneArg(d, &ensureVerify(w).StandardSecret)
+		case "forward":
+			lines["targets"] = d.Line()
+			t, ferr := parseTarget(d)
+			if ferr != nil {
+				return wc, ferr
+			}
+			w.Targets = append(w.Targets, t)
+		default:
+			return wc, d.Errf("unrecognized workflow option %q", opt)
+		}
+		if err != nil {
+			return wc, err
+		}
+	}
+	// Compile now, so `caddy validate` and `caddy adapt` report the line.
+	probe := wc
+	probe.Key = ""
+	if v := probe.Verify; v != nil {
+		pv := *v
+		pv.HMACSecret = placeholderProbe(pv.HMACSecret)
+		pv.StandardSecret = placeholderProbe(pv.StandardSecret)
+		probe.Verify = &pv
+	}
+	probe.Targets = append([]registry.Target(nil), wc.Targets...)
+	for i := range probe.Targets {
+		probe.Targets[i].Secret = placeholderProbe(probe.Targets[i].Secret)
+	}
+	if _, err := probe.compile(caddy.NewEmptyReplacer(), nil); err != nil {
+		return wc, fieldErr(d, lines, "workflow", w.ID, err)
+	}
+	return wc, nil
+}
+
+// placeholderProbe stands in for a secret given as a placeholder, which is
+// resolved only at provision time.
+func placeholderProbe(s string) string {
+	if strings.Contains(s, "{") {
+		return "placeholder-secret"
+	}
+	return s
+}
+
+func ensureVerify(w *registry.Workflow) *registry.Verify {
+	if w.Verify == nil {
+		w.Verify = new(registry.Verify)
+	}
+	return w.Verify
+}
+
+func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
+	var t registry.Target
+	if !d.NextArg() {
+		return t, d.ArgErr()
+	}
+	t.URL = d.Val()
+	if d.NextArg() {
+		return t, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "method":
+			err = oneArg(d, &t.Method)
+		case "header":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return t, d.ArgErr()
+			}
+			if t.Headers == nil {
+				t.Headers = map[string]string{}
+			}
+			t.Headers[k] = v
+		case "timeout":
+			var dur caddy.Duration
+			dur, err = parseDurationArg(d)
+			t.Timeout = registry.Duration(dur)
+		case "retry_schedule":
+			t.RetrySchedule, err = parseSchedule(d)
+		case "secret":
+			err = oneArg(d, &t.Secret)
+		case "envelope":
+			err = oneArg(d, &t.Envelope)
+		default:
+			return t, d.Errf("unrecognized forward option %q", d.Val())
+		}
+		if err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+// parseAPI sets up the hookgate_api directive:
+//
+//	hookgate_api [<matcher>] {
+//		prefix <path>
+//		token <token>
+//		token_file <path>
+//		publish_token <token>
+//	}
+//
+// A path matcher such as /api/hookgate/* sets the prefix.
+func parseAPI(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	prefix := matcherPrefix(h)
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	handler := &API{Prefix: prefix}
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return h.NewRoute(matcherSet, handler), nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
+func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var v string
+		opt := d.Val()
+		if opt != "prefix" && opt != "token" && opt != "token_file" && opt != "publish_token" {
+			return d.Errf("unrecognized hookgate_api option %q", opt)
+		}
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		switch opt {
+		case "prefix":
+			h.Prefix = v
+		case "token":
+			h.Tokens = append(h.Tokens, v)
+		case "token_file":
+			h.TokenFiles = append(h.TokenFiles, v)
+		case "publish_token":
+			h.PublishTokens = append(h.PublishTokens, v)
+		}
+	}
+	if len(h.Tokens)+len(h.TokenFiles)+len(h.PublishTokens) == 0 {
+		return d.Err("hookgate_api needs token, token_file or publish_token: there is no open admin API")
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func parseIntArg(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: %q is not a positive whole number", opt, v)
+	}
+	return n, nil
+}
+
+func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: %q is not a positive duration", opt, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func parseSchedule(d *caddyfile.Dispenser) ([]registry.Duration, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	var out []registry.Duration
+	for _, a := range args {
+		dur, err := caddy.ParseDuration(a)
+		if err != nil || dur <= 0 {
+			return nil, d.Errf("retry_schedule: %q is not a positive duration", a)
+		}
+		out = append(out, registry.Duration(dur))
+	}
+	return out, nil
+}
+
+// fieldErr reports a compile error at the line of the field it names.
+func fieldErr(d *caddyfile.Dispenser, lines map[string]int, kind, name string, err error) error {
+	line := d.Line()
+	var ie *registry.InvalidError
+	if errors.As(err, &ie) {
+		field := ie.Field
+		if i := strings.IndexAny(field, ".["); i > 0 {
+			field = field[:i]
+		}
+		for _, f := range []string{field, map[string]string{"targets": "forward", "verify": "verify_hmac"}[field]} {
+			if l, ok := lines[f]; ok {
+				line = l
+				break
+			}
+		}
+	}
+	return fmt.Errorf("%s %q: %w, at %s:%d", kind, name, err, d.File(), line)
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*Ingress)(nil)
+	_ caddyfile.Unmarshaler = (*API)(nil)
+	_                       = json.Marshal
+	_                       = os.ReadFile
+)

@@ -1,0 +1,95 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/ingress"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// Collectors are package-level and registered into every configuration's
+// metrics registry.
+var (
+	ingressRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "ingress", Name: "requests_total",
+		Help: "Incoming webhook requests by workflow and outcome.",
+	}, []string{"workflow", "outcome"})
+	validationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "ingress", Name: "validation_failures_total",
+		Help: "Incoming webhooks refused by their workflow's contract.",
+	}, []string{"workflow"})
+	deliveryAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "attempts_total",
+		Help: "Delivery attempts by kind of destination and outcome (succeeded, retrying, failed).",
+	}, []string{"kind", "outcome"})
+	attemptDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "attempt_duration_seconds",
+		Help:    "Duration of delivery attempts.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"kind"})
+	queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "queue_depth",
+		Help: "Deliveries waiting or in flight.",
+	}, readQueueDepth)
+)
+
+var queuePipeline atomic.Pointer[delivery.Pipeline]
+
+func readQueueDepth() float64 {
+	p := queuePipeline.Load()
+	if p == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := p.QueueDepth(ctx)
+	if err != nil {
+		return 0
+	}
+	return float64(n)
+}
+
+// metrics records hookgate's measurements.
+type metrics struct{}
+
+// registerMetrics registers the collectors into reg (nil-safe).
+func registerMetrics(reg *prometheus.Registry) *metrics {
+	if reg != nil {
+		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, queueDepth} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					panic(err)
+				}
+			}
+		}
+	}
+	return &metrics{}
+}
+
+func (m *metrics) request(workflow, outcome string) {
+	ingressRequests.WithLabelValues(workflow, outcome).Inc()
+	if outcome == ingress.OutcomeInvalid {
+		validationFailures.WithLabelValues(workflow).Inc()
+	}
+}
+
+// Attempted implements delivery.Observer.
+func (m *metrics) Attempted(dest *registry.Destination, outcome string, took time.Duration) {
+	kind := "subscription"
+	if dest.WorkflowID != "" {
+		kind = "workflow"
+	}
+	deliveryAttempts.WithLabelValues(kind, outcome).Inc()
+	attemptDuration.WithLabelValues(kind).Observe(took.Seconds())
+}
+
+func (m *metrics) watchQueue(p *delivery.Pipeline) { queuePipeline.Store(p) }
+
+var _ delivery.Observer = (*metrics)(nil)

@@ -1,0 +1,108 @@
+package module
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/hookgate/hookgate/registry"
+)
+
+// DefaultIngressPrefix is the path prefix of workflow URLs.
+const DefaultIngressPrefix = "/hooks"
+
+// WorkflowConfig is a workflow declared in the configuration: the API's
+// workflow fields, plus files and a pinned key.
+type WorkflowConfig struct {
+	registry.Workflow
+	// SampleFile is a sample JSON payload file the contract is inferred
+	// from (relative to the working directory).
+	SampleFile string `json:"sample_file,omitempty"`
+	// SchemaFile is a JSON Schema file; local $refs resolve next to it.
+	SchemaFile string `json:"schema_file,omitempty"`
+	// Key pins the workflow's key (placeholders such as {env.X} allowed).
+	// Default: none; the key is generated with the API's regenerate route
+	// and only its hash is stored.
+	Key string `json:"key,omitempty"`
+}
+
+// compile loads the files, resolves placeholders and compiles.
+func (wc WorkflowConfig) compile(repl *caddy.Replacer, guard registry.URLChecker) (*registry.CompiledWorkflow, error) {
+	w := wc.Workflow
+	w.Source = registry.SourceConfig
+	if wc.SampleFile != "" {
+		b, err := os.ReadFile(wc.SampleFile)
+		if err != nil {
+			return nil, fmt.Errorf("sample: %w", err)
+		}
+		w.Sample = b
+	}
+	if wc.SchemaFile != "" {
+		b, err := os.ReadFile(wc.SchemaFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema: %w", err)
+		}
+		w.Schema = b
+		w.SchemaLocation, _ = filepath.Abs(wc.SchemaFile)
+	}
+	if wc.Key != "" {
+		w.FixedKey = repl.ReplaceAll(wc.Key, "")
+		if len(w.FixedKey) < 16 {
+			return nil, fmt.Errorf("key: a pinned key must be at least 16 characters (got %d)", len(w.FixedKey))
+		}
+	}
+	for i := range w.Targets {
+		if w.Targets[i].Secret != "" {
+			w.Targets[i].Secret = repl.ReplaceAll(w.Targets[i].Secret, "")
+		}
+	}
+	if v := w.Verify; v != nil {
+		vc := *v
+		vc.HMACSecret = repl.ReplaceAll(vc.HMACSecret, "")
+		vc.StandardSecret = repl.ReplaceAll(vc.StandardSecret, "")
+		w.Verify = &vc
+	}
+	return registry.CompileWorkflow(w, guard)
+}
+
+// TopicConfig is a topic declared in the configuration.
+type TopicConfig struct {
+	registry.Topic
+	// SchemaFile is a JSON Schema file for the data of published events.
+	SchemaFile string `json:"schema_file,omitempty"`
+}
+
+func (tc TopicConfig) compile() (*registry.CompiledTopic, error) {
+	t := tc.Topic
+	t.Source = registry.SourceConfig
+	if tc.SchemaFile != "" {
+		b, err := os.ReadFile(tc.SchemaFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema: %w", err)
+		}
+		t.Schema = json.RawMessage(b)
+		t.SchemaLocation, _ = filepath.Abs(tc.SchemaFile)
+	}
+	return registry.CompileTopic(t)
+}
+
+// SubscriptionConfig is a subscription declared in the configuration.
+type SubscriptionConfig struct {
+	registry.Subscription
+}
+
+func (sc SubscriptionConfig) compile(repl *caddy.Replacer, guard registry.URLChecker) (*registry.CompiledSubscription, error) {
+	s := sc.Subscription
+	s.Source = registry.SourceConfig
+	if s.ID == "" {
+		s.ID = s.Name
+	}
+	s.Secret = repl.ReplaceAll(s.Secret, "")
+	for k, v := range s.Headers {
+		s.Headers[k] = repl.ReplaceAll(v, "")
+	}
+	return registry.CompileSubscription(s, "", guard)
+}
