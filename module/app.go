@@ -314,8 +314,8 @@ func (rt *runtime) Destruct() error {
 
 // Interface guards.
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
-	_ caddy.Destructor  = (*runtime)(nil)
+	_ caddy.Destructor   = (*runtime)(nil)
 )
