@@ -108,11 +108,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.AllowTargets = append(app.AllowTargets, args...)
 		case "dedupe_window", "retention":
+			opt := d.Val()
 			dur, err := parseDurationArg(d)
 			if err != nil {
 				return nil, err
 			}
-			if d.Val() == "dedupe_window" {
+			if opt == "dedupe_window" {
 				app.DedupeWindow = dur
 			} else {
 				app.Retention = dur

@@ -175,3 +175,9 @@ func jsonEqual(a, b []byte) bool {
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func decodeJSON(resp *http.Response, v any) {
+	_ = json.NewDecoder(resp.Body).Decode(v)
+}

@@ -1,0 +1,176 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// publishEvent serves POST /events {id?, topic, data, tenant?, user?}: the
+// event is answered 202 once JetStream has stored it. A repeated id is a
+// no-op answered 202 "duplicate".
+func (h *Handler) publishEvent(w http.ResponseWriter, r *http.Request, _ []string) error {
+	var req eventRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	ev := req.event(r)
+	if err := ev.Validate(); err != nil {
+		return badRequest("%v", err)
+	}
+	if req.Topic == "" {
+		return fieldError("topic", "required")
+	}
+	ct, ok := h.reg.Topic(req.Topic)
+	if !ok {
+		return notFound("topic %q not found: declare it first (PUT /topics/{name})", req.Topic)
+	}
+	if ct.Contract != nil {
+		var data any
+		if len(req.Data) > 0 {
+			if err := json.Unmarshal(req.Data, &data); err != nil {
+				return badRequest("invalid data: %v", err)
+			}
+		}
+		if errs := ct.Contract.Validate(data); len(errs) > 0 {
+			return &httpError{status: http.StatusUnprocessableEntity, body: errorBody{
+				Error: "data does not match the schema of topic " + strconv.Quote(req.Topic), Errors: errs}}
+		}
+	}
+	dup, err := h.pipe.Publish(r.Context(), ev)
+	if err != nil {
+		h.log.Error("publishing an event failed", zap.String("topic", ev.Topic), zap.String("event", ev.ID), zap.Error(err))
+		return apiError(http.StatusServiceUnavailable, "the event could not be stored; retry with the same id")
+	}
+	status := "accepted"
+	if dup {
+		status = "duplicate"
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": ev.ID, "status": status})
+	return nil
+}
+
+// eventView is an accepted event as the API shows it.
+type eventView struct {
+	ID          string          `json:"id"`
+	Topic       string          `json:"topic"`
+	Workflow    string          `json:"workflow,omitempty"`
+	Data        json.RawMessage `json:"data"`
+	Tenant      string          `json:"tenant"`
+	User        string          `json:"user"`
+	Time        time.Time       `json:"time"`
+	Traceparent string          `json:"traceparent,omitempty"`
+}
+
+// getEvent serves GET /events/{id}: the event and its deliveries so far.
+func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, p []string) error {
+	id := p[0]
+	ev, err := h.pipe.Event(r.Context(), id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return notFound("event %q not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	data := ev.Data
+	if len(data) == 0 || !json.Valid(data) {
+		data = json.RawMessage("null")
+	}
+	recs, _, err := h.pipe.Deliveries(r.Context(), delivery.Query{Event: id, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"event": eventView{
+			ID: ev.ID, Topic: ev.Topic, Workflow: ev.Workflow, Data: data, Tenant: ev.Tenant,
+			User: ev.User, Time: ev.Time, Traceparent: ev.Traceparent,
+		},
+		"deliveries": nonNil(recs),
+	})
+	return nil
+}
+
+// listDeliveries serves GET /deliveries?subscription=&workflow=&event=
+// &status=&limit=&after=: delivery records ordered by id, a page at a time;
+// "next" is the cursor ("after") of the next page.
+func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []string) error {
+	q := r.URL.Query()
+	query := delivery.Query{
+		Subscription: q.Get("subscription"), Workflow: q.Get("workflow"), Event: q.Get("event"),
+		Status: q.Get("status"), After: q.Get("after"),
+	}
+	for name, v := range map[string]string{"subscription": query.Subscription, "workflow": query.Workflow, "event": query.Event} {
+		if v != "" && !registry.ValidID(v) {
+			return badRequest("%s %q is not a valid id", name, v)
+		}
+	}
+	switch query.Status {
+	case "", delivery.StatusPending, delivery.StatusSucceeded, delivery.StatusFailed:
+	default:
+		return badRequest("status must be pending, succeeded or failed")
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("limit must be a number from 1 to 1000")
+		}
+		query.Limit = n
+	}
+	recs, next, err := h.pipe.Deliveries(r.Context(), query)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"deliveries": nonNil(recs)}
+	if next != "" {
+		out["next"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getDelivery serves GET /deliveries/{id}.
+func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, p []string) error {
+	rec, err := h.pipe.Record(r.Context(), p[0])
+	if errors.Is(err, registry.ErrNotFound) {
+		return notFound("delivery %q not found", p[0])
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+// retryDelivery serves POST /deliveries/{id}/retry: a finished delivery is
+// queued again with a fresh attempt budget (409 while it is pending).
+func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request, p []string) error {
+	id := p[0]
+	rec, err := h.pipe.Retry(r.Context(), id)
+	switch {
+	case errors.Is(err, delivery.ErrNotReplayable):
+		return apiError(http.StatusConflict, "delivery %q is still pending: it can be retried once it has succeeded or failed", id)
+	case err == registry.ErrNotFound: //nolint:errorlint // the bare sentinel: no such record
+		return notFound("delivery %q not found", id)
+	case errors.Is(err, registry.ErrNotFound):
+		return notFound("delivery %q cannot be retried: %v", id, err)
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, rec)
+	return nil
+}
+
+// nonNil makes a nil list encode as [].
+func nonNil(recs []*delivery.Record) []*delivery.Record {
+	if recs == nil {
+		return []*delivery.Record{}
+	}
+	return recs
+}

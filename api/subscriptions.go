@@ -1,0 +1,301 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// subscriptionView is a subscription as the API shows it: the secret only
+// in creation answers (has_secret always), defaults filled in.
+type subscriptionView struct {
+	registry.Subscription
+	Enabled     bool              `json:"enabled"`
+	MaxAttempts int               `json:"max_attempts"`
+	Timeout     registry.Duration `json:"timeout"`
+	Envelope    string            `json:"envelope"`
+	Source      string            `json:"source"`
+	Secret      string            `json:"secret,omitempty"`
+	HasSecret   bool              `json:"has_secret"`
+}
+
+func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
+	s := cs.Def
+	v := subscriptionView{
+		Subscription: s,
+		Enabled:      s.IsEnabled(),
+		MaxAttempts:  cs.Dest.MaxAttempts,
+		Timeout:      registry.Duration(cs.Dest.Timeout),
+		Envelope:     s.Envelope,
+		Source:       s.Source,
+		HasSecret:    s.Secret != "",
+	}
+	v.Subscription.Secret = ""
+	if v.Envelope == "" {
+		v.Envelope = filters.EnvelopeStandard
+	}
+	// Resources read from the KV buckets are always marked "api"; the
+	// others were declared in the Caddyfile.
+	if v.Source == "" {
+		v.Source = registry.SourceConfig
+	}
+	return v
+}
+
+// subscription returns the subscription of the path, or a 404 error.
+func (h *Handler) subscription(id string) (*registry.CompiledSubscription, error) {
+	cs, ok := h.reg.Subscription(id)
+	if !ok {
+		return nil, notFound("subscription %q not found", id)
+	}
+	return cs, nil
+}
+
+// listSubscriptions serves GET /subscriptions.
+func (h *Handler) listSubscriptions(w http.ResponseWriter, _ *http.Request, _ []string) error {
+	out := []subscriptionView{}
+	for _, cs := range h.reg.Subscriptions() {
+		out = append(out, viewSubscription(cs))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
+	return nil
+}
+
+// createSubscription serves POST /subscriptions: the answer carries the
+// secret, once. An empty secret (or "generate") gets a new whsec_ secret,
+// "none" leaves deliveries unsigned.
+func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request, _ []string) error {
+	var def registry.Subscription
+	if err := decodeJSON(r, &def, false); err != nil {
+		return err
+	}
+	cs, err := h.reg.CreateSubscription(r.Context(), def)
+	if err != nil {
+		var ie *registry.InvalidError
+		if errors.Is(err, registry.ErrConflict) && !errors.As(err, &ie) {
+			if cur, ok := h.reg.Subscription(def.ID); ok && cur.Def.Source != registry.SourceAPI {
+				return apiError(http.StatusConflict, "subscription %q is declared in the Caddyfile", def.ID)
+			}
+			return apiError(http.StatusConflict, "subscription %q already exists", def.ID)
+		}
+		return err
+	}
+	v := viewSubscription(cs)
+	v.Secret = cs.Def.Secret
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// getSubscription serves GET /subscriptions/{id}.
+func (h *Handler) getSubscription(w http.ResponseWriter, _ *http.Request, p []string) error {
+	cs, err := h.subscription(p[0])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewSubscription(cs))
+	return nil
+}
+
+// patchSubscription serves PATCH /subscriptions/{id}: a JSON merge patch;
+// the secret is changed with rotate-secret instead.
+func (h *Handler) patchSubscription(w http.ResponseWriter, r *http.Request, p []string) error {
+	patch, err := readPatch(r, &registry.Subscription{})
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(patch)
+	cs, err := h.reg.UpdateSubscription(r.Context(), p[0], b)
+	if err != nil {
+		return wrapResource("subscription", p[0], err)
+	}
+	writeJSON(w, http.StatusOK, viewSubscription(cs))
+	return nil
+}
+
+// deleteSubscription serves DELETE /subscriptions/{id}.
+func (h *Handler) deleteSubscription(w http.ResponseWriter, r *http.Request, p []string) error {
+	if err := h.reg.DeleteSubscription(r.Context(), p[0]); err != nil {
+		return wrapResource("subscription", p[0], err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// rotateSecret serves POST /subscriptions/{id}/rotate-secret: a new secret,
+// shown once; the old one keeps signing (a second signature) for the grace
+// period (default 24h).
+func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request, p []string) error {
+	id := p[0]
+	grace, err := readGrace(r)
+	if err != nil {
+		return err
+	}
+	secret, err := h.reg.RotateSecret(r.Context(), id, grace.Std())
+	if err != nil {
+		return wrapResource("subscription", id, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "secret": secret})
+	return nil
+}
+
+// eventRequest is an event as a publisher sends it.
+type eventRequest struct {
+	ID     string          `json:"id"`
+	Topic  string          `json:"topic"`
+	Data   json.RawMessage `json:"data"`
+	Tenant string          `json:"tenant"`
+	User   string          `json:"user"`
+}
+
+// event turns the request into an event accepted now.
+func (e *eventRequest) event(r *http.Request) *delivery.Event {
+	ev := &delivery.Event{
+		ID: e.ID, Topic: e.Topic, Data: e.Data, Tenant: e.Tenant, User: e.User,
+		Time: time.Now().UTC(),
+	}
+	if tp := r.Header.Get("Traceparent"); delivery.ValidTraceparent(tp) {
+		ev.Traceparent = tp
+	}
+	return ev
+}
+
+// testDeliveryResult is the answer of a test delivery.
+type testDeliveryResult struct {
+	EventID    string            `json:"event_id"`
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	DurationMS int64             `json:"duration_ms"`
+	Success    bool              `json:"success"`
+	Error      string            `json:"error,omitempty"`
+}
+
+// testSubscription serves POST /subscriptions/{id}/test: one delivery made
+// at once to the subscription's URL, signed and enveloped as usual but
+// bypassing the queue and recording nothing. The body is {topic?, data, …}
+// or any JSON (used as the data) or text (sent as a JSON string).
+func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []string) error {
+	cs, err := h.subscription(p[0])
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	req := testEvent(body)
+	if req.ID != "" && !registry.ValidID(req.ID) {
+		return badRequest("id %q must be 1 to 128 letters, digits, '-' or '_'", req.ID)
+	}
+	if req.ID == "" {
+		req.ID = delivery.NewEventID()
+	}
+	if req.Topic == "" {
+		req.Topic = sampleTopic(cs.Def.Topics)
+	}
+	res := h.pipe.Sender().Attempt(r.Context(), cs.Dest, req.event(r))
+	out := testDeliveryResult{
+		EventID: req.ID, Status: res.StatusCode, Headers: map[string]string{}, Body: string(res.Body),
+		DurationMS: res.Duration.Milliseconds(), Success: res.Success(),
+	}
+	for k, v := range res.Header {
+		out.Headers[k] = strings.Join(v, ", ")
+	}
+	if res.Err != nil {
+		out.Error = res.Err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// testEvent reads a test delivery body: an event-shaped object with "data",
+// else any JSON value as the data, else the text as a JSON string.
+func testEvent(body []byte) eventRequest {
+	var req eventRequest
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return req
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) == nil && fields != nil {
+		if _, ok := fields["data"]; ok && registry.StrictUnmarshal(body, &req) == nil {
+			return req
+		}
+	}
+	if json.Valid(body) {
+		req.Data = body
+		return req
+	}
+	req.Data, _ = json.Marshal(string(body))
+	return req
+}
+
+// sampleTopic picks a topic name the subscription matches.
+func sampleTopic(patterns []string) string {
+	for _, t := range patterns {
+		if !strings.Contains(t, "*") {
+			return t
+		}
+	}
+	for _, t := range patterns {
+		if prefix, ok := strings.CutSuffix(t, "*"); ok && prefix != "" {
+			return prefix + "test"
+		}
+	}
+	return "hookgate.test"
+}
+
+// predicatesResult is the answer of test-predicates.
+type predicatesResult struct {
+	TopicMatched   bool   `json:"topic_matched"`
+	IncludeMatched bool   `json:"include_matched"`
+	ExcludeMatched bool   `json:"exclude_matched"`
+	Enabled        bool   `json:"enabled"`
+	WouldDeliver   bool   `json:"would_deliver"`
+	IncludeError   string `json:"include_error,omitempty"`
+	ExcludeError   string `json:"exclude_error,omitempty"`
+}
+
+// testPredicates serves POST /subscriptions/{id}/test-predicates: how the
+// subscription's topics and include/exclude predicates judge an event.
+func (h *Handler) testPredicates(w http.ResponseWriter, r *http.Request, p []string) error {
+	cs, err := h.subscription(p[0])
+	if err != nil {
+		return err
+	}
+	var req eventRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	if req.Topic == "" {
+		return fieldError("topic", "required")
+	}
+	ev := req.event(r)
+	if ev.ID == "" {
+		ev.ID = delivery.NewEventID()
+	}
+	fe := delivery.FilterEvent(ev)
+	res := predicatesResult{
+		TopicMatched:   cs.MatchesTopic(req.Topic),
+		IncludeMatched: true,
+		Enabled:        cs.Dest.Enabled,
+	}
+	if cs.Include != nil {
+		if res.IncludeMatched, err = cs.Include.Match(fe); err != nil {
+			res.IncludeError = err.Error()
+		}
+	}
+	if cs.Exclude != nil {
+		if res.ExcludeMatched, err = cs.Exclude.Match(fe); err != nil {
+			res.ExcludeError = err.Error()
+		}
+	}
+	res.WouldDeliver = res.Enabled && res.TopicMatched && res.IncludeMatched && !res.ExcludeMatched
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

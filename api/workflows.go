@@ -1,0 +1,400 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/schema"
+)
+
+// workflowView is a workflow as the API shows it: secrets redacted, defaults
+// filled in. URL and Key are set only in creation and regeneration answers.
+type workflowView struct {
+	ID                string            `json:"id"`
+	Name              string            `json:"name"`
+	Description       string            `json:"description"`
+	Sample            json.RawMessage   `json:"sample,omitempty"`
+	Schema            json.RawMessage   `json:"schema,omitempty"`
+	Strict            bool              `json:"strict"`
+	Filter            string            `json:"filter"`
+	IdempotencyHeader string            `json:"idempotency_header"`
+	Methods           []string          `json:"methods"`
+	MaxBody           int64             `json:"max_body"`
+	Grace             registry.Duration `json:"grace"`
+	Verify            *verifyView       `json:"verify,omitempty"`
+	Targets           []targetView      `json:"targets"`
+	Enabled           bool              `json:"enabled"`
+	Source            string            `json:"source"`
+	HasKey            bool              `json:"has_key"`
+	URL               string            `json:"url,omitempty"`
+	Key               string            `json:"key,omitempty"`
+}
+
+// verifyView is a workflow's signature verification without its secrets.
+type verifyView struct {
+	HMACHeader        string `json:"hmac_header,omitempty"`
+	HasHMACSecret     bool   `json:"has_hmac_secret"`
+	HasStandardSecret bool   `json:"has_standard_secret"`
+}
+
+// targetView is a workflow target without its signing secret.
+type targetView struct {
+	URL           string              `json:"url"`
+	Method        string              `json:"method"`
+	Headers       map[string]string   `json:"headers,omitempty"`
+	Timeout       registry.Duration   `json:"timeout"`
+	RetrySchedule []registry.Duration `json:"retry_schedule,omitempty"`
+	Envelope      string              `json:"envelope"`
+	HasSecret     bool                `json:"has_secret"`
+}
+
+func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
+	d := cw.Def
+	v := workflowView{
+		ID: d.ID, Name: d.Name, Description: d.Description, Sample: d.Sample, Schema: d.Schema,
+		Strict: d.Strict, Filter: d.Filter, IdempotencyHeader: d.IdempotencyHeader,
+		Methods: cw.Methods, MaxBody: cw.MaxBody, Grace: d.Grace, Targets: []targetView{},
+		Enabled: d.IsEnabled(), Source: d.Source, HasKey: h.reg.HasKey(d.ID),
+	}
+	// Resources read from the KV buckets are always marked "api"; the
+	// others were declared in the Caddyfile.
+	if v.Source == "" {
+		v.Source = registry.SourceConfig
+	}
+	if d.Verify != nil {
+		v.Verify = &verifyView{
+			HMACHeader:        d.Verify.HMACHeader,
+			HasHMACSecret:     d.Verify.HMACSecret != "",
+			HasStandardSecret: d.Verify.StandardSecret != "",
+		}
+	}
+	for i, t := range d.Targets {
+		tv := targetView{
+			URL: t.URL, Method: t.Method, Headers: t.Headers, Timeout: t.Timeout,
+			RetrySchedule: t.RetrySchedule, Envelope: t.Envelope, HasSecret: t.Secret != "",
+		}
+		if i < len(cw.Targets) {
+			tv.Method, tv.Timeout = cw.Targets[i].Method, registry.Duration(cw.Targets[i].Timeout)
+		}
+		if tv.Envelope == "" {
+			tv.Envelope = filters.EnvelopeRaw
+		}
+		v.Targets = append(v.Targets, tv)
+	}
+	return v
+}
+
+// workflow returns the workflow of the path, or a 404 error.
+func (h *Handler) workflow(id string) (*registry.CompiledWorkflow, error) {
+	cw, ok := h.reg.Workflow(id)
+	if !ok {
+		return nil, notFound("workflow %q not found", id)
+	}
+	return cw, nil
+}
+
+// listWorkflows serves GET /workflows.
+func (h *Handler) listWorkflows(w http.ResponseWriter, _ *http.Request, _ []string) error {
+	out := []workflowView{}
+	for _, cw := range h.reg.Workflows() {
+		out = append(out, h.viewWorkflow(cw))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
+	return nil
+}
+
+// createWorkflow serves POST /workflows: the answer carries the key, once.
+func (h *Handler) createWorkflow(w http.ResponseWriter, r *http.Request, _ []string) error {
+	var def registry.Workflow
+	if err := decodeJSON(r, &def, false); err != nil {
+		return err
+	}
+	cw, key, err := h.reg.CreateWorkflow(r.Context(), def)
+	if err != nil {
+		var ie *registry.InvalidError
+		if errors.Is(err, registry.ErrConflict) && !errors.As(err, &ie) {
+			if cur, ok := h.reg.Workflow(def.ID); ok && cur.Def.Source != registry.SourceAPI {
+				return apiError(http.StatusConflict, "workflow %q is declared in the Caddyfile", def.ID)
+			}
+			return apiError(http.StatusConflict, "workflow %q already exists", def.ID)
+		}
+		return err
+	}
+	v := h.viewWorkflow(cw)
+	v.HasKey = true
+	v.URL, v.Key = h.workflowURL(r, cw.Def.ID, key), key
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// getWorkflow serves GET /workflows/{id}.
+func (h *Handler) getWorkflow(w http.ResponseWriter, _ *http.Request, p []string) error {
+	cw, err := h.workflow(p[0])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, h.viewWorkflow(cw))
+	return nil
+}
+
+// patchWorkflow serves PATCH /workflows/{id}: a JSON merge patch (RFC 7386).
+// Setting "schema" drops the sample and vice versa. A "targets" array
+// replaces the targets, secrets included.
+func (h *Handler) patchWorkflow(w http.ResponseWriter, r *http.Request, p []string) error {
+	id := p[0]
+	patch, err := readPatch(r, &registry.Workflow{})
+	if err != nil {
+		return err
+	}
+	if raw, ok := patch["id"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || s != id {
+			return fieldError("id", "cannot be changed")
+		}
+	}
+	delete(patch, "source")
+	for _, pair := range [][2]string{{"schema", "sample"}, {"sample", "schema"}} {
+		set, other := pair[0], pair[1]
+		if raw, ok := patch[set]; ok && string(raw) != "null" {
+			if _, given := patch[other]; !given {
+				patch[other] = json.RawMessage("null")
+			}
+		}
+	}
+	b, _ := json.Marshal(patch)
+	cw, err := h.reg.UpdateWorkflow(r.Context(), id, b)
+	if err != nil {
+		return wrapResource("workflow", id, err)
+	}
+	writeJSON(w, http.StatusOK, h.viewWorkflow(cw))
+	return nil
+}
+
+// deleteWorkflow serves DELETE /workflows/{id}.
+func (h *Handler) deleteWorkflow(w http.ResponseWriter, r *http.Request, p []string) error {
+	if err := h.reg.DeleteWorkflow(r.Context(), p[0]); err != nil {
+		return wrapResource("workflow", p[0], err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// graceRequest is the optional body of regenerate and rotate-secret.
+type graceRequest struct {
+	Grace registry.Duration `json:"grace"`
+}
+
+func readGrace(r *http.Request) (registry.Duration, error) {
+	var req graceRequest
+	if err := decodeJSON(r, &req, true); err != nil {
+		return 0, err
+	}
+	if req.Grace < 0 {
+		return 0, fieldError("grace", "must not be negative")
+	}
+	return req.Grace, nil
+}
+
+// regenerateWorkflow serves POST /workflows/{id}/regenerate: a new key,
+// shown once; the old one is refused at once or after the grace period.
+func (h *Handler) regenerateWorkflow(w http.ResponseWriter, r *http.Request, p []string) error {
+	id := p[0]
+	grace, err := readGrace(r)
+	if err != nil {
+		return err
+	}
+	key, err := h.reg.Regenerate(r.Context(), id, grace.Std())
+	if err != nil {
+		return wrapResource("workflow", id, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "url": h.workflowURL(r, id, key), "key": key})
+	return nil
+}
+
+// workflowSchema serves GET /workflows/{id}/schema: the effective JSON
+// Schema (for a sample, the schema inferred from it).
+func (h *Handler) workflowSchema(w http.ResponseWriter, _ *http.Request, p []string) error {
+	cw, err := h.workflow(p[0])
+	if err != nil {
+		return err
+	}
+	if cw.Contract == nil {
+		return notFound("workflow %q has no contract (no sample or schema): its body must be empty", p[0])
+	}
+	w.Header().Set("Content-Type", "application/schema+json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(cw.Contract.JSONSchema())
+	return nil
+}
+
+// Outcomes of a workflow dry run: what the ingress would do.
+const (
+	outcomeInvalid     = "invalid"     // 422
+	outcomeFiltered    = "filtered"    // 202 filtered
+	outcomeAccepted    = "accepted"    // 202, forwarded to the targets
+	outcomePassthrough = "passthrough" // passed to the next Caddy handler
+)
+
+// testResult is the answer of a workflow dry run.
+type testResult struct {
+	Valid         bool           `json:"valid"`
+	Errors        []schema.Error `json:"errors"`
+	FilterMatched bool           `json:"filter_matched"`
+	FilterError   string         `json:"filter_error,omitempty"`
+	Targets       []string       `json:"targets"`
+	Outcome       string         `json:"outcome"`
+}
+
+// testWorkflow serves POST /workflows/{id}/test: a dry run of the body as a
+// webhook, with the headers (but Authorization, which carries the API token)
+// and query of the test request. Nothing is written.
+func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []string) error {
+	cw, err := h.workflow(p[0])
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res := testResult{Valid: true, Errors: []schema.Error{}, Targets: []string{}}
+	invalid := func(msg string) {
+		res.Valid = false
+		res.Errors = append(res.Errors, schema.Error{Path: "", Message: msg})
+	}
+	var decoded any
+	parsed := true
+	switch {
+	case int64(len(body)) > cw.MaxBody:
+		invalid(fmt.Sprintf("the body is %d bytes, over the workflow's max_body of %d", len(body), cw.MaxBody))
+		parsed = false
+	case cw.Contract == nil:
+		if len(body) > 0 {
+			invalid("the workflow has no contract (no sample or schema): the body must be empty")
+			parsed = false
+		}
+	default:
+		if err := json.Unmarshal(body, &decoded); err != nil {
+			invalid("the body is not valid JSON: " + err.Error())
+			parsed = false
+		} else if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
+			res.Valid = false
+			res.Errors = append(res.Errors, errs...)
+		}
+	}
+	if parsed {
+		req := &filters.Request{
+			Body: decoded, Headers: firstValues(r.Header, "Authorization"),
+			Query: map[string]string{}, Method: r.Method, Workflow: cw.Info,
+		}
+		for k, v := range r.URL.Query() {
+			req.Query[k] = v[0]
+		}
+		res.FilterMatched, err = cw.Filter.Match(req)
+		if err != nil {
+			res.FilterError = err.Error()
+		}
+	}
+	switch {
+	case !res.Valid:
+		res.Outcome = outcomeInvalid
+	case !res.FilterMatched:
+		res.Outcome = outcomeFiltered
+	case len(cw.Targets) == 0:
+		res.Outcome = outcomePassthrough
+	default:
+		res.Outcome = outcomeAccepted
+		for _, t := range cw.Targets {
+			res.Targets = append(res.Targets, t.URL)
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// firstValues maps lower-case header names to their first value, leaving
+// out the names in skip.
+func firstValues(hdr http.Header, skip ...string) map[string]string {
+	out := make(map[string]string, len(hdr))
+	for k, v := range hdr {
+		if len(v) == 0 || containsFold(skip, k) {
+			continue
+		}
+		out[strings.ToLower(k)] = v[0]
+	}
+	return out
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// readPatch reads a JSON merge patch: a JSON object whose non-null members
+// must be fields of shape (unknown fields are refused with 400).
+func readPatch(r *http.Request, shape any) (map[string]json.RawMessage, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var generic any
+	if err := unmarshalBody(b, &generic, false); err != nil {
+		return nil, err
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return nil, badRequest("a merge patch must be a JSON object")
+	}
+	stripped, _ := json.Marshal(stripNulls(generic))
+	if err := registry.StrictUnmarshal(stripped, shape); err != nil {
+		return nil, badRequest("invalid patch: %v", err)
+	}
+	var patch map[string]json.RawMessage
+	_ = json.Unmarshal(b, &patch)
+	return patch, nil
+}
+
+// stripNulls removes the null members of objects (deletions, in a merge
+// patch), so the rest can be checked against the resource's shape.
+func stripNulls(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			if x != nil {
+				out[k] = stripNulls(x)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = stripNulls(x)
+		}
+		return out
+	}
+	return v
+}
+
+// wrapResource names the resource in registry errors: not found, read-only
+// (declared in the Caddyfile) and conflicts.
+func wrapResource(kind, id string, err error) error {
+	var ie *registry.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		return err
+	case errors.Is(err, registry.ErrNotFound):
+		return notFound("%s %q not found", kind, id)
+	case err == registry.ErrReadOnly: //nolint:errorlint // the bare sentinel
+		return apiError(http.StatusConflict, "%s %q is declared in the Caddyfile and is read-only through the API", kind, id)
+	}
+	return err
+}

@@ -1,0 +1,203 @@
+package module
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// adapt runs the Caddyfile adapter on src (named "Caddyfile").
+func adapt(t *testing.T, src string) (map[string]any, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, nil
+}
+
+func hookgateApp(t *testing.T, cfg map[string]any) string {
+	t.Helper()
+	app := cfg["apps"].(map[string]any)["hookgate"]
+	b, _ := json.Marshal(app)
+	return string(b)
+}
+
+// canonical re-marshals a JSON document with sorted keys.
+func canonical(t *testing.T, doc string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestAdaptGlobalOption(t *testing.T) {
+	tests := []struct {
+		name, option, want string
+	}{
+		{"embedded defaults", `hookgate`, `{}`},
+		{"storage and sync", `hookgate {
+	storage_dir /var/lib/hookgate
+	sync always
+}`, `{"storage_dir":"/var/lib/hookgate","sync":"always"}`},
+		{"cluster", `hookgate {
+	nats nats://n1:4222 nats://n2:4222 {
+		creds /etc/hookgate.creds
+		tls {
+			ca /etc/ca.pem
+			cert /etc/c.pem
+			key /etc/k.pem
+		}
+		replicas 3
+		connect_timeout 5s
+	}
+}`, `{"nats":{"urls":["nats://n1:4222","nats://n2:4222"],"creds":"/etc/hookgate.creds","tls":{"ca":"/etc/ca.pem","cert":"/etc/c.pem","key":"/etc/k.pem"},"replicas":3,"connect_timeout":5000000000}}`},
+		{"limits", `hookgate {
+	allow_targets 127.0.0.1/32 10.0.0.0/8
+	dedupe_window 1h
+	retention 72h
+	concurrency 32
+	per_destination 8
+}`, `{"allow_targets":["127.0.0.1/32","10.0.0.0/8"],"dedupe_window":3600000000000,"retention":259200000000000,"concurrency":32,"per_destination":8}`},
+		{"topic and subscription", `hookgate {
+	allow_targets 127.0.0.1/32
+	topic document.deleted {
+		description An asset was deleted
+	}
+	subscription dam-sync {
+		topics document.* asset.created
+		url http://127.0.0.1:9000/hook
+		secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+		header X-Tenant ZZ1
+		include ` + "`tenant == \"ZZ1\"`" + `
+		envelope orangelogic
+		max_attempts 6
+		retry_schedule 1s 5s
+		timeout 3s
+	}
+}`, `{"allow_targets":["127.0.0.1/32"],"topics":[{"name":"document.deleted","description":"An asset was deleted"}],"subscriptions":[{"id":"","name":"dam-sync","topics":["document.*","asset.created"],"url":"http://127.0.0.1:9000/hook","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","headers":{"X-Tenant":"ZZ1"},"include":"tenant == \"ZZ1\"","envelope":"orangelogic","max_attempts":6,"retry_schedule":["1s","5s"],"timeout":"3s"}]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := adapt(t, "{\n"+tc.option+"\n}\n:8080 {\n\trespond 200\n}\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := hookgateApp(t, cfg), canonical(t, tc.want); got != want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAdaptGlobalOptionErrors(t *testing.T) {
+	tests := []struct {
+		name, option, want string
+	}{
+		{"unknown option", "hookgate {\n\tstorage /x\n}", `unrecognized hookgate option "storage", at Caddyfile:3`},
+		{"bad sync", "hookgate {\n\tsync sometimes\n}", `sync: "sometimes" is not one of always, interval, at Caddyfile:3`},
+		{"nats without url", "hookgate {\n\tnats\n}", `wrong argument count`},
+		{"bad replicas", "hookgate {\n\tnats nats://a:4222 {\n\t\treplicas 2\n\t}\n}", `replicas: 2; use 1, 3 or 5, at Caddyfile:4`},
+		{"unknown nats option", "hookgate {\n\tnats nats://a:4222 {\n\t\tuser x\n\t}\n}", `unrecognized nats option "user", at Caddyfile:4`},
+		{"bad duration", "hookgate {\n\tretention forever\n}", `retention: "forever" is not a positive duration, at Caddyfile:3`},
+		{"bad concurrency", "hookgate {\n\tconcurrency -1\n}", `concurrency: "-1" is not a positive whole number, at Caddyfile:3`},
+		{"subscription bad include", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tinclude `topic +`\n\t}\n}", `subscription "s": include:`},
+		{"subscription include line", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tinclude `topic +`\n\t}\n}", `at Caddyfile:6`},
+		{"subscription without topics", "hookgate {\n\tsubscription s {\n\t\turl http://example.com/\n\t}\n}", `topics: at least one topic`},
+		{"declared twice", "hookgate\nhookgate", `declared twice`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, "{\n"+tc.option+"\n}\n:8080 {\n\trespond 200\n}\n")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAdaptDirectives(t *testing.T) {
+	src := `:8080 {
+	hookgate_ingress /in/* {
+		workflow provisioning {
+			sample ../examples/easylife/groupcreated.json
+			strict
+			filter ` + "`body.eventType == \"groupcreated\"`" + `
+			key {env.PROVISIONING_KEY}
+			grace 1h
+			idempotency_header X-Request-Id
+			max_body 64KiB
+			methods POST PUT
+			verify_hmac X-Hub-Signature-256 {env.GH_SECRET}
+			forward http://127.0.0.1:3000/provisioned {
+				method PUT
+				header X-Source hookgate
+				timeout 5s
+				retry_schedule 1s 10s
+				secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+				envelope standard
+			}
+		}
+	}
+	hookgate_api /admin/* {
+		token {env.HOOKGATE_TOKEN}
+		token_file /etc/hookgate/token
+		publish_token {env.PUBLISH_TOKEN}
+	}
+	reverse_proxy 127.0.0.1:3000
+}`
+	cfg, err := adapt(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cfg["apps"].(map[string]any)["http"])
+	s := string(b)
+	for _, want := range []string{
+		`"handler":"hookgate_ingress","prefix":"/in","workflows":[{"filter":"body.eventType == \"groupcreated\"","grace":"1h0m0s","id":"provisioning","idempotency_header":"X-Request-Id","key":"{env.PROVISIONING_KEY}","max_body":65536,"methods":["POST","PUT"],"sample_file":"../examples/easylife/groupcreated.json","strict":true,"targets":[{"envelope":"standard","headers":{"X-Source":"hookgate"},"method":"PUT","retry_schedule":["1s","10s"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","timeout":"5s","url":"http://127.0.0.1:3000/provisioned"}],"verify":{"hmac_header":"X-Hub-Signature-256","hmac_secret":"{env.GH_SECRET}"}}]`,
+		`"handler":"hookgate_api","prefix":"/admin","publish_tokens":["{env.PUBLISH_TOKEN}"],"token_files":["/etc/hookgate/token"],"tokens":["{env.HOOKGATE_TOKEN}"]`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("adapted config lacks\n%s\nin\n%s", want, s)
+		}
+	}
+	// The handlers come before reverse_proxy.
+	if strings.Index(s, "hookgate_ingress") > strings.Index(s, "reverse_proxy") {
+		t.Error("hookgate_ingress must be ordered before reverse_proxy")
+	}
+}
+
+func TestAdaptDirectiveErrors(t *testing.T) {
+	tests := []struct {
+		name, site, want string
+	}{
+		{"bad filter names line", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType ==`\n\t}\n}", `workflow "w": filter: filter "body.eventType ==": unexpected token EOF`},
+		{"bad filter line number", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType ==`\n\t}\n}", `at Caddyfile:5`},
+		{"non-boolean filter", "hookgate_ingress {\n\tworkflow w {\n\t\tfilter `1 + 1`\n\t}\n}", `expected bool`},
+		{"missing sample file", "hookgate_ingress {\n\tworkflow w {\n\t\tsample /nonexistent/sample.json\n\t}\n}", `sample: open /nonexistent/sample.json`},
+		{"sample and schema", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tschema ../examples/phrase/job-schema.json\n\t}\n}", `a workflow has a sample or a schema, not both`},
+		{"bad workflow id", "hookgate_ingress {\n\tworkflow a.b\n}", `"a.b" must be 1 to 128 letters`},
+		{"unknown workflow option", "hookgate_ingress {\n\tworkflow w {\n\t\tfliter x\n\t}\n}", `unrecognized workflow option "fliter", at Caddyfile:4`},
+		{"bad size", "hookgate_ingress {\n\tworkflow w {\n\t\tmax_body lots\n\t}\n}", `max_body: "lots" is not a size`},
+		{"bad envelope", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tenvelope `{a:`\n\t\t}\n\t}\n}", `targets[0].envelope`},
+		{"api without token", "hookgate_api", `needs token`},
+		{"api unknown option", "hookgate_api {\n\ttokn x\n}", `unrecognized hookgate_api option "tokn", at Caddyfile:3`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, ":8080 {\n"+tc.site+"\n}\n")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
