@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary builds this package once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "hookgate")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs the binary with config in dir and waits until url answers.
+func start(t *testing.T, bin, dir, config, url string, env ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(bin, "run", "--config", config)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+	cmd.Env = append(cmd.Env, env...)
+	logs := new(lockedBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return cmd, logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("binary did not answer on %s: %v\n%s", url, err, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func do(t *testing.T, method, url, token string, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	if json.Unmarshal(raw, &out) != nil {
+		out["_raw"] = string(raw)
+	}
+	return resp.StatusCode, out
+}
+
+// TestRootCaddyfile starts the binary on the repository's Caddyfile, as the
+// README's quick start does, and walks the quick start: token file, key,
+// webhook, delivery.
+func TestRootCaddyfile(t *testing.T) {
+	bin := buildBinary(t)
+	tokenFile := filepath.Join(t.TempDir(), "sub", "api-token")
+	_, logs := start(t, bin, "..", "Caddyfile", "http://127.0.0.1:8080/", "HOOKGATE_TOKEN_FILE="+tokenFile)
+
+	status, body := do(t, "GET", "http://127.0.0.1:8080/", "", nil)
+	if status != 200 || !strings.Contains(body["_raw"].(string), "hookgate is running") {
+		t.Fatalf("GET /: %d %v", status, body)
+	}
+	fi, err := os.Stat(tokenFile)
+	if err != nil {
+		t.Fatalf("token file not created: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(tokenFile)
+	token := strings.TrimSpace(string(raw))
+
+	if status, _ := do(t, "GET", "http://127.0.0.1:8080/api/hookgate/workflows", "", nil); status != 401 {
+		t.Fatalf("API without token: %d", status)
+	}
+	status, body = do(t, "POST", "http://127.0.0.1:8080/api/hookgate/workflows/easylife-provisioning/regenerate", token, nil)
+	if status != 200 {
+		t.Fatalf("regenerate: %d %v", status, body)
+	}
+	url, key := body["url"].(string), body["key"].(string)
+	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
+	status, body = do(t, "POST", url, "", payload)
+	if status != 202 || body["status"] != "accepted" {
+		t.Fatalf("webhook: %d %v", status, body)
+	}
+	id := body["id"].(string)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, d := do(t, "GET", "http://127.0.0.1:8080/api/hookgate/deliveries?event="+id, token, nil)
+		if ds, _ := d["deliveries"].([]any); len(ds) == 1 && ds[0].(map[string]any)["status"] == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery to the demo endpoint did not succeed: %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	planner, _ := os.ReadFile("../examples/easylife/plannercreated.json")
+	if status, body = do(t, "POST", url, "", planner); status != 202 || body["status"] != "filtered" {
+		t.Fatalf("planner must be filtered: %d %v", status, body)
+	}
+	out := logs.String()
+	if !strings.Contains(out, tokenFile) {
+		t.Errorf("the token file's path should be logged")
+	}
+	for name, secret := range map[string]string{"token": token, "key": key} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+}
+
+// TestSIGKILLLosesNothing: every webhook answered 202 before the process is
+// killed with SIGKILL is delivered after a restart.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	bin := buildBinary(t)
+	var mu sync.Mutex
+	got := map[string]int{}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+	}))
+	defer sink.Close()
+	dir := t.TempDir()
+	const key = "sigkill-test-key-0123456789"
+	cfg := fmt.Sprintf(`{
+	admin off
+	hookgate {
+		storage_dir %s
+		allow_targets 127.0.0.1/32
+	}
+}
+:9380 {
+	hookgate_ingress /hooks/* {
+		workflow crash {
+			sample %s
+			key %s
+			forward %s/in
+		}
+	}
+	respond "up" 200
+}
+`, filepath.Join(dir, "data"), mustAbs(t, "../examples/easylife/groupcreated.json"), key, sink.URL)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
+	cmd, _ := start(t, bin, dir, cfgPath, "http://127.0.0.1:9380/")
+
+	var accepted []string
+	var amu sync.Mutex
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Post("http://127.0.0.1:9380/hooks/crash/"+key, "application/json", bytes.NewReader(payload))
+				if err != nil {
+					continue // the process died mid-request: not accepted
+				}
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if resp.StatusCode == 202 {
+					amu.Lock()
+					accepted = append(accepted, out["id"].(string))
+					amu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(accepted) < 100 {
+		t.Fatalf("only %d webhooks accepted before the kill", len(accepted))
+	}
+
+	start(t, bin, dir, cfgPath, "http://127.0.0.1:9380/")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		missing := 0
+		for _, id := range accepted {
+			if got[id] == 0 {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted webhooks never delivered after SIGKILL and restart", missing, len(accepted))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%d webhooks accepted before SIGKILL, all delivered after restart", len(accepted))
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
