@@ -3,6 +3,7 @@ package module
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,40 @@ func TestIngressRegenerate(t *testing.T) {
 	}
 	if status, body = call(t, "POST", base+"/hooks/phrase/"+key2, `{"jobUid":1}`); status != 422 {
 		t.Fatalf("schema violation: %d %v", status, body)
+	}
+}
+
+// TestAccessLogRedaction checks the README's recipe: Caddy's access log
+// keeps the workflow key out with a regexp filter on request>uri.
+func TestAccessLogRedaction(t *testing.T) {
+	logFile := t.TempDir() + "/access.log"
+	startCaddy(t, t.TempDir(), "", fmt.Sprintf(`
+	log {
+		output file %s
+		format filter {
+			request>uri regexp "^(/hooks/[^/]+/)[^/?]+" "${1}REDACTED"
+		}
+	}
+	hookgate_ingress /hooks/* {
+		workflow logged {
+			key %s
+		}
+	}
+	respond "app" 200
+`, logFile, pinnedKey))
+	if status, _ := call(t, "POST", base+"/hooks/logged/"+pinnedKey, nil); status != 200 {
+		t.Fatalf("webhook: %d", status)
+	}
+	var logged string
+	waitFor(t, "access log line", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		logged = string(b)
+		return strings.Contains(logged, "/hooks/logged/")
+	})
+	if strings.Contains(logged, pinnedKey) {
+		t.Fatalf("the key is in the access log: %s", logged)
+	}
+	if !strings.Contains(logged, "/hooks/logged/REDACTED") {
+		t.Fatalf("redacted URI missing: %s", logged)
 	}
 }
