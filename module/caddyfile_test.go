@@ -180,7 +180,7 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 	tests := []struct {
 		name, site, want string
 	}{
-		{"bad filter names line", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType ==`\n\t}\n}", `workflow "w": filter: filter "body.eventType ==": unexpected token EOF`},
+		{"bad filter names line", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType ==`\n\t}\n}", `workflow "w": filter "body.eventType ==": unexpected token EOF`},
 		{"bad filter line number", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType ==`\n\t}\n}", `at Caddyfile:5`},
 		{"non-boolean filter", "hookgate_ingress {\n\tworkflow w {\n\t\tfilter `1 + 1`\n\t}\n}", `expected bool`},
 		{"missing sample file", "hookgate_ingress {\n\tworkflow w {\n\t\tsample /nonexistent/sample.json\n\t}\n}", `sample: open /nonexistent/sample.json`},

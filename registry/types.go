@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -231,7 +232,13 @@ type InvalidError struct {
 	Err   error
 }
 
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *InvalidError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Field+" ") {
+		return msg // already names the field, e.g. `filter "…": …`
+	}
+	return e.Field + ": " + msg
+}
 func (e *InvalidError) Unwrap() error { return e.Err }
 
 func invalid(field string, format string, args ...any) error {
