@@ -154,7 +154,13 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			p.log.Warn("consumer error", zap.Error(err))
 		}
 	})
-	if p.fanout, err = fc.Consume(func(m jetstream.Msg) { p.fanQueue <- m }, onErr, jetstream.PullMaxMessages(1024)); err != nil {
+	enqueue := func(m jetstream.Msg) {
+		select {
+		case p.fanQueue <- m:
+		case <-p.ctx.Done():
+		}
+	}
+	if p.fanout, err = fc.Consume(enqueue, onErr, jetstream.PullMaxMessages(1024)); err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
 	if p.deliver, err = dc.Consume(p.dispatch, onErr, jetstream.PullMaxMessages(2*p.opts.Concurrency)); err != nil {
@@ -164,21 +170,39 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops consuming and waits for attempts in flight to end. Messages
-// not acknowledged are redelivered later (by this or another instance).
+// stopGrace bounds how long Stop lets attempts in flight finish before it
+// cancels them (they are then redelivered, here or on another instance).
+const stopGrace = 3 * time.Second
+
+// Stop stops consuming, gives attempts in flight up to stopGrace to end,
+// then cancels the rest. Messages not acknowledged are redelivered later (by
+// this or another instance). It does not hang when the engine is unreachable.
 func (p *Pipeline) Stop() {
-	if p.fanout != nil {
-		p.fanout.Stop()
-		<-p.fanout.Closed()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for _, cc := range []jetstream.ConsumeContext{p.fanout, p.deliver} {
+			if cc != nil {
+				cc.Stop()
+				<-cc.Closed()
+			}
+		}
+	}()
+	drained := make(chan struct{})
+	go func() {
+		<-stopped
+		p.wg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(stopGrace):
 	}
-	if p.deliver != nil {
-		p.deliver.Stop()
-		<-p.deliver.Closed()
-	}
+	p.cancel()
+	<-stopped
 	if p.fanQueue != nil {
 		close(p.fanQueue)
 	}
-	p.cancel()
 	p.wg.Wait()
 }
 
@@ -324,7 +348,8 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 	stopProgress()
 	n.Add(-1)
 	if p.ctx.Err() != nil && res.Err != nil {
-		return // shutting down: redelivered later, not an attempt
+		_ = m.Nak() // shutting down: not an attempt; redelivered at once elsewhere or after restart
+		return
 	}
 
 	at := Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body)}

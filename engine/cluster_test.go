@@ -4,175 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
+	"github.com/hookgate/hookgate/internal/natstest"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 )
 
-// testCluster is a real 3-node JetStream cluster on 127.0.0.1 ephemeral ports.
-type testCluster struct {
-	servers []*server.Server
-	urls    []string
-	addrs   []string // client and route listeners, to check they are released
-}
-
-// freePorts reserves n distinct free ports on 127.0.0.1 and releases them.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	ls := make([]net.Listener, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// startCluster starts n clustered JetStream servers and waits until a meta
-// leader is elected and every peer is current. A free port may be taken
-// between picking and binding it: the whole start is then tried again.
-func startCluster(t *testing.T, n int) *testCluster {
-	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		c, err := tryStartCluster(t, n)
-		if err == nil {
-			t.Cleanup(func() { checkReleased(t, c.addrs) }) // runs after shutdown
-			t.Cleanup(c.shutdown)
-			return c
-		}
-		lastErr = err
-		t.Logf("starting cluster (attempt %d): %v", attempt+1, err)
-	}
-	t.Fatalf("starting a %d-node cluster: %v", n, lastErr)
-	return nil
-}
-
-func tryStartCluster(t *testing.T, n int) (*testCluster, error) {
-	ports := freePorts(t, n)
-	routes := make([]string, n)
-	for i, p := range ports {
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
-	c := &testCluster{}
-	for i := range n {
-		opts := &server.Options{
-			ServerName:         fmt.Sprintf("n%d", i+1),
-			Host:               "127.0.0.1",
-			Port:               -1,
-			NoSigs:             true,
-			NoLog:              true,
-			JetStream:          true,
-			StoreDir:           t.TempDir(),
-			JetStreamMaxMemory: 32 << 20,
-			JetStreamMaxStore:  1 << 30,
-			Cluster: server.ClusterOpts{
-				Name: "hg",
-				Host: "127.0.0.1",
-				Port: ports[i],
-			},
-			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			c.shutdown()
-			return nil, err
-		}
-		c.servers = append(c.servers, srv)
-		go srv.Start()
-	}
-	for _, srv := range c.servers {
-		if !srv.ReadyForConnections(10 * time.Second) {
-			c.shutdown()
-			return nil, fmt.Errorf("server %s not ready for connections", srv.Name())
-		}
-		c.urls = append(c.urls, srv.ClientURL())
-		c.addrs = append(c.addrs, srv.Addr().String(), srv.ClusterAddr().String())
-	}
-	for _, u := range c.urls {
-		if !strings.HasPrefix(u, "nats://127.0.0.1:") {
-			c.shutdown()
-			return nil, fmt.Errorf("server listens on %s, want 127.0.0.1", u)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c.ready(n) {
-			return c, nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	c.shutdown()
-	return nil, errors.New("no JetStream meta leader with all peers current within 30s")
-}
-
-// checkReleased asserts that nothing listens on addrs any more.
-func checkReleased(t *testing.T, addrs []string) {
-	t.Helper()
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Errorf("%s still in use after shutdown: %v", a, err)
-			continue
-		}
-		l.Close()
-	}
-}
-
-func (c *testCluster) leader() *server.Server {
-	for _, s := range c.servers {
-		if s.Running() && s.JetStreamIsLeader() {
-			return s
-		}
-	}
-	return nil
-}
-
-func (c *testCluster) ready(peers int) bool {
-	l := c.leader()
-	if l == nil || len(l.JetStreamClusterPeers()) != peers {
-		return false
-	}
-	for _, s := range c.servers {
-		if s.Running() && (!s.JetStreamEnabled() || !s.JetStreamIsCurrent()) {
-			return false
-		}
-	}
-	return true
-}
-
-func (c *testCluster) shutdown() {
-	for _, s := range c.servers {
-		s.Shutdown()
-	}
-	for _, s := range c.servers {
-		s.WaitForShutdown()
-	}
-}
-
-func (c *testCluster) byName(name string) *server.Server {
-	for _, s := range c.servers {
-		if s.Name() == name {
-			return s
-		}
-	}
-	return nil
-}
-
-func openCluster(t *testing.T, ctx context.Context, c *testCluster) (*Engine, error) {
+func openCluster(t *testing.T, ctx context.Context, c *natstest.Cluster) (*Engine, error) {
 	e, err := Open(ctx, Config{
-		URLs:           c.urls,
+		URLs:           c.URLs,
 		Replicas:       3,
 		ConnectTimeout: 5 * time.Second,
 		CreateTimeout:  30 * time.Second,
@@ -234,7 +74,7 @@ func TestClusterReplicatedAndSurvivesNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster")
 	}
-	c := startCluster(t, 3)
+	c := natstest.StartCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 
@@ -264,7 +104,7 @@ func TestClusterReplicatedAndSurvivesNodeLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	victim := c.byName(info.Cluster.Leader)
+	victim := c.ByName(info.Cluster.Leader)
 	if victim == nil {
 		t.Fatalf("events stream leader %q is not a cluster node", info.Cluster.Leader)
 	}
@@ -323,7 +163,7 @@ func TestClusterConcurrentOpen(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster")
 	}
-	c := startCluster(t, 3)
+	c := natstest.StartCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 
@@ -335,7 +175,7 @@ func TestClusterConcurrentOpen(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			e, err := Open(ctx, Config{URLs: c.urls, Replicas: 3, ConnectTimeout: 5 * time.Second, CreateTimeout: 30 * time.Second}, nil)
+			e, err := Open(ctx, Config{URLs: c.URLs, Replicas: 3, ConnectTimeout: 5 * time.Second, CreateTimeout: 30 * time.Second}, nil)
 			engines[i], errs[i] = e, err
 		})
 	}
