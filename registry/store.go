@@ -68,6 +68,10 @@ func (r *Registry) UpdateWorkflow(ctx context.Context, id string, patch []byte) 
 		return nil, &InvalidError{Field: "body", Err: err}
 	}
 	w.ID, w.Source = id, SourceAPI
+	var old Workflow
+	if json.Unmarshal(e.Value(), &old) == nil {
+		keepSecrets(&w, &old)
+	}
 	cw, err := CompileWorkflow(w, r.guard)
 	if err != nil {
 		return nil, err
@@ -79,6 +83,32 @@ func (r *Registry) UpdateWorkflow(ctx context.Context, id string, patch []byte) 
 	}
 	r.waitApplied(ctx, r.eng.Workflows.Bucket(), rev)
 	return cw, nil
+}
+
+// keepSecrets carries secrets over a patch that replaced the targets or the
+// verify block without repeating them (the API never shows secrets, so a
+// client cannot send them back): a target keeps the secret of the old target
+// with the same URL.
+func keepSecrets(w, old *Workflow) {
+	secrets := map[string]string{}
+	for _, t := range old.Targets {
+		if t.Secret != "" {
+			secrets[t.URL] = t.Secret
+		}
+	}
+	for i := range w.Targets {
+		if w.Targets[i].Secret == "" {
+			w.Targets[i].Secret = secrets[w.Targets[i].URL]
+		}
+	}
+	if w.Verify != nil && old.Verify != nil {
+		if w.Verify.HMACSecret == "" && w.Verify.HMACHeader != "" {
+			w.Verify.HMACSecret = old.Verify.HMACSecret
+		}
+		if w.Verify.StandardSecret == "" {
+			w.Verify.StandardSecret = old.Verify.StandardSecret
+		}
+	}
 }
 
 // DeleteWorkflow removes an API workflow and its key.
