@@ -1,10 +1,8 @@
 package module
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
 	"github.com/hookgate/hookgate/engine"
@@ -335,7 +334,18 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 //
 // A path matcher such as /hooks/* sets the prefix.
 func parseIngress(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	prefix := matcherPrefix(h)
+	handler := new(Ingress)
+	return parsePrefixed(h, handler, &handler.Prefix)
+}
+
+// parsePrefixed sets up a handler whose prefix defaults to the path of its
+// matcher: the route keeps the matcher, the handler gets the prefix, and a
+// prefix subdirective overrides it.
+func parsePrefixed(h httpcaddyfile.Helper, handler interface {
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}, prefix *string) ([]httpcaddyfile.ConfigValue, error) {
+	*prefix = matcherPrefix(h)
 	if !h.Next() {
 		return nil, h.ArgErr()
 	}
@@ -343,7 +353,6 @@ func parseIngress(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if err != nil {
 		return nil, err
 	}
-	handler := &Ingress{Prefix: prefix}
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
@@ -553,19 +562,8 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 //
 // A path matcher such as /api/hookgate/* sets the prefix.
 func parseAPI(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	prefix := matcherPrefix(h)
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
-	handler := &API{Prefix: prefix}
-	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, handler), nil
+	handler := new(API)
+	return parsePrefixed(h, handler, &handler.Prefix)
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
@@ -672,6 +670,4 @@ func fieldErr(d *caddyfile.Dispenser, lines map[string]int, kind, name string, e
 var (
 	_ caddyfile.Unmarshaler = (*Ingress)(nil)
 	_ caddyfile.Unmarshaler = (*API)(nil)
-	_                       = json.Marshal
-	_                       = os.ReadFile
 )
