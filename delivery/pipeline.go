@@ -191,6 +191,11 @@ func (p *Pipeline) Stop() {
 	drained := make(chan struct{})
 	go func() {
 		<-stopped
+		// No more messages come in: the fan-out workers finish the queue
+		// and end, so that the wait below sees the attempts only.
+		if p.fanQueue != nil {
+			close(p.fanQueue)
+		}
 		p.wg.Wait()
 		close(drained)
 	}()
@@ -199,11 +204,7 @@ func (p *Pipeline) Stop() {
 	case <-time.After(stopGrace):
 	}
 	p.cancel()
-	<-stopped
-	if p.fanQueue != nil {
-		close(p.fanQueue)
-	}
-	p.wg.Wait()
+	<-drained
 }
 
 // Destinations returns where ev goes now: the workflow's targets, or the
@@ -228,8 +229,11 @@ func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
 			}
 			inc, exc, err := s.Predicates(fe)
 			if err != nil {
-				p.log.Warn("subscription predicate failed: not delivered",
-					zap.String("subscription", s.Def.ID), zap.String("event", ev.ID), zap.Error(err))
+				// A failing predicate counts as not matched: a failing
+				// include keeps the event out, a failing exclude does not.
+				p.log.Warn("subscription predicate failed: counted as not matched",
+					zap.String("subscription", s.Def.ID), zap.String("event", ev.ID),
+					zap.Bool("delivered", inc && !exc), zap.Error(err))
 			}
 			if !inc || exc {
 				continue
@@ -385,7 +389,7 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 		wait = min(wait, maxRetryAfter)
 		next := time.Now().Add(wait).UTC()
 		rec.Status, rec.NextAttemptAt = StatusPending, &next
-		p.saveRecord(rec)
+		_ = p.saveRecord(p.ctx, rec)
 		_ = m.NakWithDelay(wait)
 	}
 	if p.opts.Observer != nil {
@@ -421,7 +425,7 @@ func keepInProgress(m jetstream.Msg, timeout time.Duration) func() {
 // finish records the final state of a delivery and removes it from the queue.
 func (p *Pipeline) finish(m jetstream.Msg, rec *Record, status, reason string) {
 	rec.Status, rec.Reason, rec.NextAttemptAt = status, reason, nil
-	p.saveRecord(rec)
+	_ = p.saveRecord(p.ctx, rec)
 	if status == StatusSucceeded {
 		_ = m.Ack()
 	} else {
@@ -429,12 +433,14 @@ func (p *Pipeline) finish(m jetstream.Msg, rec *Record, status, reason string) {
 	}
 }
 
-func (p *Pipeline) saveRecord(rec *Record) {
+func (p *Pipeline) saveRecord(ctx context.Context, rec *Record) error {
 	rec.UpdatedAt = time.Now().UTC()
 	doc, _ := json.Marshal(rec)
-	if _, err := p.eng.Deliveries.Put(p.ctx, rec.ID, doc); err != nil && p.ctx.Err() == nil {
+	_, err := p.eng.Deliveries.Put(ctx, rec.ID, doc)
+	if err != nil && ctx.Err() == nil {
 		p.log.Warn("recording delivery attempt failed", zap.String("delivery", rec.ID), zap.Error(err))
 	}
+	return err
 }
 
 // Record returns a delivery record by id.
@@ -550,7 +556,9 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
 	rec.Replays++
 	rec.ReplayBase = len(rec.Attempts)
 	rec.Status, rec.Reason, rec.NextAttemptAt = StatusPending, "", nil
-	p.saveRecord(rec)
+	if err := p.saveRecord(ctx, rec); err != nil {
+		return nil, fmt.Errorf("recording retry: %w", err)
+	}
 	dm := ev.message(engine.SubjectDeliveries + "." + rec.Destination)
 	dm.Header.Set(hdrDest, rec.Destination)
 	dm.Header.Set(hdrReplay, strconv.Itoa(rec.Replays))

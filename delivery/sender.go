@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookgate/hookgate/filters"
@@ -57,7 +59,14 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 	} else {
 		var data any
 		if len(ev.Data) > 0 {
-			if err := json.Unmarshal(ev.Data, &data); err != nil {
+			if dest.Envelope.Raw() || strings.TrimSpace(dest.Envelope.String()) == filters.EnvelopeStandard {
+				// Delivered as published: decoding into float64 would
+				// round integers beyond 2^53 and refuse numbers such as 1e400.
+				if !json.Valid(ev.Data) {
+					return nil, errors.New("event data is not JSON")
+				}
+				data = json.RawMessage(ev.Data)
+			} else if err := json.Unmarshal(ev.Data, &data); err != nil {
 				return nil, fmt.Errorf("event data is not JSON: %w", err)
 			}
 		}
@@ -78,7 +87,9 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 	}
 	if dest.SecretField != "" && dest.Secret != "" {
 		var obj map[string]any
-		if json.Unmarshal(body, &obj) == nil && obj != nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber() // keep numbers as they are
+		if dec.Decode(&obj) == nil && obj != nil {
 			obj[dest.SecretField] = dest.Secret
 			body, _ = json.Marshal(obj)
 		}
@@ -167,7 +178,9 @@ func validTraceparent(s string) bool {
 			return false
 		}
 	}
-	return s[3:35] != "00000000000000000000000000000000"
+	// Version ff, an all-zero trace id and an all-zero parent id are
+	// invalid (W3C Trace Context).
+	return s[:2] != "ff" && s[3:35] != "00000000000000000000000000000000" && s[36:52] != "0000000000000000"
 }
 
 // newTraceparent starts a new sampled trace.

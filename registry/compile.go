@@ -271,6 +271,9 @@ type CompiledSubscription struct {
 	Include *filters.EventPredicate
 	Exclude *filters.EventPredicate
 	Dest    *Destination
+	// previousUntil is when the previous secret of an API subscription
+	// stops signing (zero when it has none).
+	previousUntil time.Time
 }
 
 // MatchesTopic reports whether the subscription's topics cover topic.

@@ -298,19 +298,23 @@ func (r *Registry) applySubscription(e jetstream.KeyValueEntry) {
 		return
 	}
 	if prev != "" {
+		cs.previousUntil = st.PreviousUntil
 		r.scheduleRebuild(st.PreviousUntil)
 	}
 	r.apiSubs[s.ID] = cs
 }
 
 // scheduleRebuild recompiles API subscriptions at t, so that a rotated-away
-// secret stops signing when its grace period ends.
+// secret stops signing when its grace period ends. Only subscriptions whose
+// own grace period has ended are recompiled: another one rotated with a
+// longer grace keeps its previous secret.
 func (r *Registry) scheduleRebuild(t time.Time) {
 	time.AfterFunc(time.Until(t)+time.Millisecond, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		now := time.Now()
 		for id, cs := range r.apiSubs {
-			if len(cs.Dest.Keys) > 1 {
+			if len(cs.Dest.Keys) > 1 && !now.Before(cs.previousUntil) {
 				if ncs, err := CompileSubscription(cs.Def, "", r.guard); err == nil {
 					r.apiSubs[id] = ncs
 				}

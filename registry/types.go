@@ -31,8 +31,12 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON reads a Go duration string or a number of nanoseconds.
+// UnmarshalJSON reads a Go duration string or a number of nanoseconds. JSON
+// null leaves d unchanged, as encoding/json does for other types.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {

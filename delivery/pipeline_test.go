@@ -1,0 +1,693 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/signature"
+)
+
+const testTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// outcomes records attempt outcomes per destination (an Observer).
+type outcomes struct {
+	mu       sync.Mutex
+	outcomes map[string][]string
+}
+
+func (o *outcomes) Attempted(d *registry.Destination, outcome string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.outcomes == nil {
+		o.outcomes = map[string][]string{}
+	}
+	o.outcomes[d.ID] = append(o.outcomes[d.ID], outcome)
+}
+
+func (o *outcomes) of(id string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.outcomes[id])
+}
+
+// closer closes a channel once.
+type closer struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newCloser(t *testing.T) *closer {
+	c := &closer{ch: make(chan struct{})}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *closer) close() { c.once.Do(func() { close(c.ch) }) }
+
+func TestPublish(t *testing.T) {
+	e := newEnv(t)
+	e.pipe = e.newPipeline(Options{}) // publishing needs no consumer
+	ev := &Event{Topic: "document.deleted", Data: json.RawMessage(`{"RecordID": "2QDTWAW4499"}`), Tenant: "ZZ1"}
+	dup, err := e.pipe.Publish(e.ctx, ev)
+	if err != nil || dup {
+		t.Fatalf("Publish = %v, %v", dup, err)
+	}
+	if !strings.HasPrefix(ev.ID, "evt_") || ev.Time.IsZero() || time.Since(ev.Time) > time.Minute {
+		t.Errorf("id %q and time %v not assigned", ev.ID, ev.Time)
+	}
+	// The same id again is a no-op, whatever it carries.
+	dup, err = e.pipe.Publish(e.ctx, &Event{ID: ev.ID, Topic: "other", Data: json.RawMessage(`{}`)})
+	if err != nil || !dup {
+		t.Errorf("republish = %v, %v; want duplicate", dup, err)
+	}
+	got, err := e.pipe.Event(e.ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Topic != "document.deleted" || string(got.Data) != `{"RecordID": "2QDTWAW4499"}` || got.Tenant != "ZZ1" || !got.Time.Equal(ev.Time) {
+		t.Errorf("read back %+v", got)
+	}
+	// A given id and time are kept.
+	at := time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)
+	ev2 := &Event{ID: "evt_given", Topic: "t", Time: at}
+	if dup, err := e.pipe.Publish(e.ctx, ev2); err != nil || dup {
+		t.Fatal(dup, err)
+	}
+	if got, err := e.pipe.Event(e.ctx, "evt_given"); err != nil || !got.Time.Equal(at) || ev2.ID != "evt_given" {
+		t.Errorf("given id/time: %+v %v", got, err)
+	}
+	for _, id := range []string{"evt_missing", "a.b", "", "x>"} {
+		if _, err := e.pipe.Event(e.ctx, id); !errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("Event(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func TestDestinations(t *testing.T) {
+	e := newEnv(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	e.pipe = New(e.eng, e.reg, testGuard().Client(), zap.New(core), Options{}) // never started
+	url := "http://127.0.0.1:9/"
+	e.subscribe(registry.Subscription{ID: "docs", Topics: []string{"document.*"}, URL: url})
+	e.subscribe(registry.Subscription{ID: "off", Topics: []string{"document.deleted"}, URL: url})
+	if err := e.reg.SetSubscriptionEnabled(e.ctx, "off", false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	e.subscribe(registry.Subscription{ID: "tenant", Topics: []string{"*"}, URL: url, Include: `tenant == "ZZ1"`})
+	e.subscribe(registry.Subscription{ID: "noskip", Topics: []string{"document.deleted"}, URL: url, Exclude: `data?.RecordID == "SKIP"`})
+	e.subscribe(registry.Subscription{ID: "badinc", Topics: []string{"*"}, URL: url, Include: `data.profile.email == "x"`})
+	e.subscribe(registry.Subscription{ID: "users", Topics: []string{"user.created", "user.deleted"}, URL: url})
+	if _, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "prov", Targets: []registry.Target{{URL: url}, {URL: url + "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "passthrough"}); err != nil {
+		t.Fatal(err)
+	}
+
+	ids := func(ds []*registry.Destination) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name string
+		ev   Event
+		want []string
+	}{
+		{"topic, tenant and data match", Event{Topic: "document.deleted", Tenant: "ZZ1", Data: json.RawMessage(`{"RecordID":"A"}`)},
+			[]string{"docs", "noskip", "tenant"}},
+		{"excluded by data", Event{Topic: "document.deleted", Tenant: "ZZ1", Data: json.RawMessage(`{"RecordID":"SKIP"}`)},
+			[]string{"docs", "tenant"}},
+		{"other tenant", Event{Topic: "document.deleted", Tenant: "XX", Data: json.RawMessage(`{"RecordID":"A"}`)},
+			[]string{"docs", "noskip"}},
+		{"prefix is not a match", Event{Topic: "documents.x", Tenant: "XX"}, nil},
+		{"exact topic", Event{Topic: "user.created"}, []string{"users"}},
+		{"no data", Event{Topic: "document.created"}, []string{"docs"}},
+		{"data not an object", Event{Topic: "document.created", Data: json.RawMessage(`[1]`)}, []string{"docs"}},
+		{"workflow targets", Event{Workflow: "prov", Data: json.RawMessage(`x`)}, []string{"wf=prov=0", "wf=prov=1"}},
+		{"workflow without targets", Event{Workflow: "passthrough"}, nil},
+		{"unknown workflow", Event{Workflow: "nope", Topic: "document.deleted"}, nil},
+	}
+	for _, tc := range tests {
+		tc.ev.ID = "evt_1"
+		if got := ids(e.pipe.Destinations(&tc.ev)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: destinations %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// "badinc"'s include fails at run time on every event above (no
+	// data.profile): it counts as not matched, so nothing goes there; it
+	// matches when the data has the field.
+	ev := &Event{ID: "e", Topic: "x", Data: json.RawMessage(`{"profile":{"email":"x"}}`)}
+	if got := ids(e.pipe.Destinations(ev)); !slices.Equal(got, []string{"badinc"}) {
+		t.Errorf("include evaluating: %v", got)
+	}
+	// An exclude that fails at run time counts as not matched (the event is
+	// not excluded), as test-predicates reports it.
+	e.subscribe(registry.Subscription{ID: "badexc", Topics: []string{"y"}, URL: url, Exclude: `data.profile.email == "x"`})
+	logs.TakeAll()
+	if got := ids(e.pipe.Destinations(&Event{ID: "e", Topic: "y", Data: json.RawMessage(`{}`)})); !slices.Equal(got, []string{"badexc"}) {
+		t.Errorf("failing exclude: %v", got)
+	}
+	// The warnings say what happened to the event.
+	delivered := map[any]any{}
+	for _, l := range logs.TakeAll() {
+		delivered[l.ContextMap()["subscription"]] = l.ContextMap()["delivered"]
+	}
+	if len(delivered) != 2 || delivered["badexc"] != true || delivered["badinc"] != false {
+		t.Errorf("failing predicates logged delivered=%v", delivered)
+	}
+	fe := FilterEvent(&Event{ID: "e", Topic: "t", Tenant: "x", User: "u", Data: json.RawMessage(`{"a":1}`)})
+	if fe.ID != "e" || fe.Topic != "t" || fe.Tenant != "x" || fe.User != "u" || fe.Data.(map[string]any)["a"] != 1.0 {
+		t.Errorf("FilterEvent = %+v", fe)
+	}
+}
+
+func TestDeliverSubscription(t *testing.T) {
+	s := newSink(t, nil)
+	e := newEnv(t)
+	cs := e.subscribe(registry.Subscription{ID: "s1", Topics: []string{"user.*"}, URL: s.URL + "/in",
+		Headers: map[string]string{"X-Env": "test"}})
+	obs := &outcomes{}
+	e.start(Options{Observer: obs})
+
+	e.publish(&Event{ID: "evt_other", Topic: "group.created", Data: json.RawMessage(`{}`)})
+	ev := &Event{ID: "evt_full", Topic: "user.created", Data: json.RawMessage(`{"username": "demo", "remainingSeats": 5}`),
+		Tenant: "parallelworks", Traceparent: testTraceparent}
+	e.publish(ev)
+	r := s.waitCount(t, 1, 5*time.Second)[0]
+	if r.Path != "/in" || r.Header.Get("X-Env") != "test" || r.Header.Get("Webhook-Id") != "evt_full" ||
+		r.Header.Get("Traceparent") != testTraceparent || r.Header.Get("User-Agent") != UserAgent {
+		t.Errorf("request %s %v", r.Path, r.Header)
+	}
+	if err := signature.VerifyStandard(cs.Dest.Keys, r.Header, r.Body, 0, time.Now()); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	var body struct {
+		Type      string         `json:"type"`
+		Timestamp time.Time      `json:"timestamp"`
+		Data      map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || body.Type != "user.created" || body.Data["username"] != "demo" || !body.Timestamp.Equal(ev.Time) {
+		t.Errorf("body %s (%v)", r.Body, err)
+	}
+	rec := e.waitRecord("s1.evt_full", 5*time.Second, statusIs(StatusSucceeded))
+	if rec.EventID != "evt_full" || rec.SubscriptionID != "s1" || rec.WorkflowID != "" || rec.Destination != "s1" ||
+		rec.Reason != "" || rec.NextAttemptAt != nil || rec.UpdatedAt.IsZero() {
+		t.Errorf("record %+v", rec)
+	}
+	if len(rec.Attempts) != 1 || rec.Attempts[0].StatusCode != 200 || rec.Attempts[0].Error != "" || rec.Attempts[0].At.IsZero() {
+		t.Errorf("attempts %+v", rec.Attempts)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := s.count(); n != 1 {
+		t.Errorf("%d requests, want exactly one", n)
+	}
+	if _, err := e.pipe.Record(e.ctx, "s1.evt_other"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("a non-matching event has a record: %v", err)
+	}
+	if _, err := e.pipe.Record(e.ctx, "bad key*"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("invalid record id: %v", err)
+	}
+	if got := obs.of("s1"); !slices.Equal(got, []string{StatusSucceeded}) {
+		t.Errorf("observer saw %v", got)
+	}
+}
+
+func TestDeliverWorkflowTargets(t *testing.T) {
+	s := newSink(t, nil)
+	e := newEnv(t)
+	_, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "prov", Targets: []registry.Target{
+		{URL: s.URL + "/raw", Headers: map[string]string{"X-T": "1"}},
+		{URL: s.URL + "/std", Envelope: "standard", Method: "PUT"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start(Options{})
+	data := "{\"eventType\" : \"groupcreated\",\n \"n\": 12345678901234567891}\n"
+	e.publish(&Event{ID: "evt_wf", Workflow: "prov", Data: json.RawMessage(data)})
+	reqs := s.waitCount(t, 2, 5*time.Second)
+	for _, r := range reqs {
+		switch r.Path {
+		case "/raw":
+			if string(r.Body) != data || r.Method != http.MethodPost || r.Header.Get("X-T") != "1" {
+				t.Errorf("raw target got %s %q", r.Method, r.Body)
+			}
+		case "/std":
+			var body map[string]any
+			if err := json.Unmarshal(r.Body, &body); err != nil || body["type"] != "prov" || r.Method != http.MethodPut {
+				t.Errorf("standard target got %s %s", r.Method, r.Body)
+			}
+		default:
+			t.Errorf("request to %s", r.Path)
+		}
+		if _, ok := r.Header["Webhook-Signature"]; ok {
+			t.Error("unsigned target got a signature")
+		}
+	}
+	for _, id := range []string{"wf=prov=0.evt_wf", "wf=prov=1.evt_wf"} {
+		rec := e.waitRecord(id, 5*time.Second, statusIs(StatusSucceeded))
+		if rec.WorkflowID != "prov" || rec.SubscriptionID != "" {
+			t.Errorf("record %+v", rec)
+		}
+	}
+}
+
+func TestDeliveriesQuery(t *testing.T) {
+	ok := newSink(t, nil)
+	bad := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusInternalServerError) })
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "s1", Topics: []string{"t"}, URL: ok.URL})
+	e.subscribe(registry.Subscription{ID: "s2", Topics: []string{"t"}, URL: bad.URL, MaxAttempts: 1})
+	if _, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "w", Targets: []registry.Target{{URL: ok.URL}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(Options{})
+	if recs, next, err := e.pipe.Deliveries(e.ctx, Query{}); err != nil || len(recs) != 0 || next != "" {
+		t.Fatalf("empty bucket: %v %q %v", recs, next, err)
+	}
+	for _, id := range []string{"e1", "e2", "e3"} {
+		e.publish(&Event{ID: id, Topic: "t", Data: json.RawMessage(`{}`)})
+	}
+	e.publish(&Event{ID: "e4", Workflow: "w", Data: json.RawMessage(`{}`)})
+	for _, id := range []string{"s1.e1", "s1.e2", "s1.e3", "wf=w=0.e4"} {
+		e.waitRecord(id, 5*time.Second, statusIs(StatusSucceeded))
+	}
+	for _, id := range []string{"s2.e1", "s2.e2", "s2.e3"} {
+		rec := e.waitRecord(id, 5*time.Second, statusIs(StatusFailed))
+		if rec.Reason != "gave up after 1 attempts" || len(rec.Attempts) != 1 {
+			t.Errorf("record %+v", rec)
+		}
+	}
+
+	all := []string{"s1.e1", "s1.e2", "s1.e3", "s2.e1", "s2.e2", "s2.e3", "wf=w=0.e4"}
+	tests := []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"all", Query{}, all},
+		{"subscription", Query{Subscription: "s1"}, all[:3]},
+		{"subscription and status", Query{Subscription: "s2", Status: StatusFailed}, all[3:6]},
+		{"status succeeded", Query{Status: StatusSucceeded}, []string{"s1.e1", "s1.e2", "s1.e3", "wf=w=0.e4"}},
+		{"status pending", Query{Status: StatusPending}, nil},
+		{"event", Query{Event: "e1"}, []string{"s1.e1", "s2.e1"}},
+		{"subscription and event", Query{Subscription: "s1", Event: "e2"}, []string{"s1.e2"}},
+		{"workflow", Query{Workflow: "w"}, []string{"wf=w=0.e4"}},
+		{"unknown subscription", Query{Subscription: "nope"}, nil},
+		{"after", Query{After: "s2.e2"}, all[5:]},
+		{"exact page", Query{Limit: 7}, all},
+	}
+	for _, tc := range tests {
+		recs, next, err := e.pipe.Deliveries(e.ctx, tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if !slices.Equal(got, tc.want) || next != "" {
+			t.Errorf("%s: %v (next %q), want %v", tc.name, got, next, tc.want)
+		}
+	}
+
+	// Paging: pages of 3 with a cursor, ending with "".
+	var got []string
+	var pages []int
+	q := Query{Limit: 3}
+	for range 10 {
+		recs, next, err := e.pipe.Deliveries(e.ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, len(recs))
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if next == "" {
+			break
+		}
+		if next != recs[len(recs)-1].ID {
+			t.Errorf("cursor %q is not the last id of the page", next)
+		}
+		q.After = next
+	}
+	if !slices.Equal(got, all) || !slices.Equal(pages, []int{3, 3, 1}) {
+		t.Errorf("paged %v in pages %v", got, pages)
+	}
+	// Paging with a filter.
+	recs, next, err := e.pipe.Deliveries(e.ctx, Query{Subscription: "s1", Limit: 2})
+	if err != nil || len(recs) != 2 || next != "s1.e2" {
+		t.Errorf("filtered page: %d records, next %q, %v", len(recs), next, err)
+	}
+	recs, next, _ = e.pipe.Deliveries(e.ctx, Query{Subscription: "s1", Limit: 2, After: next})
+	if len(recs) != 1 || recs[0].ID != "s1.e3" || next != "" {
+		t.Errorf("second filtered page: %v %q", recs, next)
+	}
+}
+
+func TestRetriesThenFailedThenReplay(t *testing.T) {
+	// Requests 1-5 fail, then the subscriber recovers.
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n <= 5 {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte("boom"))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "s", Topics: []string{"*"}, URL: s.URL, MaxAttempts: 3,
+		RetrySchedule: []registry.Duration{registry.Duration(50 * time.Millisecond), registry.Duration(150 * time.Millisecond)}})
+	obs := &outcomes{}
+	e.start(Options{Observer: obs})
+	e.publish(&Event{ID: "evt_r", Topic: "t", Data: json.RawMessage(`{}`)})
+
+	rec := e.waitRecord("s.evt_r", 5*time.Second, statusIs(StatusFailed))
+	if len(rec.Attempts) != 3 || rec.Reason != "gave up after 3 attempts" || rec.NextAttemptAt != nil {
+		t.Fatalf("failed record %+v", rec)
+	}
+	for _, a := range rec.Attempts {
+		if a.StatusCode != 500 || a.Error != "Internal Server Error" || a.Response != "boom" {
+			t.Errorf("attempt %+v", a)
+		}
+	}
+	reqs := s.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3", len(reqs))
+	}
+	// The schedule is followed (and its last wait would repeat).
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < 50*time.Millisecond {
+		t.Errorf("first retry after %v, want ≥ 50ms", gap)
+	}
+	if gap := reqs[2].At.Sub(reqs[1].At); gap < 150*time.Millisecond {
+		t.Errorf("second retry after %v, want ≥ 150ms", gap)
+	}
+	for _, r := range reqs {
+		if r.Header.Get("Webhook-Id") != "evt_r" {
+			t.Errorf("retry with webhook-id %q", r.Header.Get("Webhook-Id"))
+		}
+	}
+	if got := obs.of("s"); !slices.Equal(got, []string{"retrying", "retrying", StatusFailed}) {
+		t.Errorf("observer saw %v", got)
+	}
+
+	// A manual retry gets a fresh budget of 3: requests 4 and 5 fail, the
+	// 6th (the third of the new budget) succeeds.
+	rec, err := e.pipe.Retry(e.ctx, "s.evt_r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != StatusPending || rec.Replays != 1 || rec.ReplayBase != 3 || rec.Reason != "" {
+		t.Errorf("record after Retry %+v", rec)
+	}
+	rec = e.waitRecord("s.evt_r", 5*time.Second, statusIs(StatusSucceeded))
+	if len(rec.Attempts) != 6 || rec.Attempts[5].StatusCode != 204 || rec.Replays != 1 {
+		t.Errorf("replayed record: %d attempts %+v", len(rec.Attempts), rec)
+	}
+	// A succeeded delivery can be replayed too.
+	if _, err := e.pipe.Retry(e.ctx, "s.evt_r"); err != nil {
+		t.Fatal(err)
+	}
+	rec = e.waitRecord("s.evt_r", 5*time.Second, func(r *Record) bool { return r.Status == StatusSucceeded && r.Replays == 2 })
+	if len(rec.Attempts) != 7 || s.count() != 7 {
+		t.Errorf("second replay: %d attempts, %d requests", len(rec.Attempts), s.count())
+	}
+
+	if _, err := e.pipe.Retry(e.ctx, "s.evt_nope"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("Retry(unknown) = %v", err)
+	}
+	if err := e.reg.DeleteSubscription(e.ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pipe.Retry(e.ctx, "s.evt_r"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("Retry(deleted destination) = %v", err)
+	}
+}
+
+func TestGoneDisablesSubscription(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusGone) })
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "g", Topics: []string{"*"}, URL: s.URL,
+		RetrySchedule: []registry.Duration{registry.Duration(10 * time.Millisecond)}})
+	e.start(Options{})
+	e.publish(&Event{ID: "evt_g", Topic: "t", Data: json.RawMessage(`{}`)})
+	rec := e.waitRecord("g.evt_g", 5*time.Second, statusIs(StatusFailed))
+	if len(rec.Attempts) != 1 || rec.Attempts[0].StatusCode != 410 || !strings.Contains(rec.Reason, "410") {
+		t.Errorf("record %+v", rec)
+	}
+	sub, ok := e.reg.Subscription("g")
+	if !ok || sub.Dest.Enabled || !strings.Contains(sub.Def.DisabledReason, "410") {
+		t.Fatalf("subscription after 410: enabled %v, reason %q", sub.Dest.Enabled, sub.Def.DisabledReason)
+	}
+	// No new deliveries go to it.
+	e.publish(&Event{ID: "evt_g2", Topic: "t", Data: json.RawMessage(`{}`)})
+	time.Sleep(300 * time.Millisecond)
+	if n := s.count(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	if _, err := e.pipe.Record(e.ctx, "g.evt_g2"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("a disabled subscription got a delivery: %v", err)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "ra", Topics: []string{"*"}, URL: s.URL,
+		RetrySchedule: []registry.Duration{registry.Duration(10 * time.Millisecond)}})
+	e.start(Options{})
+	e.publish(&Event{ID: "evt_ra", Topic: "t", Data: json.RawMessage(`{}`)})
+	pending := e.waitRecord("ra.evt_ra", 5*time.Second, func(r *Record) bool { return len(r.Attempts) == 1 })
+	if pending.Status == StatusPending {
+		if pending.NextAttemptAt == nil || pending.NextAttemptAt.Sub(pending.Attempts[0].At) < 900*time.Millisecond {
+			t.Errorf("next attempt at %v after an attempt at %v, want ~1s later", pending.NextAttemptAt, pending.Attempts[0].At)
+		}
+	}
+	rec := e.waitRecord("ra.evt_ra", 5*time.Second, statusIs(StatusSucceeded))
+	reqs := s.requests()
+	if len(reqs) != 2 || len(rec.Attempts) != 2 || rec.Attempts[0].StatusCode != 503 {
+		t.Fatalf("%d requests, record %+v", len(reqs), rec)
+	}
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < time.Second {
+		t.Errorf("retried %v after a Retry-After of 1s", gap)
+	}
+}
+
+// A slow target does not stall the others: with PerDestination 1, a
+// destination that holds its request leaves the workers to the others.
+func TestPerDestinationCap(t *testing.T) {
+	release := newCloser(t)
+	slow := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		block(r, release.ch, 10*time.Second)
+		w.WriteHeader(http.StatusOK)
+	})
+	fast := newSink(t, nil)
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "slow", Topics: []string{"slow"}, URL: slow.URL, Timeout: registry.Duration(15 * time.Second)})
+	e.subscribe(registry.Subscription{ID: "fast", Topics: []string{"fast"}, URL: fast.URL})
+	e.start(Options{PerDestination: 1, Concurrency: 4})
+	for _, id := range []string{"s1", "s2", "s3"} {
+		e.publish(&Event{ID: id, Topic: "slow", Data: json.RawMessage(`{}`)})
+	}
+	slow.waitCount(t, 1, 5*time.Second)
+	start := time.Now()
+	e.publish(&Event{ID: "f1", Topic: "fast", Data: json.RawMessage(`{}`)})
+	fast.waitCount(t, 1, 3*time.Second)
+	e.waitRecord("fast.f1", 3*time.Second, statusIs(StatusSucceeded))
+	t.Logf("fast destination served in %v while the slow one holds its request", time.Since(start))
+	time.Sleep(300 * time.Millisecond)
+	if n := slow.count(); n != 1 {
+		t.Errorf("slow destination got %d requests at once, want 1 (the cap)", n)
+	}
+	release.close()
+	slow.waitCount(t, 3, 10*time.Second)
+	for _, id := range []string{"slow.s1", "slow.s2", "slow.s3"} {
+		rec := e.waitRecord(id, 10*time.Second, statusIs(StatusSucceeded))
+		if len(rec.Attempts) != 1 {
+			t.Errorf("%s: %d attempts; a busy destination's wait is not an attempt", id, len(rec.Attempts))
+		}
+	}
+	if m := slow.maxIn.Load(); m != 1 {
+		t.Errorf("slow destination saw %d concurrent requests, want 1", m)
+	}
+}
+
+func TestQueueDepth(t *testing.T) {
+	release := newCloser(t)
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		block(r, release.ch, 10*time.Second)
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "q", Topics: []string{"*"}, URL: s.URL})
+	e.start(Options{})
+	if d, err := e.pipe.QueueDepth(e.ctx); err != nil || d != 0 {
+		t.Fatalf("idle depth %d, %v", d, err)
+	}
+	for _, id := range []string{"q1", "q2", "q3"} {
+		e.publish(&Event{ID: id, Topic: "t", Data: json.RawMessage(`{}`)})
+	}
+	var depth uint64
+	if !waitFor(5*time.Second, func() bool { depth, _ = e.pipe.QueueDepth(e.ctx); return depth == 3 }) {
+		t.Fatalf("depth %d with three deliveries in flight, want 3", depth)
+	}
+	release.close()
+	if !waitFor(5*time.Second, func() bool { depth, _ = e.pipe.QueueDepth(e.ctx); return depth == 0 }) {
+		t.Errorf("depth %d after the deliveries, want 0", depth)
+	}
+}
+
+// Messages that reach the delivery queue for a destination that is gone or
+// disabled end failed without a request; unreadable ones are dropped.
+func TestDeliverUnavailableDestination(t *testing.T) {
+	s := newSink(t, nil)
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "off", Topics: []string{"*"}, URL: s.URL})
+	if err := e.reg.SetSubscriptionEnabled(e.ctx, "off", false, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	e.start(Options{})
+	js := e.eng.JetStream()
+	ev := &Event{ID: "evt_x", Topic: "t", Time: time.Now().UTC(), Data: json.RawMessage(`{}`)}
+	for _, dest := range []string{"gone", "off"} {
+		m := ev.message(engine.SubjectDeliveries + "." + dest)
+		m.Header.Set(hdrDest, dest)
+		if _, err := js.PublishMsg(e.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := ev.message(engine.SubjectDeliveries + ".junk")
+	m.Header.Del(hdrID)
+	if _, err := js.PublishMsg(e.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.waitRecord("gone.evt_x", 5*time.Second, statusIs(StatusFailed)); rec.Reason != "destination no longer exists" || len(rec.Attempts) != 0 {
+		t.Errorf("gone: %+v", rec)
+	}
+	if rec := e.waitRecord("off.evt_x", 5*time.Second, statusIs(StatusFailed)); rec.Reason != "subscription disabled" || rec.SubscriptionID != "off" {
+		t.Errorf("off: %+v", rec)
+	}
+	if !waitFor(5*time.Second, func() bool { d, _ := e.pipe.QueueDepth(e.ctx); return d == 0 }) {
+		t.Error("queue not empty")
+	}
+	if s.count() != 0 {
+		t.Errorf("%d requests to a disabled subscription", s.count())
+	}
+}
+
+// Events published while no pipeline runs are delivered by the next one;
+// a replay queued meanwhile too.
+func TestStopAndRestart(t *testing.T) {
+	s := newSink(t, nil)
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "r", Topics: []string{"*"}, URL: s.URL})
+	first := e.start(Options{})
+	e.publish(&Event{ID: "evt_1", Topic: "t", Data: json.RawMessage(`{}`)})
+	e.waitRecord("r.evt_1", 5*time.Second, statusIs(StatusSucceeded))
+
+	start := time.Now()
+	e.stopPipeline(first)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Stop of an idle pipeline took %v", took)
+	}
+	e.publish(&Event{ID: "evt_2", Topic: "t", Data: json.RawMessage(`{}`)})
+	rec, err := e.pipe.Retry(e.ctx, "r.evt_1")
+	if err != nil || rec.Status != StatusPending {
+		t.Fatalf("Retry while stopped: %+v %v", rec, err)
+	}
+	if _, err := e.pipe.Retry(e.ctx, "r.evt_1"); !errors.Is(err, ErrNotReplayable) {
+		t.Errorf("Retry of a pending delivery = %v, want ErrNotReplayable", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := s.count(); n != 1 {
+		t.Fatalf("%d requests while stopped", n)
+	}
+
+	e.start(Options{})
+	s.waitCount(t, 3, 5*time.Second)
+	e.waitRecord("r.evt_2", 5*time.Second, statusIs(StatusSucceeded))
+	rec = e.waitRecord("r.evt_1", 5*time.Second, statusIs(StatusSucceeded))
+	if rec.Replays != 1 || len(rec.Attempts) != 2 {
+		t.Errorf("replayed record %+v", rec)
+	}
+}
+
+// Stop lets an attempt in flight finish (within its grace) and records it.
+func TestStopWaitsForAttempt(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		time.Sleep(400 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "w", Topics: []string{"*"}, URL: s.URL})
+	p := e.start(Options{})
+	e.publish(&Event{ID: "evt_w", Topic: "t", Data: json.RawMessage(`{}`)})
+	reqs := s.waitCount(t, 1, 5*time.Second)
+	e.stopPipeline(p)
+	if took := time.Since(reqs[0].At); took < 350*time.Millisecond || took > 2500*time.Millisecond {
+		t.Errorf("Stop returned %v after the request started, want after the 400ms attempt", took)
+	}
+	rec, err := p.Record(e.ctx, "w.evt_w")
+	if err != nil || rec.Status != StatusSucceeded || len(rec.Attempts) != 1 {
+		t.Errorf("record after Stop: %+v %v", rec, err)
+	}
+}
+
+// An attempt still running when Stop's grace ends is cancelled, not counted,
+// and handed back at once: the next pipeline delivers it without waiting for
+// the ack deadline.
+func TestStopCancelsLongAttempt(t *testing.T) {
+	release := newCloser(t)
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			block(r, release.ch, 10*time.Second)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "l", Topics: []string{"*"}, URL: s.URL, Timeout: registry.Duration(20 * time.Second)})
+	p := e.start(Options{})
+	e.publish(&Event{ID: "evt_l", Topic: "t", Data: json.RawMessage(`{}`)})
+	s.waitCount(t, 1, 5*time.Second)
+	start := time.Now()
+	e.stopPipeline(p)
+	if took := time.Since(start); took < stopGrace-200*time.Millisecond || took > stopGrace+3*time.Second {
+		t.Errorf("Stop took %v, want about its %v grace", took, stopGrace)
+	}
+	if rec, err := p.Record(e.ctx, "l.evt_l"); err == nil && len(rec.Attempts) != 0 {
+		t.Errorf("a cancelled attempt was recorded: %+v", rec)
+	}
+	restart := time.Now()
+	e.start(Options{})
+	s.waitCount(t, 2, 5*time.Second)
+	rec := e.waitRecord("l.evt_l", 5*time.Second, statusIs(StatusSucceeded))
+	if len(rec.Attempts) != 1 {
+		t.Errorf("record %+v", rec)
+	}
+	t.Logf("redelivered %v after the restart", time.Since(restart))
+}

@@ -1,0 +1,439 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/netguard"
+)
+
+func TestValidID(t *testing.T) {
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"a", true},
+		{"provisioning", true},
+		{"wf_ABC-123", true},
+		{"_", true},
+		{"-", true},
+		{strings.Repeat("x", 128), true},
+		{strings.Repeat("x", 129), false},
+		{"", false},
+		{"a b", false},
+		{"a.b", false},
+		{"a/b", false},
+		{"a*", false},
+		{"é", false},
+		{"a\n", false},
+		{"../x", false},
+	}
+	for _, tc := range tests {
+		if got := ValidID(tc.id); got != tc.want {
+			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	re := regexp.MustCompile(`^sub_[a-z2-7]{16}$`) // 10 bytes = 16 base32 characters
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID("sub_")
+		if !re.MatchString(id) || !ValidID(id) {
+			t.Fatalf("NewID = %q", id)
+		}
+		if seen[id] {
+			t.Fatalf("NewID repeated %q", id)
+		}
+		seen[id] = true
+	}
+	if id := NewID(""); len(id) != 16 || !ValidID(id) {
+		t.Errorf("NewID(\"\") = %q", id)
+	}
+}
+
+func TestTopicsMatch(t *testing.T) {
+	tests := []struct {
+		patterns []string
+		topic    string
+		want     bool
+	}{
+		{[]string{"document.deleted"}, "document.deleted", true},
+		{[]string{"document.deleted"}, "document.created", false},
+		{[]string{"document.deleted"}, "document.deleted.x", false},
+		{[]string{"document.deleted"}, "Document.deleted", false}, // case-sensitive
+		{[]string{"USER_CREATED"}, "USER_CREATED", true},
+		{[]string{"document.*"}, "document.deleted", true},
+		{[]string{"document.*"}, "document.a.b", true},
+		{[]string{"document.*"}, "document.", true},
+		{[]string{"document.*"}, "document", false},
+		{[]string{"document.*"}, "documents.x", false},
+		{[]string{"document.*"}, "xdocument.deleted", false},
+		{[]string{"a.b.*"}, "a.b.c", true},
+		{[]string{"a.b.*"}, "a.bc", false},
+		{[]string{"*"}, "anything", true},
+		{[]string{"*"}, "", true},
+		{[]string{"user.created", "document.*"}, "document.x", true},
+		{[]string{"user.created", "document.*"}, "user.created", true},
+		{[]string{"user.created", "document.*"}, "user.deleted", false},
+		{nil, "x", false},
+		{[]string{}, "x", false},
+	}
+	for _, tc := range tests {
+		if got := TopicsMatch(tc.patterns, tc.topic); got != tc.want {
+			t.Errorf("TopicsMatch(%q, %q) = %v, want %v", tc.patterns, tc.topic, got, tc.want)
+		}
+	}
+	cs := &CompiledSubscription{Def: Subscription{Topics: []string{"document.*"}}}
+	if !cs.MatchesTopic("document.deleted") || cs.MatchesTopic("documents.deleted") {
+		t.Error("MatchesTopic disagrees with TopicsMatch")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	bases := []time.Duration{
+		5 * time.Second, 25 * time.Second, 125 * time.Second, 625 * time.Second, 3125 * time.Second,
+		time.Hour, time.Hour, time.Hour, time.Hour,
+	}
+	for i, base := range bases {
+		n := i + 1
+		lo, hi := time.Duration(float64(base)*0.8), time.Duration(float64(base)*1.2)
+		var minSeen, maxSeen time.Duration
+		distinct := map[time.Duration]bool{}
+		for j := range 200 {
+			d := Backoff(n)
+			if d < lo || d > hi {
+				t.Fatalf("Backoff(%d) = %v, outside [%v, %v]", n, d, lo, hi)
+			}
+			if j == 0 || d < minSeen {
+				minSeen = d
+			}
+			if d > maxSeen {
+				maxSeen = d
+			}
+			distinct[d] = true
+		}
+		// Jitter: the values spread over the ±20% band.
+		if len(distinct) < 150 || minSeen > time.Duration(float64(base)*0.9) || maxSeen < time.Duration(float64(base)*1.1) {
+			t.Errorf("Backoff(%d): %d distinct values in [%v, %v]; want jitter over [%v, %v]", n, len(distinct), minSeen, maxSeen, lo, hi)
+		}
+	}
+	// Huge attempt numbers stay capped (no overflow).
+	for _, n := range []int{50, 1000, 1 << 30} {
+		if d := Backoff(n); d < 48*time.Minute || d > 72*time.Minute {
+			t.Errorf("Backoff(%d) = %v, want ~1h", n, d)
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	d := &Destination{Schedule: []time.Duration{time.Second, 10 * time.Second, time.Minute}}
+	for n, want := range map[int]time.Duration{
+		1: time.Second, 2: 10 * time.Second, 3: time.Minute, 4: time.Minute, 10: time.Minute,
+	} {
+		if got := d.RetryDelay(n); got != want {
+			t.Errorf("RetryDelay(%d) = %v, want %v", n, got, want)
+		}
+	}
+	single := &Destination{Schedule: []time.Duration{3 * time.Second}}
+	for n := 1; n < 5; n++ {
+		if got := single.RetryDelay(n); got != 3*time.Second {
+			t.Errorf("single RetryDelay(%d) = %v", n, got)
+		}
+	}
+	// No schedule: the default backoff.
+	def := &Destination{}
+	if got := def.RetryDelay(2); got < 20*time.Second || got > 30*time.Second {
+		t.Errorf("default RetryDelay(2) = %v, want 25s ±20%%", got)
+	}
+}
+
+// refuse10 is a guard that refuses private addresses: 10.0.0.1 is decided
+// from the IP literal (CheckURL never dials).
+var refuse10 = netguard.New(nil)
+
+func TestCompileWorkflowErrors(t *testing.T) {
+	okTarget := Target{URL: "http://127.0.0.1:9/hook"}
+	tests := []struct {
+		name  string
+		w     Workflow
+		guard URLChecker
+		field string
+	}{
+		{"empty id", Workflow{}, nil, "id"},
+		{"id with space", Workflow{ID: "a b"}, nil, "id"},
+		{"id too long", Workflow{ID: strings.Repeat("a", 129)}, nil, "id"},
+		{"sample and schema", Workflow{ID: "w", Sample: json.RawMessage(`{"a":1}`), Schema: json.RawMessage(`{"type":"object"}`)}, nil, "sample"},
+		{"sample not JSON", Workflow{ID: "w", Sample: json.RawMessage(`{"a":`)}, nil, "sample"},
+		{"schema not JSON", Workflow{ID: "w", Schema: json.RawMessage(`{"type":`)}, nil, "schema"},
+		{"schema invalid", Workflow{ID: "w", Schema: json.RawMessage(`{"type":"no-such-type"}`)}, nil, "schema"},
+		{"filter syntax", Workflow{ID: "w", Filter: `body.a ==`}, nil, "filter"},
+		{"filter not boolean", Workflow{ID: "w", Filter: `1 + 1`}, nil, "filter"},
+		{"filter unknown variable", Workflow{ID: "w", Filter: `nosuchvar == 1`}, nil, "filter"},
+		{"method with space", Workflow{ID: "w", Methods: []string{"GE T"}}, nil, "methods"},
+		{"method empty", Workflow{ID: "w", Methods: []string{"POST", " "}}, nil, "methods"},
+		{"method with slash", Workflow{ID: "w", Methods: []string{"a/b"}}, nil, "methods"},
+		{"negative grace", Workflow{ID: "w", Grace: Duration(-time.Second)}, nil, "grace"},
+		{"hmac header without secret", Workflow{ID: "w", Verify: &Verify{HMACHeader: "X-Hub-Signature-256"}}, nil, "verify"},
+		{"hmac secret without header", Workflow{ID: "w", Verify: &Verify{HMACSecret: "s"}}, nil, "verify"},
+		{"bad standard secret", Workflow{ID: "w", Verify: &Verify{StandardSecret: "whsec_!!!"}}, nil, "verify.standard_secret"},
+		{"bad hmac secret", Workflow{ID: "w", Verify: &Verify{HMACHeader: "X-Sig", HMACSecret: "whsec_%%%"}}, nil, "verify.hmac_secret"},
+		{"target without url", Workflow{ID: "w", Targets: []Target{{}}}, nil, "targets[0].url"},
+		{"target refused by the guard", Workflow{ID: "w", Targets: []Target{{URL: "http://10.0.0.1/x"}}}, refuse10, "targets[0].url"},
+		{"target loopback refused by default", Workflow{ID: "w", Targets: []Target{{URL: "http://127.0.0.1/x"}}}, refuse10, "targets[0].url"},
+		{"target bad scheme", Workflow{ID: "w", Targets: []Target{{URL: "ftp://127.0.0.1/x"}}}, testGuard(), "targets[0].url"},
+		{"second target bad", Workflow{ID: "w", Targets: []Target{okTarget, {URL: "http://10.0.0.1/"}}}, testGuard(), "targets[1].url"},
+		{"target envelope", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, Envelope: "{a: "}}}, nil, "targets[0].envelope"},
+		{"target envelope unknown variable", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, Envelope: "nosuch.thing"}}}, nil, "targets[0].envelope"},
+		{"target zero wait", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, RetrySchedule: []Duration{Duration(time.Second), 0}}}}, nil, "targets[0].retry_schedule"},
+		{"target negative wait", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, RetrySchedule: []Duration{Duration(-time.Second)}}}}, nil, "targets[0].retry_schedule"},
+		{"target bad secret", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, Secret: "whsec_!!"}}}, nil, "targets[0].secret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cw, err := CompileWorkflow(tc.w, tc.guard)
+			if err == nil {
+				t.Fatalf("compiled %+v", cw.Def)
+			}
+			field, ok := invalidField(err)
+			if !ok || field != tc.field {
+				t.Fatalf("error %v: field %q (InvalidError %v), want %q", err, field, ok, tc.field)
+			}
+			if !strings.HasPrefix(err.Error(), tc.field) {
+				t.Errorf("message %q does not start with the field", err.Error())
+			}
+		})
+	}
+	// The guard's refusal is kept in the chain.
+	_, err := CompileWorkflow(Workflow{ID: "w", Targets: []Target{{URL: "http://10.0.0.1/x"}}}, refuse10)
+	if !strings.Contains(err.Error(), "10.0.0.1") {
+		t.Errorf("guard error %q does not name the address", err)
+	}
+}
+
+func TestCompileWorkflowDefaults(t *testing.T) {
+	cw, err := CompileWorkflow(Workflow{ID: "prov", Targets: []Target{{URL: "http://127.0.0.1:9/a"}}}, testGuard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cw.Def.Name != "prov" || cw.Info.ID != "prov" || cw.Info.Name != "prov" {
+		t.Errorf("name defaults: %+v %+v", cw.Def.Name, cw.Info)
+	}
+	if len(cw.Methods) != 1 || cw.Methods[0] != http.MethodPost || !cw.AllowsMethod("POST") || cw.AllowsMethod("GET") {
+		t.Errorf("methods = %v", cw.Methods)
+	}
+	if cw.MaxBody != 1<<20 {
+		t.Errorf("max body = %d", cw.MaxBody)
+	}
+	if cw.Contract != nil || cw.Filter != nil || cw.HMACKey != nil || cw.StandardKeys != nil || cw.fixedHash != nil {
+		t.Errorf("unexpected optional parts: %+v", cw)
+	}
+	d := cw.Targets[0]
+	if d.ID != "wf=prov=0" || d.WorkflowID != "prov" || d.SubscriptionID != "" {
+		t.Errorf("target ids: %q %q %q", d.ID, d.WorkflowID, d.SubscriptionID)
+	}
+	if d.Method != http.MethodPost || d.Timeout != 10*time.Second || d.MaxAttempts != 6 || d.Schedule != nil {
+		t.Errorf("target defaults: method %q timeout %v attempts %d schedule %v", d.Method, d.Timeout, d.MaxAttempts, d.Schedule)
+	}
+	if !d.PassBody || d.Envelope == nil || !d.Envelope.Raw() || !d.Enabled || d.Keys != nil {
+		t.Errorf("target body: pass %v envelope %v enabled %v keys %v", d.PassBody, d.Envelope, d.Enabled, d.Keys)
+	}
+
+	// Everything set.
+	w := Workflow{
+		ID: "full", Name: "Full", Sample: json.RawMessage(`{"eventType":"x"}`), Strict: true,
+		Filter: `body.eventType == "x"`, Methods: []string{" post", "put "}, MaxBody: 4096,
+		Grace: Duration(time.Minute),
+		Verify: &Verify{HMACHeader: "X-Hub-Signature-256", HMACSecret: "It's a Secret to Everybody",
+			StandardSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		Targets: []Target{
+			{URL: "http://127.0.0.1:9/a", Method: "put", Headers: map[string]string{"X-A": "1"},
+				Timeout: Duration(3 * time.Second), RetrySchedule: []Duration{Duration(time.Second), Duration(time.Minute)},
+				Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Envelope: "standard"},
+			{URL: "http://127.0.0.1:9/b", Envelope: "raw"},
+		},
+		FixedKey: "pinned-key-0123456789",
+	}
+	cw, err = CompileWorkflow(w, testGuard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cw.Def.Name != "Full" || cw.Contract == nil || cw.Filter == nil || cw.MaxBody != 4096 {
+		t.Errorf("compiled %+v", cw)
+	}
+	if !cw.AllowsMethod("POST") || !cw.AllowsMethod("PUT") || cw.AllowsMethod("post") {
+		t.Errorf("methods = %v", cw.Methods)
+	}
+	if string(cw.HMACKey) != "It's a Secret to Everybody" || len(cw.StandardKeys) != 1 {
+		t.Errorf("verify keys: %q %d", cw.HMACKey, len(cw.StandardKeys))
+	}
+	if cw.fixedHash == nil || *cw.fixedHash != HashKey("pinned-key-0123456789") {
+		t.Error("pinned key hash not set")
+	}
+	a, b := cw.Targets[0], cw.Targets[1]
+	if a.ID != "wf=full=0" || b.ID != "wf=full=1" {
+		t.Errorf("target ids %q %q", a.ID, b.ID)
+	}
+	if a.Method != "PUT" || a.Timeout != 3*time.Second || a.Headers["X-A"] != "1" {
+		t.Errorf("target a: %+v", a)
+	}
+	if len(a.Schedule) != 2 || a.Schedule[1] != time.Minute || a.MaxAttempts != 3 {
+		t.Errorf("schedule %v, max attempts %d (want the schedule's length + 1)", a.Schedule, a.MaxAttempts)
+	}
+	if a.PassBody || a.Envelope.Raw() || len(a.Keys) != 1 || a.Secret == "" {
+		t.Errorf("target a body/keys: pass %v keys %d", a.PassBody, len(a.Keys))
+	}
+	if !b.PassBody || !b.Envelope.Raw() {
+		t.Errorf("target b: raw envelope should pass the body: %+v", b)
+	}
+}
+
+func TestCompileTopic(t *testing.T) {
+	for _, name := range []string{"", "a b", "a\tb", "a\nb", "x.*", "*", "a>b", ">", strings.Repeat("t", 257)} {
+		_, err := CompileTopic(Topic{Name: name})
+		if f, ok := invalidField(err); !ok || f != "name" {
+			t.Errorf("CompileTopic(%q) = %v, want an InvalidError on name", name, err)
+		}
+	}
+	_, err := CompileTopic(Topic{Name: "t", Schema: json.RawMessage(`{"type":`)})
+	if f, _ := invalidField(err); f != "schema" {
+		t.Errorf("bad schema: %v", err)
+	}
+	for _, name := range []string{"document.deleted", "USER_CREATED", "ns:topic", "x/y", "é", strings.Repeat("t", 256)} {
+		ct, err := CompileTopic(Topic{Name: name, Schema: json.RawMessage(`{"type":"object"}`)})
+		if err != nil || ct.Contract == nil || ct.Def.Name != name {
+			t.Errorf("CompileTopic(%q) = %v, %v", name, ct, err)
+		}
+	}
+}
+
+func TestCompileSubscriptionErrors(t *testing.T) {
+	base := func() Subscription {
+		return Subscription{ID: "s1", Name: "sub", Topics: []string{"document.*"}, URL: "http://127.0.0.1:9/hook"}
+	}
+	with := func(f func(*Subscription)) Subscription { s := base(); f(&s); return s }
+	tests := []struct {
+		name     string
+		s        Subscription
+		previous string
+		guard    URLChecker
+		field    string
+	}{
+		{"empty id", with(func(s *Subscription) { s.ID = "" }), "", nil, "id"},
+		{"bad id", with(func(s *Subscription) { s.ID = "a.b" }), "", nil, "id"},
+		{"no name", with(func(s *Subscription) { s.Name = "  " }), "", nil, "name"},
+		{"no topics", with(func(s *Subscription) { s.Topics = nil }), "", nil, "topics"},
+		{"empty topic", with(func(s *Subscription) { s.Topics = []string{"a", ""} }), "", nil, "topics"},
+		{"inner wildcard", with(func(s *Subscription) { s.Topics = []string{"a*b"} }), "", nil, "topics"},
+		{"leading wildcard", with(func(s *Subscription) { s.Topics = []string{"*.deleted"} }), "", nil, "topics"},
+		{"double wildcard", with(func(s *Subscription) { s.Topics = []string{"a.*.*"} }), "", nil, "topics"},
+		{"wildcard without dot", with(func(s *Subscription) { s.Topics = []string{"doc*"} }), "", nil, "topics"},
+		{"no url", with(func(s *Subscription) { s.URL = "" }), "", nil, "url"},
+		{"url refused", with(func(s *Subscription) { s.URL = "http://10.0.0.1/hook" }), "", refuse10, "url"},
+		{"url metadata", with(func(s *Subscription) { s.URL = "http://169.254.169.254/latest" }), "", testGuard(), "url"},
+		{"url scheme", with(func(s *Subscription) { s.URL = "file:///etc/passwd" }), "", testGuard(), "url"},
+		{"negative attempts", with(func(s *Subscription) { s.MaxAttempts = -1 }), "", nil, "max_attempts"},
+		{"include syntax", with(func(s *Subscription) { s.Include = `tenant ==` }), "", nil, "include"},
+		{"include not boolean", with(func(s *Subscription) { s.Include = `tenant` }), "", nil, "include"},
+		{"exclude syntax", with(func(s *Subscription) { s.Exclude = `(` }), "", nil, "exclude"},
+		{"envelope", with(func(s *Subscription) { s.Envelope = `{type: ` }), "", nil, "envelope"},
+		{"secret", with(func(s *Subscription) { s.Secret = "whsec_***" }), "", nil, "secret"},
+		{"previous secret", base(), "whsec_***", nil, "secret"},
+		{"zero wait", with(func(s *Subscription) { s.RetrySchedule = []Duration{0} }), "", nil, "retry_schedule"},
+		{"negative wait", with(func(s *Subscription) { s.RetrySchedule = []Duration{Duration(time.Second), Duration(-1)} }), "", nil, "retry_schedule"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := CompileSubscription(tc.s, tc.previous, tc.guard)
+			if err == nil {
+				t.Fatalf("compiled %+v", cs.Def)
+			}
+			if f, ok := invalidField(err); !ok || f != tc.field {
+				t.Fatalf("error %v: field %q, want %q", err, f, tc.field)
+			}
+		})
+	}
+}
+
+func TestCompileSubscriptionDefaults(t *testing.T) {
+	s := Subscription{ID: "s1", Name: "sub", Description: "d", Topics: []string{"*"}, URL: "http://127.0.0.1:9/hook"}
+	cs, err := CompileSubscription(s, "", testGuard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cs.Dest
+	if d.ID != "s1" || d.SubscriptionID != "s1" || d.WorkflowID != "" || d.URL != s.URL {
+		t.Errorf("ids: %+v", d)
+	}
+	if d.Method != http.MethodPost || d.Timeout != 10*time.Second || d.MaxAttempts != 6 || d.Schedule != nil {
+		t.Errorf("defaults: %q %v %d %v", d.Method, d.Timeout, d.MaxAttempts, d.Schedule)
+	}
+	if d.PassBody || d.Envelope == nil || d.Envelope.String() != "standard" {
+		t.Errorf("envelope: pass %v %v", d.PassBody, d.Envelope)
+	}
+	if !d.Enabled || len(d.Keys) != 0 || cs.Include != nil || cs.Exclude != nil {
+		t.Errorf("enabled %v keys %d", d.Enabled, len(d.Keys))
+	}
+	if d.Subscription != (filters.Subscription{ID: "s1", Name: "sub", Description: "d"}) {
+		t.Errorf("envelope view %+v", d.Subscription)
+	}
+
+	s.Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	s.Enabled = ptr(false)
+	s.MaxAttempts = 2
+	s.RetrySchedule = []Duration{Duration(time.Second), Duration(2 * time.Second)}
+	s.Timeout = Duration(time.Second)
+	s.Envelope = "orangelogic"
+	s.Include, s.Exclude = `tenant == "ZZ1"`, `data?.skip == true`
+	s.SecretHeader, s.SecretField = "X-Secret", "Secret"
+	cs, err = CompileSubscription(s, "previous-raw-secret", testGuard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = cs.Dest
+	if d.Enabled || d.MaxAttempts != 2 || len(d.Schedule) != 2 || d.Timeout != time.Second {
+		t.Errorf("set values: %+v", d)
+	}
+	// The schedule does not change max_attempts for subscriptions.
+	if len(d.Keys) != 2 || string(d.Keys[1]) != "previous-raw-secret" {
+		t.Fatalf("keys = %d (current first, then previous)", len(d.Keys))
+	}
+	if d.Secret != s.Secret || d.Subscription.Secret != s.Secret || d.SecretHeader != "X-Secret" || d.SecretField != "Secret" {
+		t.Errorf("secret plumbing: %+v", d)
+	}
+	if cs.Include == nil || cs.Exclude == nil {
+		t.Error("predicates not compiled")
+	}
+}
+
+func TestPredicates(t *testing.T) {
+	s := Subscription{ID: "s1", Name: "n", Topics: []string{"*"}, URL: "http://127.0.0.1/",
+		Include: `data.profile.email == "x"`, Exclude: `tenant == "skip"`}
+	cs, err := CompileSubscription(s, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &filters.Event{ID: "e", Topic: "t", Data: map[string]any{"RecordID": "1"}, Tenant: "skip"}
+	inc, exc, err := cs.Predicates(ev)
+	if inc || !exc || err == nil || !strings.HasPrefix(err.Error(), "include: ") {
+		t.Errorf("include failing at run time: %v %v %v", inc, exc, err)
+	}
+	s.Include, s.Exclude = `tenant == "ZZ1"`, `data.profile.email == "x"`
+	cs, _ = CompileSubscription(s, "", nil)
+	ev.Tenant = "ZZ1"
+	inc, exc, err = cs.Predicates(ev)
+	if !inc || exc || err == nil || !strings.HasPrefix(err.Error(), "exclude: ") {
+		t.Errorf("exclude failing at run time: %v %v %v", inc, exc, err)
+	}
+	s.Include, s.Exclude = "", ""
+	cs, _ = CompileSubscription(s, "", nil)
+	if inc, exc, err = cs.Predicates(ev); !inc || exc || err != nil {
+		t.Errorf("no predicates: %v %v %v", inc, exc, err)
+	}
+}
