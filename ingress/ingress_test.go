@@ -41,7 +41,9 @@ func newEnv(t *testing.T) *env {
 	return &env{eng: eng, reg: reg, pipe: pipe, in: &Ingress{Registry: reg, Pipeline: pipe}}
 }
 
-func readFile(t *testing.T, name string) []byte {
+func readFile(t *testing.T, name string) []byte { return readFileB(t, name) }
+
+func readFileB(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile("../examples/easylife/" + name)
 	if err != nil {

@@ -93,7 +93,7 @@ func FromSample(sample []byte, strict bool) (*Contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiling inferred schema: %w", err)
 	}
-	return &Contract{sch: sch, doc: raw}, nil
+	return &Contract{sch: sch, doc: raw, sample: newSampleNode(&root, strict)}, nil
 }
 
 // JSON types tracked by inference, as a bit set.
@@ -235,8 +235,10 @@ func (s *shape) schema(strict bool) map[string]any {
 		}
 		out["properties"] = props
 		if strict && len(s.required) > 0 {
-			out["required"] = slices.Sorted(maps.Keys(s.required))
+			out["required"] = sortedKeys(s.required)
 		}
 	}
 	return out
 }
+
+func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }

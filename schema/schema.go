@@ -45,6 +45,9 @@ type Error struct {
 type Contract struct {
 	sch *jsonschema.Schema
 	doc json.RawMessage // indented JSON Schema document
+	// sample validates sample contracts on the request path; sch stays the
+	// reference (the two are held equal by tests).
+	sample *sampleNode
 }
 
 // inlineBase is the base URL of a schema that was not read from a file.
@@ -177,6 +180,19 @@ func schemaError(err error) error {
 // It returns nil when v is valid; otherwise a stable list (sorted by path
 // then message, without duplicates) of leaf errors.
 func (c *Contract) Validate(v any) []Error {
+	if c.sample != nil {
+		w := walker{path: make([]token, 0, 8)}
+		c.sample.validate(v, &w)
+		if len(w.errs) == 0 {
+			return nil
+		}
+		return sortErrors(w.errs)
+	}
+	return c.validateSchema(v)
+}
+
+// validateSchema validates with the JSON Schema engine.
+func (c *Contract) validateSchema(v any) []Error {
 	err := c.sch.Validate(v)
 	if err == nil {
 		return nil
@@ -212,6 +228,11 @@ func flatten(ve *jsonschema.ValidationError) []Error {
 		}
 	}
 	walk(ve)
+	return sortErrors(out)
+}
+
+// sortErrors sorts errors by path then message and removes duplicates.
+func sortErrors(out []Error) []Error {
 	slices.SortFunc(out, func(a, b Error) int {
 		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Message, b.Message))
 	})
