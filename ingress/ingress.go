@@ -9,7 +9,6 @@ package ingress
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/internal/jsonvalue"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
 	"github.com/hookgate/hookgate/signature"
@@ -169,7 +169,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		if !isJSON(r.Header.Get("Content-Type")) {
 			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json"})
 		}
-		if err := json.Unmarshal(body, &decoded); err != nil {
+		if decoded, err = jsonvalue.Decode(body); err != nil {
 			return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
 		}
 		if errs := w.Contract.Validate(decoded); len(errs) > 0 {
@@ -230,21 +230,24 @@ func IdempotentEventID(workflow, value string) string {
 	return "idem_" + hex.EncodeToString(h[:16])
 }
 
-// RequestEnv builds the filter environment of a request.
+// RequestEnv builds the filter environment of a request. The header and
+// query maps are built only when the workflow's filter reads them.
 func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filters.Request {
 	env := &filters.Request{
 		Body:     body,
 		Method:   r.Method,
 		Workflow: w.Info,
-		Headers:  make(map[string]string, len(r.Header)),
-		Query:    map[string]string{},
 	}
-	for k, v := range r.Header {
-		if len(v) > 0 {
-			env.Headers[strings.ToLower(k)] = v[0]
+	if w.FilterHeaders {
+		env.Headers = make(map[string]string, len(r.Header))
+		for k, v := range r.Header {
+			if len(v) > 0 {
+				env.Headers[strings.ToLower(k)] = v[0]
+			}
 		}
 	}
-	if r.URL.RawQuery != "" {
+	if w.FilterQuery {
+		env.Query = map[string]string{}
 		for k, v := range r.URL.Query() {
 			if len(v) > 0 {
 				env.Query[k] = v[0]

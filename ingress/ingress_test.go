@@ -96,6 +96,7 @@ func TestStatusTable(t *testing.T) {
 		registry.Workflow{ID: "pass", Sample: []byte(`{"a":1}`)},
 		registry.Workflow{ID: "gh", Sample: []byte(`{}`), Verify: &registry.Verify{HMACHeader: "X-Hub-Signature-256", HMACSecret: hmacKey}},
 		registry.Workflow{ID: "off", Enabled: new(bool)},
+		registry.Workflow{ID: "hdr", Sample: []byte(`{}`), Filter: `headers["x-event"] == "push" && query.source == "gh" && method == "POST" && workflow.id == "hdr"`},
 	)
 	ghSig := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	big := `{"pad":"` + strings.Repeat("x", 5000) + `"}`
@@ -140,6 +141,8 @@ func TestStatusTable(t *testing.T) {
 					t.Errorf("pass result %+v", res)
 				}
 			}},
+		{"filter on headers and query", post("/?source=gh", "application/json", `{}`, "X-Event", "push"), "hdr", testKey, 0, OutcomePassed, nil},
+		{"filter on headers: no match", post("/?source=gh", "application/json", `{}`, "X-Event", "pull"), "hdr", testKey, 202, OutcomeFiltered, nil},
 		{"hmac ok", post("/", "application/json", "Hello, World!", "X-Hub-Signature-256", ghSig), "gh", testKey, 400, OutcomeBadJSON, nil},
 		{"hmac bad", post("/", "application/json", `{}`, "X-Hub-Signature-256", ghSig), "gh", testKey, 401, OutcomeSignature, nil},
 	}

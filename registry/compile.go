@@ -97,9 +97,13 @@ type CompiledWorkflow struct {
 	Info     filters.WorkflowInfo
 	Contract *schema.Contract
 	Filter   *filters.RequestPredicate
-	Methods  []string
-	MaxBody  int64
-	Targets  []*Destination
+	// FilterHeaders and FilterQuery tell whether the filter may read the
+	// headers or the query, so the request path builds those maps only then.
+	FilterHeaders bool
+	FilterQuery   bool
+	Methods       []string
+	MaxBody       int64
+	Targets       []*Destination
 	// HMACKey and StandardKeys verify provider signatures when set.
 	HMACKey      []byte
 	StandardKeys [][]byte
@@ -138,6 +142,8 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 		if cw.Filter, err = filters.CompileRequestPredicate(w.Filter); err != nil {
 			return nil, invalid("filter", "%v", err)
 		}
+		cw.FilterHeaders = strings.Contains(w.Filter, "headers")
+		cw.FilterQuery = strings.Contains(w.Filter, "query")
 	}
 	cw.Methods = []string{http.MethodPost}
 	if len(w.Methods) > 0 {

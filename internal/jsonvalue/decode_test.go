@@ -1,0 +1,83 @@
+package jsonvalue
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func check(t *testing.T, in []byte) {
+	t.Helper()
+	got, err := Decode(in)
+	var want any
+	wantErr := json.Unmarshal(in, &want)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("%q: Decode error %v, encoding/json error %v", in, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: Decode %#v, encoding/json %#v", in, got, want)
+	}
+}
+
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	cases := []string{
+		`null`, `true`, `false`, `0`, `-0`, `1.5e3`, `-12.25E-2`, `1e400`, `01`, `-`, `1.`, `.5`, `1e`, `+1`,
+		`""`, `"a\"b\\c\/d\b\f\n\r\t"`, `"\u00e9\ud83d\ude00"`, `"\ud83d"`, `"\ud83dx"`, `"\udc00\ud83d\ude00"`,
+		`"\u12"`, `"\x"`, "\"a\x01\"", "\"\xff\xfe\"", `"é"`,
+		`{}`, `[]`, `[1,2,]`, `{"a":1,}`, `{"a" 1}`, `{1:2}`, `{"a":1}{`, `[1] x`, ` {"a" : [ 1 , {"b":null} ] } `,
+		`{"a":1,"a":2}`, `[`, `{`, `{"a"`, `{"a":`, `tru`, `nul`, `falsey`, ``, ` `, `"unterminated`,
+	}
+	for _, c := range cases {
+		check(t, []byte(c))
+	}
+	files, _ := filepath.Glob("../../examples/easylife/*.json")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		check(t, b)
+	}
+}
+
+func TestDepthLimit(t *testing.T) {
+	deep := make([]byte, 0, 2*MaxDepth+4)
+	for i := 0; i <= MaxDepth; i++ {
+		deep = append(deep, '[')
+	}
+	if _, err := Decode(deep); err == nil {
+		t.Fatal("no error past the depth limit")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("../../examples/easylife/*.json")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	for _, s := range []string{`"\ud83d\ude00"`, `[1e5,-0.5,{"a":[]}]`, `{"a":"\u0000"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { check(t, in) })
+}
+
+func BenchmarkDecode(b *testing.B) {
+	body, _ := os.ReadFile("../../examples/easylife/sharepointcreated.json")
+	b.Run("jsonvalue", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Decode(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v any
+			if err := json.Unmarshal(body, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
