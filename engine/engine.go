@@ -135,6 +135,11 @@ type Engine struct {
 	js     jetstream.JetStream
 	log    *zap.Logger
 
+	handles
+}
+
+// handles are the engine's buckets and streams.
+type handles struct {
 	Workflows     jetstream.KeyValue
 	Keys          jetstream.KeyValue
 	Topics        jetstream.KeyValue
@@ -286,20 +291,24 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		})
 		return b, err
 	}
+	// Handles are built aside and published only by the first Apply (in
+	// Open): later calls (config reloads) update the server-side objects while
+	// delivery workers keep using the handles they have.
+	var h handles
 	var err error
-	if e.Workflows, err = kv(BucketWorkflows, "hookgate workflows defined through the API", 1, 0); err != nil {
+	if h.Workflows, err = kv(BucketWorkflows, "hookgate workflows defined through the API", 1, 0); err != nil {
 		return err
 	}
-	if e.Keys, err = kv(BucketKeys, "hookgate workflow key hashes", 1, 0); err != nil {
+	if h.Keys, err = kv(BucketKeys, "hookgate workflow key hashes", 1, 0); err != nil {
 		return err
 	}
-	if e.Topics, err = kv(BucketTopics, "hookgate topics defined through the API", 1, 0); err != nil {
+	if h.Topics, err = kv(BucketTopics, "hookgate topics defined through the API", 1, 0); err != nil {
 		return err
 	}
-	if e.Subscriptions, err = kv(BucketSubscriptions, "hookgate subscriptions defined through the API", 1, 0); err != nil {
+	if h.Subscriptions, err = kv(BucketSubscriptions, "hookgate subscriptions defined through the API", 1, 0); err != nil {
 		return err
 	}
-	if e.Deliveries, err = kv(BucketDeliveries, "hookgate delivery records and attempts", 1, cfg.Retention); err != nil {
+	if h.Deliveries, err = kv(BucketDeliveries, "hookgate delivery records and attempts", 1, cfg.Retention); err != nil {
 		return err
 	}
 
@@ -311,7 +320,7 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		})
 		return s, err
 	}
-	if e.EventStream, err = stream(jetstream.StreamConfig{
+	if h.EventStream, err = stream(jetstream.StreamConfig{
 		Name:              StreamEvents,
 		Description:       "hookgate accepted events (incoming and published)",
 		Subjects:          []string{SubjectEvents + ".>"},
@@ -325,7 +334,7 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	}); err != nil {
 		return err
 	}
-	if e.QueueStream, err = stream(jetstream.StreamConfig{
+	if h.QueueStream, err = stream(jetstream.StreamConfig{
 		Name:        StreamDeliveries,
 		Description: "hookgate delivery queue (one message per event and destination)",
 		Subjects:    []string{SubjectDeliveries + ".>"},
@@ -336,6 +345,9 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		Replicas:    cfg.Replicas,
 	}); err != nil {
 		return err
+	}
+	if e.Workflows == nil {
+		e.handles = h
 	}
 	return nil
 }
