@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,7 +206,7 @@ func (a *App) runtime() *runtime { return a.rt.Load() }
 // configuration's resources and starts delivering.
 func (a *App) Start() error {
 	val, loaded, err := runtimes.LoadOrNew(a.engineCfg.Identity(), func() (caddy.Destructor, error) {
-		return openRuntime(a.engineCfg, a.logger)
+		return openRuntime(a.engineCfg, a.allow, a.logger)
 	})
 	if err != nil {
 		return err
@@ -223,6 +224,7 @@ func (a *App) Start() error {
 			return err
 		}
 	}
+	allowChanged := loaded && !slices.Equal(rt.guard.Allow(), a.allow)
 	rt.guard.SetAllow(a.allow)
 	a.mu.Lock()
 	a.config = rt.reg.DeclareConfig(a.workflows, a.topics, a.subs)
@@ -231,6 +233,10 @@ func (a *App) Start() error {
 		a.config.Release()
 		_, _ = runtimes.Delete(a.engineCfg.Identity())
 		return err
+	}
+	if allowChanged {
+		// Pooled connections were dialled under the previous allowlist.
+		rt.pipe.Sender().Client.CloseIdleConnections()
 	}
 	a.metrics.watchQueue(rt.pipe)
 	a.rt.Store(rt)
@@ -273,14 +279,16 @@ type runtime struct {
 	startErr  error
 }
 
-func openRuntime(cfg engine.Config, log *zap.Logger) (*runtime, error) {
+func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*runtime, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout+engine.DefaultCreateTimeout+engine.DefaultConnectTimeout)
 	defer cancel()
 	eng, err := engine.Open(ctx, cfg, log.Named("engine"))
 	if err != nil {
 		return nil, err
 	}
-	guard := netguard.New(nil)
+	// The allowlist is in place before the stored resources are loaded:
+	// their URLs are checked against it.
+	guard := netguard.New(allow)
 	reg := registry.New(eng, guard, log.Named("registry"))
 	if err := reg.Start(ctx); err != nil {
 		eng.Close()

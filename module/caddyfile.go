@@ -56,7 +56,7 @@ func init() {
 //			description <text>
 //			topics <topic...>
 //			url <url>
-//			secret <secret>|generate|none
+//			secret <secret>|none
 //			enabled true|false
 //			header <name> <value>
 //			include <expr>
@@ -296,6 +296,10 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 	}
 	if probe.Secret != "" && strings.Contains(probe.Secret, "{") {
 		probe.Secret = "" // a placeholder, resolved at provision
+	}
+	var err error
+	if probe.Secret, err = configSecret(probe.Secret); err != nil {
+		return sc, fieldErr(d, lines, "subscription", s.Name, err)
 	}
 	if _, err := registry.CompileSubscription(probe, "", nil); err != nil {
 		return sc, fieldErr(d, lines, "subscription", s.Name, err)

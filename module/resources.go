@@ -2,6 +2,7 @@ package module
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,9 +101,27 @@ func (sc SubscriptionConfig) compile(repl *caddy.Replacer, guard registry.URLChe
 	if s.ID == "" {
 		s.ID = s.Name
 	}
-	s.Secret = repl.ReplaceAll(s.Secret, "")
+	var err error
+	if s.Secret, err = configSecret(repl.ReplaceAll(s.Secret, "")); err != nil {
+		return nil, err
+	}
 	for k, v := range s.Headers {
 		s.Headers[k] = repl.ReplaceAll(v, "")
 	}
 	return registry.CompileSubscription(s, "", guard)
+}
+
+// configSecret is a configuration subscription's secret: "none" (like no
+// secret at all) leaves deliveries unsigned; "generate", which the API
+// accepts, is refused: a secret generated at every start could never be
+// shown to the subscriber.
+func configSecret(secret string) (string, error) {
+	switch secret {
+	case "none":
+		return "", nil
+	case "generate":
+		return "", &registry.InvalidError{Field: "secret", Err: errors.New(
+			`"generate" is for subscriptions created through the API: give the secret (e.g. {env.WEBHOOK_SECRET}) or none`)}
+	}
+	return secret, nil
 }
