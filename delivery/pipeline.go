@@ -71,6 +71,7 @@ type Pipeline struct {
 	inflight sync.Map // destination id -> *atomic.Int32
 	ctx      context.Context
 	cancel   context.CancelFunc
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
@@ -209,6 +210,10 @@ const stopGrace = 3 * time.Second
 // then cancels the rest. Messages not acknowledged are redelivered later (by
 // this or another instance). It does not hang when the engine is unreachable.
 func (p *Pipeline) Stop() {
+	p.stopOnce.Do(p.stop)
+}
+
+func (p *Pipeline) stop() {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)

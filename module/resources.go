@@ -105,9 +105,11 @@ func (sc SubscriptionConfig) compile(repl *caddy.Replacer, guard registry.URLChe
 	if s.Secret, err = configSecret(repl.ReplaceAll(s.Secret, "")); err != nil {
 		return nil, err
 	}
+	headers := make(map[string]string, len(s.Headers))
 	for k, v := range s.Headers {
-		s.Headers[k] = repl.ReplaceAll(v, "")
+		headers[k] = repl.ReplaceAll(v, "")
 	}
+	s.Headers = headers
 	return registry.CompileSubscription(s, "", guard)
 }
 
