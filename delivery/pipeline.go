@@ -24,7 +24,6 @@ import (
 const (
 	ConsumerFanout  = "hookgate-fanout"
 	ConsumerDeliver = "hookgate-deliver"
-	ConsumerDirect  = "hookgate-direct"
 )
 
 const hdrReplay = "Hookgate-Replay"
@@ -65,7 +64,6 @@ type Pipeline struct {
 
 	fanout   jetstream.ConsumeContext
 	deliver  jetstream.ConsumeContext
-	direct   jetstream.ConsumeContext
 	fanQueue chan jetstream.Msg
 	sem      chan struct{}
 	inflight sync.Map // destination id -> *atomic.Int32
@@ -101,11 +99,6 @@ func (p *Pipeline) Sender() *Sender { return p.sender }
 // Publish writes ev to the event stream and returns once JetStream has
 // acknowledged it. duplicate is true when an event with the same id was
 // accepted within the dedupe window (nothing new was written).
-//
-// An event with exactly one destination now (the common case: a workflow
-// with one target, a topic with one subscriber) is stored as its own
-// delivery message, on the direct subject, and skips the fan-out hop; any
-// other is fanned out by the fan-out consumer.
 func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err error) {
 	if ev.ID == "" {
 		ev.ID = NewEventID()
@@ -113,13 +106,7 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
-	var m *nats.Msg
-	if dests := p.Destinations(ev); len(dests) == 1 {
-		m = ev.message(directSubject(ev.ID))
-		m.Header.Set(hdrDest, dests[0].ID)
-	} else {
-		m = ev.message(eventSubject(ev.ID))
-	}
+	m := ev.message(eventSubject(ev.ID))
 	ack, err := p.eng.JetStream().PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID))
 	if err != nil {
 		return false, fmt.Errorf("writing event: %w", err)
@@ -133,7 +120,6 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	fc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, jetstream.ConsumerConfig{
 		Durable:       ConsumerFanout,
 		Description:   "hookgate fan-out of events to destinations",
-		FilterSubject: engine.SubjectEvents + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: 8192,
@@ -153,18 +139,6 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("delivery consumer: %w", err)
-	}
-	xc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       ConsumerDirect,
-		Description:   "hookgate HTTP delivery of events with one destination",
-		FilterSubject: engine.SubjectDirect + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: 4 * p.opts.Concurrency,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return fmt.Errorf("direct delivery consumer: %w", err)
 	}
 	p.fanQueue = make(chan jetstream.Msg, 1024)
 	for range 8 {
@@ -194,11 +168,6 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		p.fanout.Stop()
 		return fmt.Errorf("delivery consumer: %w", err)
 	}
-	if p.direct, err = xc.Consume(p.dispatch, onErr, jetstream.PullMaxMessages(2*p.opts.Concurrency)); err != nil {
-		p.fanout.Stop()
-		p.deliver.Stop()
-		return fmt.Errorf("direct delivery consumer: %w", err)
-	}
 	return nil
 }
 
@@ -217,7 +186,7 @@ func (p *Pipeline) stop() {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for _, cc := range []jetstream.ConsumeContext{p.fanout, p.deliver, p.direct} {
+		for _, cc := range []jetstream.ConsumeContext{p.fanout, p.deliver} {
 			if cc != nil {
 				cc.Stop()
 				<-cc.Closed()
@@ -500,10 +469,7 @@ func (p *Pipeline) Event(ctx context.Context, id string) (*Event, error) {
 	if !registry.ValidID(id) {
 		return nil, registry.ErrNotFound
 	}
-	raw, err := p.eng.EventStream.GetLastMsgForSubject(ctx, directSubject(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		raw, err = p.eng.EventStream.GetLastMsgForSubject(ctx, eventSubject(id))
-	}
+	raw, err := p.eng.EventStream.GetLastMsgForSubject(ctx, eventSubject(id))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, registry.ErrNotFound
@@ -609,20 +575,13 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
 
 // QueueDepth is the number of deliveries waiting or in flight.
 func (p *Pipeline) QueueDepth(ctx context.Context) (uint64, error) {
-	var total uint64
-	for _, c := range []struct{ stream, name string }{
-		{engine.StreamDeliveries, ConsumerDeliver},
-		{engine.StreamEvents, ConsumerDirect},
-	} {
-		cons, err := p.eng.JetStream().Consumer(ctx, c.stream, c.name)
-		if err != nil {
-			return 0, err
-		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		total += info.NumPending + uint64(info.NumAckPending)
+	c, err := p.eng.JetStream().Consumer(ctx, engine.StreamDeliveries, ConsumerDeliver)
+	if err != nil {
+		return 0, err
 	}
-	return total, nil
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
 }

@@ -35,13 +35,8 @@ const (
 	StreamEvents     = "HOOKGATE_EVENTS"
 	StreamDeliveries = "HOOKGATE_DELIVERIES"
 
-	// SubjectEvents prefixes accepted events that go through fan-out:
-	// hookgate.events.<event id>.
+	// SubjectEvents prefixes every accepted event: hookgate.events.<event id>.
 	SubjectEvents = "hookgate.events"
-	// SubjectDirect prefixes accepted events that have exactly one
-	// destination: the stored event is also its delivery message, with no
-	// fan-out hop. hookgate.direct.<event id>.
-	SubjectDirect = "hookgate.direct"
 	// SubjectDeliveries prefixes every queued delivery: hookgate.deliveries.<owner>.
 	SubjectDeliveries = "hookgate.deliveries"
 )
@@ -328,7 +323,7 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	if h.EventStream, err = stream(jetstream.StreamConfig{
 		Name:              StreamEvents,
 		Description:       "hookgate accepted events (incoming and published)",
-		Subjects:          []string{SubjectEvents + ".>", SubjectDirect + ".>"},
+		Subjects:          []string{SubjectEvents + ".>"},
 		Retention:         jetstream.LimitsPolicy,
 		MaxAge:            cfg.Retention,
 		Duplicates:        min(cfg.DedupeWindow, cfg.Retention), // the server refuses a window longer than MaxAge
