@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,11 +20,21 @@ import (
 	"github.com/hookgate/hookgate/registry"
 )
 
-// Consumer names on the engine's streams.
+// Consumer names on the engine's streams: one fan-out consumer, and one
+// delivery consumer per destination (ConsumerDestPrefix + destination id), so
+// that a destination that is down or slow, whose deliveries wait for their
+// retries, holds up nobody else's.
 const (
-	ConsumerFanout  = "hookgate-fanout"
-	ConsumerDeliver = "hookgate-deliver"
+	ConsumerFanout     = "hookgate-fanout"
+	ConsumerDestPrefix = "hookgate-dest-"
+	// legacyConsumerDeliver was the single delivery consumer of earlier
+	// versions; it is removed at start (its messages are kept).
+	legacyConsumerDeliver = "hookgate-deliver"
 )
+
+// destMaxAckPending bounds the deliveries of one destination that are in
+// flight or waiting for a retry.
+const destMaxAckPending = 20000
 
 const hdrReplay = "Hookgate-Replay"
 
@@ -63,13 +73,15 @@ type Pipeline struct {
 	opts   Options
 
 	fanout   jetstream.ConsumeContext
-	deliver  jetstream.ConsumeContext
+	consMu   sync.Mutex
+	consumed map[string]jetstream.ConsumeContext // destination id -> its consumer
+	onErr    jetstream.PullConsumeOpt
 	fanQueue chan jetstream.Msg
 	sem      chan struct{}
-	inflight sync.Map // destination id -> *atomic.Int32
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
+	quit     chan struct{} // closed when Stop begins
 	wg       sync.WaitGroup
 }
 
@@ -90,6 +102,7 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		sender: &Sender{Client: client},
 		sem:    make(chan struct{}, opts.Concurrency),
 		ctx:    ctx, cancel: cancel,
+		quit: make(chan struct{}),
 	}
 }
 
@@ -129,16 +142,8 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	dc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamDeliveries, jetstream.ConsumerConfig{
-		Durable:       ConsumerDeliver,
-		Description:   "hookgate HTTP delivery workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: 4 * p.opts.Concurrency,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return fmt.Errorf("delivery consumer: %w", err)
+	if err := js.DeleteConsumer(ctx, engine.StreamDeliveries, legacyConsumerDeliver); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("removing the legacy delivery consumer: %w", err)
 	}
 	p.fanQueue = make(chan jetstream.Msg, 1024)
 	for range 8 {
@@ -155,6 +160,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			p.log.Warn("consumer error", zap.Error(err))
 		}
 	})
+	p.onErr = onErr
 	enqueue := func(m jetstream.Msg) {
 		select {
 		case p.fanQueue <- m:
@@ -164,11 +170,135 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if p.fanout, err = fc.Consume(enqueue, onErr, jetstream.PullMaxMessages(1024)); err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	if p.deliver, err = dc.Consume(p.dispatch, onErr, jetstream.PullMaxMessages(2*p.opts.Concurrency)); err != nil {
+	p.consumed = map[string]jetstream.ConsumeContext{}
+	changed := p.reg.Changed() // before reading the destinations: no change is missed
+	if err := p.syncConsumers(ctx); err != nil {
 		p.fanout.Stop()
-		return fmt.Errorf("delivery consumer: %w", err)
+		return err
+	}
+	p.wg.Add(1)
+	go p.followRegistry(changed)
+	return nil
+}
+
+// sweepInterval is how often the delivery consumers are checked against the
+// queue (orphaned deliveries, consumers of destinations that are gone).
+var sweepInterval = 30 * time.Second
+
+// followRegistry keeps one delivery consumer per destination as
+// subscriptions and workflows come and go, and sweeps consumers of
+// destinations that are gone once their queue is empty.
+func (p *Pipeline) followRegistry(changed <-chan struct{}) {
+	defer p.wg.Done()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-changed:
+		case <-sweep.C:
+		}
+		changed = p.reg.Changed()
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		if err := p.syncConsumers(ctx); err != nil && p.ctx.Err() == nil {
+			p.log.Warn("updating delivery consumers", zap.Error(err))
+		}
+		cancel()
+		select { // coalesce bursts of changes
+		case <-p.quit:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// syncConsumers consumes the queue of every current destination, and of
+// every destination that still has a consumer (its deliveries then fail as
+// "destination no longer exists" and the consumer is removed when empty).
+func (p *Pipeline) syncConsumers(ctx context.Context) error {
+	js := p.eng.JetStream()
+	want := map[string]bool{}
+	for _, id := range p.reg.DestinationIDs() {
+		want[id] = true
+	}
+	existing := map[string]bool{}
+	names := p.eng.QueueStream.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if id, ok := strings.CutPrefix(name, ConsumerDestPrefix); ok {
+			existing[id] = true
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("listing delivery consumers: %w", err)
+	}
+	// Queued deliveries whose destination never had a consumer here (it came
+	// and went between two syncs, or they were queued by an older version).
+	info, err := p.eng.QueueStream.Info(ctx, jetstream.WithSubjectFilter(engine.SubjectDeliveries+".>"))
+	if err != nil {
+		return fmt.Errorf("reading the delivery queue: %w", err)
+	}
+	for subject := range info.State.Subjects {
+		if id, ok := strings.CutPrefix(subject, engine.SubjectDeliveries+"."); ok && !existing[id] {
+			existing[id] = true
+		}
+	}
+	for id := range existing {
+		if want[id] {
+			continue
+		}
+		if c, err := js.Consumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id); err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				p.unconsume(id)
+				_ = js.DeleteConsumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id)
+				continue
+			}
+		}
+		want[id] = true // drain it first
+	}
+	for id := range want {
+		if err := p.consume(ctx, id); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// consume starts the delivery consumer of destination id, once.
+func (p *Pipeline) consume(ctx context.Context, id string) error {
+	p.consMu.Lock()
+	defer p.consMu.Unlock()
+	if p.consumed == nil || p.consumed[id] != nil || p.ctx.Err() != nil {
+		return nil
+	}
+	c, err := p.eng.JetStream().CreateOrUpdateConsumer(ctx, engine.StreamDeliveries, jetstream.ConsumerConfig{
+		Durable:       ConsumerDestPrefix + id,
+		Description:   "hookgate deliveries to " + id,
+		FilterSubject: engine.SubjectDeliveries + "." + id,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: destMaxAckPending,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery consumer for %s: %w", id, err)
+	}
+	cc, err := c.Consume(p.dispatcher(), p.onErr, jetstream.PullMaxMessages(p.opts.PerDestination))
+	if err != nil {
+		return fmt.Errorf("delivery consumer for %s: %w", id, err)
+	}
+	p.consumed[id] = cc
+	return nil
+}
+
+func (p *Pipeline) unconsume(id string) {
+	p.consMu.Lock()
+	cc := p.consumed[id]
+	delete(p.consumed, id)
+	p.consMu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
 }
 
 // stopGrace bounds how long Stop lets attempts in flight finish before it
@@ -183,10 +313,18 @@ func (p *Pipeline) Stop() {
 }
 
 func (p *Pipeline) stop() {
+	close(p.quit)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for _, cc := range []jetstream.ConsumeContext{p.fanout, p.deliver} {
+		p.consMu.Lock()
+		all := []jetstream.ConsumeContext{p.fanout}
+		for _, cc := range p.consumed {
+			all = append(all, cc)
+		}
+		p.consumed = nil // no new consumers from now on
+		p.consMu.Unlock()
+		for _, cc := range all {
 			if cc != nil {
 				cc.Stop()
 				<-cc.Closed()
@@ -287,26 +425,30 @@ func (p *Pipeline) fanOut(m jetstream.Msg) {
 	_ = m.Ack()
 }
 
-// dispatch runs a delivery on a worker, bounded by Concurrency.
-func (p *Pipeline) dispatch(m jetstream.Msg) {
-	select {
-	case p.sem <- struct{}{}:
-	case <-p.ctx.Done():
-		return
+// dispatcher returns the message handler of one destination's consumer: it
+// runs each delivery on a worker, at most PerDestination at once for the
+// destination and Concurrency in all. Waiting here holds up this
+// destination's consumer only.
+func (p *Pipeline) dispatcher() jetstream.MessageHandler {
+	mine := make(chan struct{}, p.opts.PerDestination)
+	return func(m jetstream.Msg) {
+		select {
+		case mine <- struct{}{}:
+		case <-p.ctx.Done():
+			return
+		}
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.ctx.Done():
+			<-mine
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer func() { <-p.sem; <-mine; p.wg.Done() }()
+			p.deliverOne(m)
+		}()
 	}
-	p.wg.Add(1)
-	go func() {
-		defer func() { <-p.sem; p.wg.Done() }()
-		p.deliverOne(m)
-	}()
-}
-
-func (p *Pipeline) destInflight(id string) *atomic.Int32 {
-	v, ok := p.inflight.Load(id)
-	if !ok {
-		v, _ = p.inflight.LoadOrStore(id, new(atomic.Int32))
-	}
-	return v.(*atomic.Int32)
 }
 
 func (p *Pipeline) deliverOne(m jetstream.Msg) {
@@ -346,16 +488,9 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 		p.finish(m, rec, StatusFailed, "subscription disabled")
 		return
 	}
-	n := p.destInflight(destID)
-	if n.Add(1) > int32(p.opts.PerDestination) {
-		n.Add(-1)
-		_ = m.NakWithDelay(200 * time.Millisecond) // busy destination: not an attempt
-		return
-	}
 	stopProgress := keepInProgress(m, dest.Timeout)
 	res := p.sender.Attempt(p.ctx, dest, ev)
 	stopProgress()
-	n.Add(-1)
 	if p.ctx.Err() != nil && res.Err != nil {
 		_ = m.Nak() // shutting down: not an attempt; redelivered at once elsewhere or after restart
 		return
@@ -573,15 +708,12 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
 	return rec, nil
 }
 
-// QueueDepth is the number of deliveries waiting or in flight.
+// QueueDepth is the number of deliveries waiting or in flight: the messages
+// of the delivery work queue.
 func (p *Pipeline) QueueDepth(ctx context.Context) (uint64, error) {
-	c, err := p.eng.JetStream().Consumer(ctx, engine.StreamDeliveries, ConsumerDeliver)
+	info, err := p.eng.QueueStream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return info.State.Msgs, nil
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -565,6 +566,8 @@ func TestQueueDepth(t *testing.T) {
 // Messages that reach the delivery queue for a destination that is gone or
 // disabled end failed without a request; unreadable ones are dropped.
 func TestDeliverUnavailableDestination(t *testing.T) {
+	defer func(d time.Duration) { sweepInterval = d }(sweepInterval)
+	sweepInterval = 200 * time.Millisecond
 	s := newSink(t, nil)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "off", Topics: []string{"*"}, URL: s.URL})
@@ -690,4 +693,30 @@ func TestStopCancelsLongAttempt(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 	t.Logf("redelivered %v after the restart", time.Since(restart))
+}
+
+// A destination that is down, with thousands of deliveries waiting for
+// their retries, holds up no other destination: each has its own consumer.
+func TestDeadDestinationDoesNotStallOthers(t *testing.T) {
+	dead := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusServiceUnavailable) })
+	healthy := newSink(t, nil)
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "dead", Topics: []string{"down.*"}, URL: dead.URL,
+		RetrySchedule: []registry.Duration{registry.Duration(time.Hour)}})
+	e.subscribe(registry.Subscription{ID: "healthy", Topics: []string{"up.*"}, URL: healthy.URL})
+	e.start(Options{Concurrency: 16, PerDestination: 8})
+	const backlog = 2000
+	for i := range backlog {
+		e.publish(&Event{ID: fmt.Sprintf("down_%d", i), Topic: "down.x", Data: json.RawMessage(`{}`)})
+	}
+	// Every dead delivery has been tried once and now waits an hour.
+	if !waitFor(30*time.Second, func() bool { return dead.count() >= backlog }) {
+		t.Fatalf("dead destination tried %d of %d", dead.count(), backlog)
+	}
+	start := time.Now()
+	for i := range 20 {
+		e.publish(&Event{ID: fmt.Sprintf("up_%d", i), Topic: "up.x", Data: json.RawMessage(`{}`)})
+	}
+	healthy.waitCount(t, 20, 5*time.Second)
+	t.Logf("healthy destination served in %s with %d deliveries waiting on the dead one", time.Since(start), backlog)
 }

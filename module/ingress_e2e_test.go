@@ -241,8 +241,8 @@ func TestAccessLogRedaction(t *testing.T) {
 	}
 	respond "app" 200
 `, logFile, pinnedKey))
-	if status, _ := call(t, "POST", base+"/hooks/logged/"+pinnedKey, nil); status != 200 {
-		t.Fatalf("webhook: %d", status)
+	if status, body := call(t, "POST", base+"/hooks/logged/"+pinnedKey, nil); status != 200 {
+		t.Fatalf("webhook: %d %v", status, body)
 	}
 	var logged string
 	waitFor(t, "access log line", 5*time.Second, func() bool {

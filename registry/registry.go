@@ -398,6 +398,18 @@ func (r *Registry) Subscriptions() []*CompiledSubscription {
 	return sortedValues(r.snap.Load().subscriptions)
 }
 
+// DestinationIDs returns the ids of every current destination.
+func (r *Registry) DestinationIDs() []string {
+	return slices.Sorted(maps.Keys(r.snap.Load().destinations))
+}
+
+// Changed returns a channel closed at the next change of the resources.
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
 // Destination returns a delivery destination by id.
 func (r *Registry) Destination(id string) (*Destination, bool) {
 	d, ok := r.snap.Load().destinations[id]
