@@ -59,9 +59,12 @@ func NewEventID() string {
 	return "evt_" + hex.EncodeToString(b[:])
 }
 
-// eventSubject is the subject an event is stored under; one per event, so
-// it can be read back by id.
+// eventSubject is the subject an event that goes through fan-out is stored
+// under; one per event, so it can be read back by id.
 func eventSubject(id string) string { return engine.SubjectEvents + "." + id }
+
+// directSubject is the subject of an event with exactly one destination.
+func directSubject(dest, id string) string { return engine.SubjectDirect + "." + dest + "." + id }
 
 // message encodes the event as a NATS message on subject: the data is the
 // body, the rest goes in headers.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +29,9 @@ import (
 const (
 	ConsumerFanout     = "hookgate-fanout"
 	ConsumerDestPrefix = "hookgate-dest-"
+	// ConsumerDirectPrefix + destination id names the consumer of the
+	// destination's direct events (events whose only destination it is).
+	ConsumerDirectPrefix = "hookgate-direct-"
 	// legacyConsumerDeliver was the single delivery consumer of earlier
 	// versions; it is removed at start (its messages are kept).
 	legacyConsumerDeliver = "hookgate-deliver"
@@ -74,7 +79,7 @@ type Pipeline struct {
 
 	fanout   jetstream.ConsumeContext
 	consMu   sync.Mutex
-	consumed map[string]jetstream.ConsumeContext // destination id -> its consumer
+	consumed map[string][2]jetstream.ConsumeContext // destination id -> its queue and direct consumers
 	onErr    jetstream.PullConsumeOpt
 	fanQueue chan jetstream.Msg
 	sem      chan struct{}
@@ -119,7 +124,16 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
-	m := ev.message(eventSubject(ev.ID))
+	// An event with exactly one destination now (a workflow with one
+	// target, a topic with one subscriber: the common case) is stored as
+	// its own delivery message and skips the fan-out hop.
+	var m *nats.Msg
+	if dests := p.Destinations(ev); len(dests) == 1 {
+		m = ev.message(directSubject(dests[0].ID, ev.ID))
+		m.Header.Set(hdrDest, dests[0].ID)
+	} else {
+		m = ev.message(eventSubject(ev.ID))
+	}
 	ack, err := p.eng.JetStream().PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID))
 	if err != nil {
 		return false, fmt.Errorf("writing event: %w", err)
@@ -133,6 +147,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	fc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, jetstream.ConsumerConfig{
 		Durable:       ConsumerFanout,
 		Description:   "hookgate fan-out of events to destinations",
+		FilterSubject: engine.SubjectEvents + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: 8192,
@@ -170,7 +185,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if p.fanout, err = fc.Consume(enqueue, onErr, jetstream.PullMaxMessages(1024)); err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	p.consumed = map[string]jetstream.ConsumeContext{}
+	p.consumed = map[string][2]jetstream.ConsumeContext{}
 	changed := p.reg.Changed() // before reading the destinations: no change is missed
 	if err := p.syncConsumers(ctx); err != nil {
 		p.fanout.Stop()
@@ -232,27 +247,36 @@ func (p *Pipeline) syncConsumers(ctx context.Context) error {
 	if err := names.Err(); err != nil {
 		return fmt.Errorf("listing delivery consumers: %w", err)
 	}
+	direct := p.eng.EventStream.ConsumerNames(ctx)
+	for name := range direct.Name() {
+		if id, ok := strings.CutPrefix(name, ConsumerDirectPrefix); ok {
+			existing[id] = true
+		}
+	}
+	if err := direct.Err(); err != nil {
+		return fmt.Errorf("listing direct delivery consumers: %w", err)
+	}
 	// Queued deliveries whose destination never had a consumer here (it came
 	// and went between two syncs, or they were queued by an older version).
 	info, err := p.eng.QueueStream.Info(ctx, jetstream.WithSubjectFilter(engine.SubjectDeliveries+".>"))
 	if err != nil {
 		return fmt.Errorf("reading the delivery queue: %w", err)
 	}
-	for subject := range info.State.Subjects {
-		if id, ok := strings.CutPrefix(subject, engine.SubjectDeliveries+"."); ok && !existing[id] {
-			existing[id] = true
+	queued := map[string]bool{}
+	for subject, n := range info.State.Subjects {
+		if id, ok := strings.CutPrefix(subject, engine.SubjectDeliveries+"."); ok && n > 0 {
+			existing[id], queued[id] = true, true
 		}
 	}
 	for id := range existing {
 		if want[id] {
 			continue
 		}
-		if c, err := js.Consumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				p.unconsume(id)
-				_ = js.DeleteConsumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id)
-				continue
-			}
+		if !queued[id] && p.drained(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id) && p.drained(ctx, engine.StreamEvents, ConsumerDirectPrefix+id) {
+			p.unconsume(id)
+			_ = js.DeleteConsumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id)
+			_ = js.DeleteConsumer(ctx, engine.StreamEvents, ConsumerDirectPrefix+id)
+			continue
 		}
 		want[id] = true // drain it first
 	}
@@ -264,40 +288,67 @@ func (p *Pipeline) syncConsumers(ctx context.Context) error {
 	return nil
 }
 
-// consume starts the delivery consumer of destination id, once.
+// drained reports whether a consumer is absent or has nothing left to do.
+func (p *Pipeline) drained(ctx context.Context, stream, name string) bool {
+	c, err := p.eng.JetStream().Consumer(ctx, stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+}
+
+// consume starts the two delivery consumers of destination id, once: its
+// queue (fanned-out deliveries, replays) and its direct events. They share
+// the destination's concurrency bound.
 func (p *Pipeline) consume(ctx context.Context, id string) error {
 	p.consMu.Lock()
 	defer p.consMu.Unlock()
-	if p.consumed == nil || p.consumed[id] != nil || p.ctx.Err() != nil {
+	if _, ok := p.consumed[id]; p.consumed == nil || ok || p.ctx.Err() != nil {
 		return nil
 	}
-	c, err := p.eng.JetStream().CreateOrUpdateConsumer(ctx, engine.StreamDeliveries, jetstream.ConsumerConfig{
-		Durable:       ConsumerDestPrefix + id,
-		Description:   "hookgate deliveries to " + id,
-		FilterSubject: engine.SubjectDeliveries + "." + id,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: destMaxAckPending,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return fmt.Errorf("delivery consumer for %s: %w", id, err)
+	js := p.eng.JetStream()
+	handler := p.dispatcher()
+	var ccs [2]jetstream.ConsumeContext
+	for i, c := range []struct{ stream, name, filter string }{
+		{engine.StreamDeliveries, ConsumerDestPrefix + id, engine.SubjectDeliveries + "." + id},
+		{engine.StreamEvents, ConsumerDirectPrefix + id, engine.SubjectDirect + "." + id + ".*"},
+	} {
+		cons, err := js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
+			Durable:       c.name,
+			Description:   "hookgate deliveries to " + id,
+			FilterSubject: c.filter,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxAckPending: destMaxAckPending,
+			MaxDeliver:    -1,
+		})
+		if err == nil {
+			ccs[i], err = cons.Consume(handler, p.onErr, jetstream.PullMaxMessages(p.opts.PerDestination))
+		}
+		if err != nil {
+			if ccs[0] != nil {
+				ccs[0].Stop()
+			}
+			return fmt.Errorf("delivery consumer for %s: %w", id, err)
+		}
 	}
-	cc, err := c.Consume(p.dispatcher(), p.onErr, jetstream.PullMaxMessages(p.opts.PerDestination))
-	if err != nil {
-		return fmt.Errorf("delivery consumer for %s: %w", id, err)
-	}
-	p.consumed[id] = cc
+	p.consumed[id] = ccs
 	return nil
 }
 
 func (p *Pipeline) unconsume(id string) {
 	p.consMu.Lock()
-	cc := p.consumed[id]
+	ccs := p.consumed[id]
 	delete(p.consumed, id)
 	p.consMu.Unlock()
-	if cc != nil {
-		cc.Stop()
+	for _, cc := range ccs {
+		if cc != nil {
+			cc.Stop()
+		}
 	}
 }
 
@@ -319,8 +370,8 @@ func (p *Pipeline) stop() {
 		defer close(stopped)
 		p.consMu.Lock()
 		all := []jetstream.ConsumeContext{p.fanout}
-		for _, cc := range p.consumed {
-			all = append(all, cc)
+		for _, ccs := range p.consumed {
+			all = append(all, ccs[:]...)
 		}
 		p.consumed = nil // no new consumers from now on
 		p.consMu.Unlock()
@@ -605,6 +656,9 @@ func (p *Pipeline) Event(ctx context.Context, id string) (*Event, error) {
 		return nil, registry.ErrNotFound
 	}
 	raw, err := p.eng.EventStream.GetLastMsgForSubject(ctx, eventSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		raw, err = p.eng.EventStream.GetLastMsgForSubject(ctx, engine.SubjectDirect+".*."+id)
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, registry.ErrNotFound
@@ -709,11 +763,24 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
 }
 
 // QueueDepth is the number of deliveries waiting or in flight: the messages
-// of the delivery work queue.
+// of the delivery work queue, and the direct events not yet delivered.
 func (p *Pipeline) QueueDepth(ctx context.Context) (uint64, error) {
 	info, err := p.eng.QueueStream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	total := info.State.Msgs
+	p.consMu.Lock()
+	ids := slices.Collect(maps.Keys(p.consumed))
+	p.consMu.Unlock()
+	for _, id := range ids {
+		c, err := p.eng.JetStream().Consumer(ctx, engine.StreamEvents, ConsumerDirectPrefix+id)
+		if err != nil {
+			continue
+		}
+		if ci, err := c.Info(ctx); err == nil {
+			total += ci.NumPending + uint64(ci.NumAckPending)
+		}
+	}
+	return total, nil
 }

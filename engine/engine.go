@@ -35,8 +35,13 @@ const (
 	StreamEvents     = "HOOKGATE_EVENTS"
 	StreamDeliveries = "HOOKGATE_DELIVERIES"
 
-	// SubjectEvents prefixes every accepted event: hookgate.events.<event id>.
+	// SubjectEvents prefixes accepted events that go through fan-out:
+	// hookgate.events.<event id>.
 	SubjectEvents = "hookgate.events"
+	// SubjectDirect prefixes accepted events that have exactly one
+	// destination: the stored event is also its delivery message, with no
+	// fan-out hop. hookgate.direct.<destination>.<event id>.
+	SubjectDirect = "hookgate.direct"
 	// SubjectDeliveries prefixes every queued delivery: hookgate.deliveries.<owner>.
 	SubjectDeliveries = "hookgate.deliveries"
 )
@@ -323,7 +328,7 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	if h.EventStream, err = stream(jetstream.StreamConfig{
 		Name:              StreamEvents,
 		Description:       "hookgate accepted events (incoming and published)",
-		Subjects:          []string{SubjectEvents + ".>"},
+		Subjects:          []string{SubjectEvents + ".>", SubjectDirect + ".>"},
 		Retention:         jetstream.LimitsPolicy,
 		MaxAge:            cfg.Retention,
 		Duplicates:        min(cfg.DedupeWindow, cfg.Retention), // the server refuses a window longer than MaxAge

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,14 +106,14 @@ func checkLayout(t *testing.T, ctx context.Context, e *Engine, want Config) {
 	streams := []struct {
 		name      string
 		field     jetstream.Stream
-		subject   string
+		subjects  []string
 		retention jetstream.RetentionPolicy
 		dupes     time.Duration
 		perSubj   int64
 	}{
 		// The server refuses a dedupe window longer than the stream's max age.
-		{StreamEvents, e.EventStream, SubjectEvents + ".>", jetstream.LimitsPolicy, min(want.DedupeWindow, want.Retention), 1},
-		{StreamDeliveries, e.QueueStream, SubjectDeliveries + ".>", jetstream.WorkQueuePolicy, min(10*time.Minute, want.Retention), -1},
+		{StreamEvents, e.EventStream, []string{SubjectEvents + ".>", SubjectDirect + ".>"}, jetstream.LimitsPolicy, min(want.DedupeWindow, want.Retention), 1},
+		{StreamDeliveries, e.QueueStream, []string{SubjectDeliveries + ".>"}, jetstream.WorkQueuePolicy, min(10*time.Minute, want.Retention), -1},
 	}
 	for _, s := range streams {
 		if s.field == nil {
@@ -121,8 +122,8 @@ func checkLayout(t *testing.T, ctx context.Context, e *Engine, want Config) {
 			t.Errorf("engine field for stream %s holds stream %s", s.name, got)
 		}
 		c := streamInfo(t, ctx, js, s.name).Config
-		if len(c.Subjects) != 1 || c.Subjects[0] != s.subject {
-			t.Errorf("stream %s subjects %v, want [%s]", s.name, c.Subjects, s.subject)
+		if !slices.Equal(c.Subjects, s.subjects) {
+			t.Errorf("stream %s subjects %v, want %v", s.name, c.Subjects, s.subjects)
 		}
 		if c.Retention != s.retention {
 			t.Errorf("stream %s retention policy %s, want %s", s.name, c.Retention, s.retention)
