@@ -1,0 +1,552 @@
+#!/usr/bin/env bash
+# hookgate end-to-end benchmark: hookgate against bare Caddy, in the same run.
+#
+#   bash bench/run.sh                 # the full suite (< 10 min), writes BENCHMARKS.md
+#   PROFILE=ingest bash bench/run.sh  # one scenario with a CPU profile (pprof top);
+#                                     # PROFILE=ingest|passthrough|deliver|respond|proxy
+#
+# Loopback only: every listener binds 127.0.0.1, every request goes to
+# 127.0.0.1. Every step is bounded in time, and a watchdog ends the whole run
+# after LIMIT seconds. Knobs (environment): CONNS (64), DUR (8s), WARM (2s),
+# ROUNDS (5), BASE_PORT (18400), LIMIT (570), KEEP (1: keep the work dir's
+# results and logs),
+# WRITE (1: write BENCHMARKS.md), QUIET_PCT (20), DELIVER_N (20000), DELIVER_C (32),
+# DELIVER_REPS (3), LAT_RATE (1000), LAT_SECONDS (10), HOOKGATE_BIN (a prebuilt
+# binary instead of `go build ./caddy`).
+#
+# The load generator and the gateway are NOT pinned: both share the machine's
+# cores (2 on the development machine), as do the upstream and the sink. Ratios
+# against bare Caddy measured in the same run carry the same handicap.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+CONNS=${CONNS:-64}
+DUR=${DUR:-8s}
+WARM=${WARM:-2s}
+ROUNDS=${ROUNDS:-5}
+BASE_PORT=${BASE_PORT:-18400}
+LIMIT=${LIMIT:-570}
+KEEP=${KEEP:-1}
+WRITE=${WRITE:-1}
+PROFILE=${PROFILE:-}
+DELIVER_N=${DELIVER_N:-20000}
+DELIVER_C=${DELIVER_C:-32}
+DELIVER_REPS=${DELIVER_REPS:-3}
+QUIET_PCT=${QUIET_PCT:-20}
+LAT_RATE=${LAT_RATE:-1000}
+LAT_SECONDS=${LAT_SECONDS:-10}
+
+GW_PORT=$((BASE_PORT + 1))
+ADMIN_PORT=$((BASE_PORT + 2))
+UP_PORT=$((BASE_PORT + 3))
+SINK_PORT=$((BASE_PORT + 4))
+
+KEY=bench-key-0123456789abcdef0123456789abcdef
+TOKEN=bench-token-0123456789abcdef0123456789
+PAYLOAD=$ROOT/examples/easylife/groupcreated.json
+HOOK_URL=http://127.0.0.1:$GW_PORT/hooks/bench/$KEY
+FILTER='`body.eventType in ["groupcreated", "sharepointcreated"]`'
+CLK_TCK=$(getconf CLK_TCK)
+
+START_TS=$(date +%s)
+WORK=$(mktemp -d /tmp/hookgate-bench.XXXXXX)
+GW_PID=
+UP_PID=
+SAMPLER_PID=
+WATCHDOG_PID=
+
+log() { printf '[bench %3ds] %s\n' $(($(date +%s) - START_TS)) "$*" >&2; }
+
+stop_pid() { # pid [grace seconds]
+	local pid=$1 grace=${2:-10} i
+	[ -n "$pid" ] || return 0
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < grace * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	stop_pid "$SAMPLER_PID" 1
+	stop_pid "$GW_PID"
+	stop_pid "$UP_PID" 3
+	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null || true
+	rm -rf "$WORK"/*/store "$WORK"/*/data
+	# The binaries are 100 MB; a profile needs the gateway's to be read.
+	[ -n "$PROFILE" ] || rm -f "$WORK/hookgate" "$WORK/loadgen"
+	if [ "$KEEP" = 1 ]; then
+		log "raw results and logs: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# The whole run is bounded: the watchdog ends it after LIMIT seconds.
+(
+	for ((i = 0; i < LIMIT; i++)); do sleep 1; done
+	echo "[bench] overall time limit of ${LIMIT}s reached: stopping" >&2
+	kill -TERM $$ 2>/dev/null
+) &
+WATCHDOG_PID=$!
+
+port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# jget FILE KEY: a top-level number of the load generator's JSON (indented).
+jget() { sed -n "s/^  \"$2\": \([^,]*\),\{0,1\}$/\1/p" "$1" | head -1; }
+# jstatus FILE CODE: the count of one status code (first status map).
+jstatus() {
+	local v
+	v=$(sed -n "s/^    \"$2\": \([0-9]*\),\{0,1\}$/\1/p" "$1" | head -1)
+	echo "${v:-0}"
+}
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
+dur_s() { local d=$1; d=${d%s}; echo "$d"; }
+# user + nice + system + steal (irq and softirq time, much of it the loopback
+# network stack, is left out: the kernel charges it to no process).
+sys_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $9; exit }' /proc/stat; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ------------------------------------------------------------------ build
+for p in $GW_PORT $ADMIN_PORT $UP_PORT $SINK_PORT; do
+	if port_busy "$p"; then
+		echo "bench: 127.0.0.1:$p is in use; set BASE_PORT to a free range" >&2
+		exit 1
+	fi
+done
+if [ -n "${HOOKGATE_BIN:-}" ]; then
+	log "using the gateway binary $HOOKGATE_BIN; building the load generator"
+	cp "$HOOKGATE_BIN" "$WORK/hookgate"
+else
+	log "building the gateway and the load generator"
+	go build -o "$WORK/hookgate" ./caddy
+fi
+go build -o "$WORK/loadgen" ./bench/loadgen
+LOADGEN=$WORK/loadgen
+
+"$LOADGEN" -mode upstream -listen "127.0.0.1:$UP_PORT" -d "${LIMIT}s" 2>"$WORK/upstream.log" &
+UP_PID=$!
+
+# ------------------------------------------------------------------ configs
+global_block() { # scenario
+	cat <<EOF
+{
+	admin 127.0.0.1:$ADMIN_PORT
+	auto_https off
+	persist_config off
+EOF
+	case $1 in
+	ingest | ingestq | passthrough)
+		cat <<EOF
+	hookgate {
+		storage_dir $2/store
+		allow_targets 127.0.0.0/8
+	}
+EOF
+		;;
+	deliver)
+		cat <<EOF
+	hookgate {
+		storage_dir $2/store
+		allow_targets 127.0.0.0/8
+		topic bench.tick {
+			description "benchmark events"
+		}
+		subscription bench-sink {
+			topics bench.tick
+			url http://127.0.0.1:$SINK_PORT/sink
+		}
+	}
+EOF
+		;;
+	esac
+	echo "}"
+}
+
+site_block() { # scenario
+	echo ":$GW_PORT {"
+	echo "	bind 127.0.0.1"
+	case $1 in
+	respond) echo "	respond 200" ;;
+	proxy) echo "	reverse_proxy 127.0.0.1:$UP_PORT" ;;
+	ingest)
+		cat <<EOF
+	hookgate_ingress /hooks/* {
+		workflow bench {
+			sample $PAYLOAD
+			key $KEY
+			filter $FILTER
+			forward http://127.0.0.1:$UP_PORT/ingest
+		}
+	}
+	respond 404
+EOF
+		;;
+	ingestq)
+		# The target refuses connections: accepted events queue durably
+		# (one failed attempt each, then backoff), as during an outage of
+		# the app behind; this isolates the cost of durable ingest.
+		cat <<EOF
+	hookgate_ingress /hooks/* {
+		workflow bench {
+			sample $PAYLOAD
+			key $KEY
+			filter $FILTER
+			forward http://127.0.0.1:1/down
+		}
+	}
+	respond 404
+EOF
+		;;
+	passthrough)
+		cat <<EOF
+	hookgate_ingress /hooks/* {
+		workflow bench {
+			sample $PAYLOAD
+			key $KEY
+			filter $FILTER
+		}
+	}
+	reverse_proxy 127.0.0.1:$UP_PORT
+EOF
+		;;
+	deliver)
+		cat <<EOF
+	hookgate_api /api/hookgate/* {
+		token $TOKEN
+	}
+	respond 404
+EOF
+		;;
+	esac
+	echo "}"
+}
+
+# start_gateway SCENARIO DIR: starts the binary, waits until it answers.
+start_gateway() {
+	local sc=$1 dir=$2 i code
+	mkdir -p "$dir"
+	{
+		global_block "$sc" "$dir"
+		site_block "$sc"
+	} >"$dir/Caddyfile"
+	XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+		"$WORK/hookgate" run --config "$dir/Caddyfile" --adapter caddyfile >"$dir/gateway.log" 2>&1 &
+	GW_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$GW_PID" 2>/dev/null || {
+			echo "bench: the gateway exited at start ($sc); its log:" >&2
+			tail -20 "$dir/gateway.log" >&2
+			exit 1
+		}
+		case $sc in
+		deliver) code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $TOKEN" \
+			"http://127.0.0.1:$GW_PORT/api/hookgate/topics" || true) ;;
+		*) code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -X POST -H 'Content-Type: application/json' \
+			--data-binary "@$PAYLOAD" "$HOOK_URL" || true) ;;
+		esac
+		case $code in 000 | 503 | "") sleep 0.1 ;; *) return 0 ;; esac
+	done
+	echo "bench: the gateway did not become ready within 30s ($sc)" >&2
+	exit 1
+}
+
+stop_gateway() {
+	stop_pid "$GW_PID"
+	GW_PID=
+	for ((i = 0; i < 50; i++)); do port_busy "$GW_PORT" || break; sleep 0.1; done
+}
+
+# RSS sampler: the largest VmRSS seen while it runs, in kB, into FILE.
+start_sampler() { # file
+	local out=$1
+	(
+		max=0
+		while kill -0 "$GW_PID" 2>/dev/null; do
+			v=$(status_kb "$GW_PID" VmRSS)
+			[ "${v:-0}" -gt "$max" ] && max=$v && echo "$max" >"$out"
+			sleep 0.2
+		done
+	) &
+	SAMPLER_PID=$!
+}
+stop_sampler() { stop_pid "$SAMPLER_PID" 1; SAMPLER_PID=; }
+
+load() { # out-file duration
+	local secs
+	secs=$(dur_s "$2")
+	timeout $((secs + 30)) "$LOADGEN" -url "$HOOK_URL" -method POST -body "$PAYLOAD" \
+		-header 'Content-Type: application/json' -c "$CONNS" -d "$2" >"$1"
+}
+
+expected_status() { case $1 in ingest | ingestq) echo 202 ;; *) echo 200 ;; esac; }
+
+# run_http SCENARIO ROUND: one measured run; appends "scenario round rps p50 p90 p99 gwcpu lgcpu hwm rssmax ok" to results.
+run_http() {
+	local sc=$1 r=$2 dir="$WORK/$1-$2" t0 t1 u0 u1 s0 s1 ok want n other
+	start_gateway "$sc" "$dir"
+	load "$dir/warmup.json" "$WARM"
+	start_sampler "$dir/rss_max_kb"
+	t0=$(cpu_ticks "$GW_PID")
+	u0=$(cpu_ticks "$UP_PID")
+	s0=$(sys_busy)
+	load "$dir/load.json" "$DUR"
+	t1=$(cpu_ticks "$GW_PID")
+	u1=$(cpu_ticks "$UP_PID")
+	s1=$(sys_busy)
+	local hwm
+	hwm=$(status_kb "$GW_PID" VmHWM)
+	stop_sampler
+	stop_gateway
+	rm -rf "$dir/store" "$dir/data"
+	want=$(expected_status "$sc")
+	n=$(jget "$dir/load.json" requests)
+	ok=$(jstatus "$dir/load.json" "$want")
+	local good=yes
+	if [ "${n:-0}" -eq 0 ] || [ "$((ok * 100))" -lt "$((n * 99))" ]; then
+		good=no
+		log "WARNING: $sc round $r: only $ok of $n requests answered $want (see $dir)"
+	fi
+	# CPU the rest of the machine used meanwhile (a noise indicator): all busy
+	# time minus the gateway, the load generator and the upstream.
+	other=$(calc "(($s1 - $s0) - ($t1 - $t0) - ($u1 - $u0)) / $CLK_TCK - $(jget "$dir/load.json" loadgen_cpu_s)")
+	awk "BEGIN { exit !($other < 0) }" && other=0.00
+	echo "$sc $r $(jget "$dir/load.json" rps) $(jget "$dir/load.json" p50_ms) $(jget "$dir/load.json" p90_ms)" \
+		"$(jget "$dir/load.json" p99_ms) $(calc "($t1 - $t0) / $CLK_TCK") $(jget "$dir/load.json" loadgen_cpu_s)" \
+		"$hwm $(cat "$dir/rss_max_kb" 2>/dev/null || echo 0) $good $(calc "($u1 - $u0) / $CLK_TCK") $other" >>"$WORK/results.txt"
+	log "$sc round $r: $(jget "$dir/load.json" rps) req/s, p50 $(jget "$dir/load.json" p50_ms) ms, $ok/$n x $want"
+}
+
+deliver_run() { # out-file n rate conns wait
+	local budget
+	budget=$(($5 + 30))
+	[ "$3" != 0 ] && budget=$((budget + $2 / $3))
+	timeout "$budget" "$LOADGEN" -mode deliver -url "http://127.0.0.1:$GW_PORT/api/hookgate/events" \
+		-header "Authorization: Bearer $TOKEN" -header 'Content-Type: application/json' \
+		-listen "127.0.0.1:$SINK_PORT" -topic bench.tick -n "$2" -rate "$3" -c "$4" -wait "${5}s" >"$1"
+}
+
+# ------------------------------------------------------------------ profile mode
+if [ -n "$PROFILE" ]; then
+	case $PROFILE in respond | proxy | ingest | ingestq | passthrough | deliver) ;; *)
+		echo "bench: PROFILE is one of respond, proxy, ingest, passthrough, deliver" >&2
+		exit 2
+		;;
+	esac
+	dir=$WORK/profile-$PROFILE
+	start_gateway "$PROFILE" "$dir"
+	secs=$(dur_s "$DUR")
+	if [ "$PROFILE" = deliver ]; then
+		deliver_run "$dir/warmup.json" 1000 0 "$DELIVER_C" 30
+		curl -s -m $((secs + 20)) -o "$dir/cpu.pprof" \
+			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs" &
+		prof=$!
+		deliver_run "$dir/run.json" "$DELIVER_N" 0 "$DELIVER_C" 90
+	else
+		load "$dir/warmup.json" "$WARM"
+		curl -s -m $((secs + 20)) -o "$dir/cpu.pprof" \
+			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs" &
+		prof=$!
+		load "$dir/run.json" "$DUR"
+	fi
+	wait "$prof" || true
+	curl -s -m 10 -o "$dir/heap.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/heap" || true
+	stop_gateway
+	cat "$dir/run.json"
+	echo "== CPU profile ($dir/cpu.pprof): top by flat"
+	go tool pprof -top -nodecount=35 "$WORK/hookgate" "$dir/cpu.pprof" 2>/dev/null | head -45
+	echo "== CPU profile: top by cumulative"
+	go tool pprof -top -cum -nodecount=60 "$WORK/hookgate" "$dir/cpu.pprof" 2>/dev/null | head -70
+	echo "== heap in use"
+	go tool pprof -top -sample_index=inuse_space -nodecount=15 "$WORK/hookgate" "$dir/heap.pprof" 2>/dev/null | head -25
+	exit 0
+fi
+
+# ------------------------------------------------------------------ suite
+: >"$WORK/results.txt"
+log "work dir $WORK; $ROUNDS round(s) of respond, proxy, ingest, ingestq, passthrough; $CONNS connections, warm-up $WARM, $DUR each"
+for ((r = 1; r <= ROUNDS; r++)); do
+	for sc in respond proxy ingest ingestq passthrough; do
+		run_http "$sc" "$r"
+	done
+done
+
+# (e) delivery: one gateway, a warm-up, max throughput, then latency at LAT_RATE.
+dir=$WORK/deliver
+start_gateway deliver "$dir"
+log "delivery: warm-up"
+deliver_run "$dir/warmup.json" 1000 0 "$DELIVER_C" 30
+start_sampler "$dir/rss_max_kb"
+: >"$WORK/deliver.txt"
+for ((k = 1; k <= DELIVER_REPS; k++)); do
+	log "delivery: max throughput $k/$DELIVER_REPS, $DELIVER_N events, $DELIVER_C publishers"
+	t0=$(cpu_ticks "$GW_PID")
+	s0=$(sys_busy)
+	deliver_run "$dir/max-$k.json" "$DELIVER_N" 0 "$DELIVER_C" 90
+	t1=$(cpu_ticks "$GW_PID")
+	s1=$(sys_busy)
+	lg=$(jget "$dir/max-$k.json" loadgen_cpu_s)
+	other=$(calc "(($s1 - $s0) - ($t1 - $t0)) / $CLK_TCK - $lg")
+	awk "BEGIN { exit !($other < 0) }" && other=0.00
+	echo "$k $(jget "$dir/max-$k.json" events_per_s) $(calc "($t1 - $t0) / $CLK_TCK") $lg $other" >>"$WORK/deliver.txt"
+	log "delivery: $(jget "$dir/max-$k.json" events_per_s) events/s, $(jget "$dir/max-$k.json" missing) missing"
+done
+# The run with the median events/s stands for the measurement.
+D_MED=$(sort -k2,2g "$WORK/deliver.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+cp "$dir/max-$D_MED.json" "$dir/max.json"
+D_GWCPU=$(awk -v k="$D_MED" '$1 == k { print $3 }' "$WORK/deliver.txt")
+D_OTHER=$(awk -v k="$D_MED" '$1 == k { print $5 }' "$WORK/deliver.txt")
+D_ALL=$(awk '{ print $2 }' "$WORK/deliver.txt" | paste -sd/ -)
+log "delivery: latency at $LAT_RATE events/s for ${LAT_SECONDS}s"
+deliver_run "$dir/lat.json" $((LAT_RATE * LAT_SECONDS)) "$LAT_RATE" 16 30
+D_HWM=$(status_kb "$GW_PID" VmHWM)
+stop_sampler
+stop_gateway
+D_RSSMAX=$(cat "$dir/rss_max_kb" 2>/dev/null || echo 0)
+stop_pid "$UP_PID" 3
+UP_PID=
+
+# ------------------------------------------------------------------ report
+col() { awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$WORK/results.txt"; }
+# A round is noisy when the rest of the machine used more than QUIET_PCT % of
+# the CPU during it; medians are taken over the quiet rounds when there are
+# at least two, else over all rounds.
+NOISY_S=$(calc "$QUIET_PCT / 100 * $(nproc) * $(dur_s "$DUR")")
+quiet_rows() { awk -v s="$1" -v t="$NOISY_S" '$1 == s && $13 <= t' "$WORK/results.txt"; }
+qcol() {
+	if [ "$(quiet_rows "$1" | wc -l)" -ge 2 ]; then
+		quiet_rows "$1" | awk -v c="$2" '{ print $c }'
+	else
+		col "$1" "$2"
+	fi
+}
+med() { median $(qcol "$1" "$2"); }
+nquiet() { local n; n=$(quiet_rows "$1" | wc -l); [ "$n" -ge 2 ] && echo "$n" || echo "$ROUNDS (all: too few quiet)"; }
+allrps() { awk -v s="$1" -v t="$NOISY_S" '$1 == s { printf "%s%s%s", sep, $3, ($13 > t ? "*" : ""); sep = "/" } END { print "" }' "$WORK/results.txt"; }
+valid() { if [ "$(col "$1" 11 | grep -c no || true)" != 0 ]; then echo " ⚠"; fi; }
+
+R_RESP=$(med respond 3)
+R_PROXY=$(med proxy 3)
+R_ING=$(med ingest 3)
+R_PASS=$(med passthrough 3)
+
+ING_HWM=$(maxof $(col ingest 9))
+ING_RSSMAX=$(maxof $(col ingest 10))
+
+M_EPS=$(jget "$dir/max.json" events_per_s)
+M_WIN=$(jget "$dir/max.json" receive_window_events_per_s)
+M_PUB=$(jget "$dir/max.json" publish_rps)
+M_RECV=$(jget "$dir/max.json" received)
+M_PUBL=$(jget "$dir/max.json" published)
+M_MISS=$(jget "$dir/max.json" missing)
+M_DUP=$(jget "$dir/max.json" duplicates)
+M_P50=$(jget "$dir/max.json" p50_ms)
+M_P99=$(jget "$dir/max.json" p99_ms)
+L_P50=$(jget "$dir/lat.json" p50_ms)
+L_P90=$(jget "$dir/lat.json" p90_ms)
+L_P99=$(jget "$dir/lat.json" p99_ms)
+L_RECV=$(jget "$dir/lat.json" received)
+L_PUBL=$(jget "$dir/lat.json" published)
+L_PUB=$(jget "$dir/lat.json" publish_rps)
+L_MISS=$(jget "$dir/lat.json" missing)
+
+pf() { if awk "BEGIN { exit !($1) }"; then echo "**PASS**"; else echo "**FAIL**"; fi; }
+mb() { calc "$1 / 1024" 1; }
+
+X_ING_RESP=$(calc "$R_ING / $R_RESP")
+X_ING_PROXY=$(calc "$R_ING / $R_PROXY")
+X_PASS_PROXY=$(calc "$R_PASS / $R_PROXY")
+PEAK_KB=$(maxof "$ING_HWM" "$D_HWM")
+
+row() { # scenario label
+	printf '| %s | %s%s | %s | %s | %s | %s | %s / %s / %s / %s | %s | %s |\n' "$2" "$(med "$1" 3)" "$(valid "$1")" \
+		"$(calc "$(med "$1" 3) / $R_RESP")" "$(med "$1" 4)" "$(med "$1" 5)" "$(med "$1" 6)" \
+		"$(med "$1" 7)" "$(med "$1" 8)" "$(med "$1" 12)" "$(med "$1" 13)" "$(nquiet "$1")" "$(allrps "$1")"
+}
+
+report() {
+	cat <<EOF
+### HTTP ingress — $CONNS keep-alive connections, ${DUR} per run after ${WARM} warm-up, $ROUNDS interleaved rounds
+
+Body: \`examples/easylife/groupcreated.json\` (986 B) POSTed to \`/hooks/bench/{key}\` with \`Content-Type: application/json\` in every scenario.
+Every figure is the median over the quiet rounds (a round marked \`*\` is noisy: other processes used
+more than ${QUIET_PCT} % of the machine's CPU, ${NOISY_S} s, during it).
+
+| scenario | req/s | × respond | p50 ms | p90 ms | p99 ms | CPU s: gateway / loadgen / upstream / other | rounds used | req/s per round |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+$(row respond "(a) bare Caddy \`respond 200\`")
+$(row proxy "(b) bare Caddy \`reverse_proxy\` → upstream")
+$(row ingest "(c) hookgate durable ingest (key + contract + filter + JetStream write → 202), delivered to the upstream meanwhile")
+$(row ingestq "(c') the same, target down: events queue durably (one refused attempt each, then backoff)")
+$(row passthrough "(d) hookgate passthrough (key + contract + filter → \`reverse_proxy\`)")
+
+### Delivery — one subscription (standard envelope) to the load generator's sink
+
+| measurement | value | detail |
+| --- | ---: | --- |
+| (e1) max throughput, events/s (publish start → last receipt), median of $DELIVER_REPS | $M_EPS | runs: $D_ALL ev/s. Median run: $M_RECV of $M_PUBL received, $M_MISS missing, $M_DUP duplicates; receive window $M_WIN ev/s; publish $M_PUB ev/s ($DELIVER_C publishers); latency p50 $M_P50 ms, p99 $M_P99 ms; CPU s gateway $D_GWCPU / loadgen (publishers + sink) $(jget "$dir/max.json" loadgen_cpu_s) / other $D_OTHER over $(jget "$dir/max.json" total_s) s |
+| (e2) publish→receipt p50 at $LAT_RATE events/s, ms | $L_P50 | p90 $L_P90 ms, p99 $L_P99 ms; $L_RECV of $L_PUBL received, $L_MISS missing; publish rate $L_PUB ev/s for ${LAT_SECONDS}s |
+| (f) gateway RSS during (c), MB | $(mb "$ING_HWM") VmHWM | max sampled VmRSS $(mb "$ING_RSSMAX") MB (worst of $ROUNDS rounds) |
+| (f) gateway RSS during (e), MB | $(mb "$D_HWM") VmHWM | max sampled VmRSS $(mb "$D_RSSMAX") MB |
+
+### Against the SPEC targets (ratios from this run)
+
+| target | measured | required | result |
+| --- | ---: | ---: | --- |
+| durable ingest / \`respond\` | ${X_ING_RESP}× ($R_ING / $R_RESP req/s) | ≥ 0.6× | $(pf "$X_ING_RESP >= 0.6") |
+| durable ingest / \`reverse_proxy\` | ${X_ING_PROXY}× ($R_ING / $R_PROXY req/s) | ≥ 2× | $(pf "$X_ING_PROXY >= 2") |
+| passthrough / \`reverse_proxy\` | ${X_PASS_PROXY}× ($R_PASS / $R_PROXY req/s) | ≥ 0.9× | $(pf "$X_PASS_PROXY >= 0.9") |
+| delivery throughput | $M_EPS ev/s = $(calc "$M_EPS / 5000")× target, $(calc "$M_EPS / $R_RESP")× \`respond\` req/s | ≥ 5000 ev/s | $(pf "$M_EPS >= 5000 && $M_MISS == 0") |
+| delivery p50 at $LAT_RATE ev/s | $L_P50 ms = $(calc "$L_P50 / 10")× limit | ≤ 10 ms | $(pf "$L_P50 <= 10 && $L_MISS == 0") |
+| gateway RSS (peak VmHWM of (c) and (e)) | $(mb "$PEAK_KB") MB = $(calc "$PEAK_KB / 1024 / 150")× limit | ≤ 150 MB | $(pf "$PEAK_KB <= 150 * 1024") |
+EOF
+}
+
+REPORT=$(report)
+echo
+echo "$REPORT"
+
+if [ "$WRITE" = 1 ]; then
+	MARK='<!-- end of generated results: text below this line is kept by bench/run.sh -->'
+	tail=
+	if [ -f BENCHMARKS.md ] && grep -qF "$MARK" BENCHMARKS.md; then
+		tail=$(awk -v m="$MARK" 'found { print } $0 == m { found = 1 }' BENCHMARKS.md)
+	fi
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	{
+		cat <<EOF
+# hookgate benchmarks
+
+Generated by \`bash bench/run.sh\` (see \`bench/README.md\`). Every figure is compared with bare Caddy
+measured in the same run, on the same machine, with the same load generator.
+
+- Date: $(date -u '+%Y-%m-%d %H:%M UTC')
+- Machine: $(nproc) CPU(s), $cpu, $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), $(uname -sr)
+- Go: $(go version | awk '{ print $3, $4 }'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " + uncommitted changes")
+- Command: \`bash bench/run.sh\` (CONNS=$CONNS DUR=$DUR WARM=$WARM ROUNDS=$ROUNDS${HOOKGATE_BIN:+ HOOKGATE_BIN=$HOOKGATE_BIN}), total $(($(date +%s) - START_TS)) s
+- Placement: nothing pinned. Gateway, load generator (\`bench/loadgen\`), upstream and delivery sink
+  share the $(nproc) cores over loopback. The "CPU s" column splits the $(($(nproc) * $(dur_s "$DUR"))) CPU-seconds
+  available per run (medians); "other" is what the rest of the machine used meanwhile (noise:
+  anything well above 0 means another job competed for the cores). Each scenario runs in a fresh
+  process with its own Caddyfile and storage; scenarios are interleaved round by round.
+
+$REPORT
+
+$MARK
+EOF
+		[ -n "$tail" ] && printf '%s\n' "$tail"
+	} >"$WORK/BENCHMARKS.md"
+	cat "$WORK/BENCHMARKS.md" >BENCHMARKS.md
+	log "wrote BENCHMARKS.md"
+fi
+log "done in $(($(date +%s) - START_TS)) s"
