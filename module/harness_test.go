@@ -30,23 +30,7 @@ var base = fmt.Sprintf("http://127.0.0.1:%d", testHTTPPort)
 // the body of the :9080 site.
 func startCaddy(t *testing.T, storage, global, site string) *caddytest.Tester {
 	t.Helper()
-	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port 9443
-	skip_install_trust
-	grace_period 1s
-	hookgate {
-		storage_dir %s
-		allow_targets 127.0.0.1/32
-%s
-	}
-}
-
-:%d {
-%s
-}
-`, testHTTPPort, storage, global, testHTTPPort, site)
+	cfg := testCaddyfile(storage, global, site)
 	tc := caddytest.NewTester(t)
 	tc.InitServer(cfg, "caddyfile")
 	if t.Failed() {
@@ -180,4 +164,25 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func decodeJSON(resp *http.Response, v any) {
 	_ = json.NewDecoder(resp.Body).Decode(v)
+}
+
+// testCaddyfile builds the configuration startCaddy loads.
+func testCaddyfile(storage, global, site string) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port 9443
+	skip_install_trust
+	grace_period 1s
+	hookgate {
+		storage_dir %s
+		allow_targets 127.0.0.1/32
+%s
+	}
+}
+
+:%d {
+%s
+}
+`, testHTTPPort, storage, global, testHTTPPort, site)
 }

@@ -889,27 +889,6 @@ func newRawTarget(t *testing.T, addr string) *rawTarget {
 	return rt
 }
 
-// testCaddyfile builds the configuration startCaddy loads.
-func testCaddyfile(storage, global, site string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port 9443
-	skip_install_trust
-	grace_period 1s
-	hookgate {
-		storage_dir %s
-		allow_targets 127.0.0.1/32
-%s
-	}
-}
-
-:%d {
-%s
-}
-`, testHTTPPort, storage, global, testHTTPPort, site)
-}
-
 // loadError posts a Caddyfile to the admin API and returns the error it
 // answers ("" when it loads).
 func loadError(t *testing.T, cfg string) string {

@@ -164,22 +164,30 @@ func (d *decoder) object() (any, error) {
 			return nil, err
 		}
 		m[key] = v
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of JSON input")
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-		case '}':
-			d.pos++
-			d.depth--
-			return m, nil
-		default:
-			return nil, d.errorf("invalid character %s after object key:value pair", d.quoteChar())
+		if done, err := d.separator('}', "object key:value pair"); done || err != nil {
+			return m, err
 		}
 	}
+}
+
+// separator reads the ',' between two members or elements, or the closing
+// byte, which ends the container: done is true then.
+func (d *decoder) separator(closing byte, after string) (done bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, d.errorf("unexpected end of JSON input")
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		d.skipSpace()
+		return false, nil
+	case closing:
+		d.pos++
+		d.depth--
+		return true, nil
+	}
+	return false, d.errorf("invalid character %s after %s", d.quoteChar(), after)
 }
 
 func (d *decoder) array() (any, error) {
@@ -200,20 +208,8 @@ func (d *decoder) array() (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of JSON input")
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-		case ']':
-			d.pos++
-			d.depth--
-			return a, nil
-		default:
-			return nil, d.errorf("invalid character %s after array element", d.quoteChar())
+		if done, err := d.separator(']', "array element"); done || err != nil {
+			return a, err
 		}
 	}
 }
