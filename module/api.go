@@ -64,11 +64,10 @@ func (h *API) Provision(ctx caddy.Context) error {
 		h.Prefix = "/api/hookgate"
 	}
 	h.Prefix = "/" + strings.Trim(h.Prefix, "/")
-	appIface, err := ctx.App("hookgate")
-	if err != nil {
-		return fmt.Errorf("loading hookgate app: %w", err)
+	var err error
+	if h.app, err = loadApp(ctx); err != nil {
+		return err
 	}
-	h.app = appIface.(*App)
 	repl := caddy.NewReplacer()
 	for i, t := range h.Tokens {
 		v := repl.ReplaceAll(t, "")

@@ -166,6 +166,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// loadApp returns the configuration's hookgate app (provisioned with
+// defaults when the Caddyfile has no hookgate option).
+func loadApp(ctx caddy.Context) (*App, error) {
+	app, err := ctx.App("hookgate")
+	if err != nil {
+		return nil, fmt.Errorf("loading hookgate app: %w", err)
+	}
+	return app.(*App), nil
+}
+
 // guard returns the SSRF guard for this configuration.
 func (a *App) guard() *netguard.Guard { return netguard.New(a.allow) }
 

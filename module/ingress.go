@@ -54,11 +54,10 @@ func (h *Ingress) Provision(ctx caddy.Context) error {
 		h.Prefix = DefaultIngressPrefix
 	}
 	h.Prefix = "/" + strings.Trim(h.Prefix, "/")
-	appIface, err := ctx.App("hookgate")
-	if err != nil {
-		return fmt.Errorf("loading hookgate app: %w", err)
+	var err error
+	if h.app, err = loadApp(ctx); err != nil {
+		return err
 	}
-	h.app = appIface.(*App)
 	repl := caddy.NewReplacer()
 	guard := h.app.guard()
 	var compiled []*registry.CompiledWorkflow
