@@ -140,7 +140,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	if r.ContentLength > w.MaxBody {
 		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
 	}
-	body, err := readBody(r.Body, w.MaxBody)
+	body, err := readBody(r.Body, r.ContentLength, w.MaxBody)
 	if errors.Is(err, errTooLarge) {
 		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
 	}
@@ -259,12 +259,20 @@ func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filter
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads at most limit bytes; more is errTooLarge.
-func readBody(rc io.Reader, limit int64) ([]byte, error) {
+// readBody reads at most limit bytes; more is errTooLarge. A known
+// Content-Length (which net/http enforces) is read into one exact buffer.
+func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
 	if rc == nil {
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	var b []byte
+	var err error
+	if size >= 0 && size <= limit {
+		b = make([]byte, size)
+		_, err = io.ReadFull(rc, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(rc, limit+1))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

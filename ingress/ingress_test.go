@@ -81,6 +81,13 @@ func post(path, ctype string, body string, headers ...string) *http.Request {
 	return r
 }
 
+// chunked makes r look like a request without Content-Length.
+func chunked(r *http.Request) *http.Request {
+	r.ContentLength = -1
+	r.Header.Del("Content-Length")
+	return r
+}
+
 // TestStatusTable covers every row of the SPEC's ingress table.
 func TestStatusTable(t *testing.T) {
 	e := newEnv(t)
@@ -113,6 +120,8 @@ func TestStatusTable(t *testing.T) {
 		{"disabled workflow", post("/", "", ""), "off", testKey, 401, OutcomeUnauthorized, nil},
 		{"method", httptest.NewRequest(http.MethodGet, "/", nil), "prov", testKey, 405, OutcomeMethod, nil},
 		{"too large", post("/", "application/json", big), "prov", testKey, 413, OutcomeTooLarge, nil},
+		{"too large, chunked", chunked(post("/", "application/json", big)), "prov", testKey, 413, OutcomeTooLarge, nil},
+		{"chunked within the limit", chunked(post("/", "application/json", group)), "prov", testKey, 202, OutcomeAccepted, nil},
 		{"media type", post("/", "text/plain", group), "prov", testKey, 415, OutcomeMediaType, nil},
 		{"not json", post("/", "application/json", "{"), "prov", testKey, 400, OutcomeBadJSON, nil},
 		{"contract", post("/", "application/json", `{"eventType": 5}`), "prov", testKey, 422, OutcomeInvalid,
