@@ -239,6 +239,9 @@ func (a *App) Start() error {
 	a.mu.Lock()
 	a.config = rt.reg.DeclareConfig(a.workflows, a.topics, a.subs)
 	a.mu.Unlock()
+	if loaded && rt.pipe != nil && (a.Concurrency != rt.concurrency || a.PerDestination != rt.perDest) {
+		a.logger.Warn("concurrency and per_destination changes take effect at the next restart of Caddy")
+	}
 	if err := rt.startPipeline(a.Concurrency, a.PerDestination, a.metrics); err != nil {
 		a.config.Release()
 		_, _ = runtimes.Delete(a.engineCfg.Identity())
@@ -285,8 +288,10 @@ type runtime struct {
 	pipe  *delivery.Pipeline
 	log   *zap.Logger
 
-	startOnce sync.Once
-	startErr  error
+	startOnce   sync.Once
+	startErr    error
+	concurrency int // as configured when the pipeline started
+	perDest     int
 }
 
 func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*runtime, error) {
@@ -311,6 +316,7 @@ func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*run
 // declared its resources (so queued deliveries find their destinations).
 func (rt *runtime) startPipeline(concurrency, perDest int, m *metrics) error {
 	rt.startOnce.Do(func() {
+		rt.concurrency, rt.perDest = concurrency, perDest
 		rt.pipe = delivery.New(rt.eng, rt.reg, rt.guard.Client(), rt.log.Named("delivery"), delivery.Options{
 			Concurrency: concurrency, PerDestination: perDest, Observer: m,
 		})
