@@ -80,6 +80,7 @@ type Pipeline struct {
 	fanout   jetstream.ConsumeContext
 	consMu   sync.Mutex
 	consumed map[string][2]jetstream.ConsumeContext // destination id -> its queue and direct consumers
+	ready    sync.Map                               // destination ids whose consumers exist (lock-free read)
 	onErr    jetstream.PullConsumeOpt
 	fanQueue chan jetstream.Msg
 	sem      chan struct{}
@@ -129,6 +130,14 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	// its own delivery message and skips the fan-out hop.
 	var m *nats.Msg
 	if dests := p.Destinations(ev); len(dests) == 1 {
+		// The destination's consumer exists before its first direct event:
+		// even if the destination is removed at once, its events are then
+		// consumed (and recorded as failed), never left behind.
+		if _, ok := p.ready.Load(dests[0].ID); !ok {
+			if err := p.consume(ctx, dests[0].ID); err != nil {
+				return false, err
+			}
+		}
 		m = ev.message(directSubject(dests[0].ID, ev.ID))
 		m.Header.Set(hdrDest, dests[0].ID)
 	} else {
@@ -337,6 +346,7 @@ func (p *Pipeline) consume(ctx context.Context, id string) error {
 		}
 	}
 	p.consumed[id] = ccs
+	p.ready.Store(id, true)
 	return nil
 }
 
@@ -344,6 +354,7 @@ func (p *Pipeline) unconsume(id string) {
 	p.consMu.Lock()
 	ccs := p.consumed[id]
 	delete(p.consumed, id)
+	p.ready.Delete(id)
 	p.consMu.Unlock()
 	for _, cc := range ccs {
 		if cc != nil {

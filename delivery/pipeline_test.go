@@ -720,3 +720,24 @@ func TestDeadDestinationDoesNotStallOthers(t *testing.T) {
 	healthy.waitCount(t, 20, 5*time.Second)
 	t.Logf("healthy destination served in %s with %d deliveries waiting on the dead one", time.Since(start), backlog)
 }
+
+// An event published to a destination that is removed right away is still
+// consumed and recorded (delivered, or failed as "destination no longer
+// exists"): its consumer exists before its first event is stored.
+func TestDestinationRemovedRightAfterPublish(t *testing.T) {
+	s := newSink(t, nil)
+	e := newEnv(t)
+	e.start(Options{})
+	for i := range 5 {
+		id := fmt.Sprintf("brief%d", i)
+		e.subscribe(registry.Subscription{ID: id, Topics: []string{id}, URL: s.URL})
+		e.publish(&Event{ID: "evt_" + id, Topic: id, Data: json.RawMessage(`{}`)})
+		if err := e.reg.DeleteSubscription(e.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		rec := e.waitRecord(id+".evt_"+id, 5*time.Second, func(r *Record) bool { return r.Status != StatusPending })
+		if rec.Status == StatusFailed && rec.Reason != "destination no longer exists" {
+			t.Errorf("%s: %+v", id, rec)
+		}
+	}
+}
