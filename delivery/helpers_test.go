@@ -5,21 +5,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/internal/testenv"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
 
 // testGuard permits 127.0.0.1 only.
-func testGuard() *netguard.Guard {
-	return netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
-}
+func testGuard() *netguard.Guard { return testenv.LoopbackGuard() }
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -42,11 +40,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := testCtx(t)
-	eng, err := engine.Open(ctx, engine.Config{StorageDir: t.TempDir(), CreateTimeout: 15 * time.Second}, nil)
-	if err != nil {
-		t.Fatalf("engine.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
+	eng := testenv.Engine(t)
 	reg := registry.New(eng, testGuard(), nil)
 	if err := reg.Start(ctx); err != nil {
 		t.Fatalf("registry.Start: %v", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/engine"
-	"github.com/hookgate/hookgate/netguard"
+	"github.com/hookgate/hookgate/internal/testenv"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/signature"
 )
@@ -27,11 +26,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	eng, err := engine.Open(context.Background(), engine.Config{StorageDir: t.TempDir()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	eng := testenv.Engine(t)
+	guard := testenv.LoopbackGuard()
 	reg := registry.New(eng, guard, nil)
 	if err := reg.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -266,12 +262,8 @@ func FuzzHandle(f *testing.F) {
 		f.Add(b, "application/json", "X-Request-Id", "r")
 	}
 	f.Add([]byte("{"), "text/plain", "", "")
-	eng, err := engine.Open(context.Background(), engine.Config{StorageDir: f.TempDir()}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer eng.Close()
-	guard := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	eng := testenv.Engine(f)
+	guard := testenv.LoopbackGuard()
 	reg := registry.New(eng, guard, nil)
 	if err := reg.Start(context.Background()); err != nil {
 		f.Fatal(err)

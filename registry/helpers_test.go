@@ -3,20 +3,18 @@ package registry
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/internal/testenv"
 	"github.com/hookgate/hookgate/netguard"
 )
 
 // testGuard permits 127.0.0.1 only; everything else non-public is refused.
-func testGuard() *netguard.Guard {
-	return netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
-}
+func testGuard() *netguard.Guard { return testenv.LoopbackGuard() }
 
 // testCtx is a context bounded well below the package's time budget.
 func testCtx(t *testing.T) context.Context {
@@ -27,15 +25,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // openEngine opens an embedded engine in a temporary directory.
-func openEngine(t *testing.T) *engine.Engine {
-	t.Helper()
-	eng, err := engine.Open(testCtx(t), engine.Config{StorageDir: t.TempDir(), CreateTimeout: 15 * time.Second}, nil)
-	if err != nil {
-		t.Fatalf("engine.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	return eng
-}
+func openEngine(t *testing.T) *engine.Engine { return testenv.Engine(t) }
 
 // startRegistry starts a registry over eng; it is stopped at cleanup
 // (before the engine closes: cleanups run last-in first-out).

@@ -1,0 +1,34 @@
+// Package testenv holds what the core packages' tests share: a real
+// embedded engine in a temporary directory, and an SSRF guard that lets
+// tests reach 127.0.0.1 and nothing else.
+package testenv
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/netguard"
+)
+
+// LoopbackGuard permits 127.0.0.1 only; every other non-public address is
+// refused, as in production.
+func LoopbackGuard() *netguard.Guard {
+	return netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+}
+
+// Engine opens an embedded engine in a temporary directory, closed at
+// cleanup.
+func Engine(t testing.TB) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	eng, err := engine.Open(ctx, engine.Config{StorageDir: t.TempDir(), CreateTimeout: 15 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("engine.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
+}
