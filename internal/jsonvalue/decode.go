@@ -8,6 +8,7 @@ package jsonvalue
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -27,11 +28,21 @@ type decoder struct {
 	data  []byte
 	pos   int
 	depth int
+	keys  *keyCache
 }
+
+// keyCache remembers recent object keys, so the keys every payload of a
+// workflow repeats are not allocated again for each request. It is bounded
+// (a slot per hash bucket, replaced on collision): hostile keys cannot grow
+// it.
+type keyCache [512]string
+
+var keyCaches = sync.Pool{New: func() any { return new(keyCache) }}
 
 // Decode parses exactly one JSON value (surrounded by optional white space).
 func Decode(data []byte) (any, error) {
-	d := decoder{data: data}
+	d := decoder{data: data, keys: keyCaches.Get().(*keyCache)}
+	defer keyCaches.Put(d.keys)
 	d.skipSpace()
 	v, err := d.value()
 	if err != nil {
@@ -146,7 +157,7 @@ func (d *decoder) object() (any, error) {
 		if d.data[d.pos] != '"' {
 			return nil, d.errorf("invalid character %s looking for beginning of object key string", d.quoteChar())
 		}
-		key, err := d.string()
+		key, err := d.key()
 		if err != nil {
 			return nil, err
 		}
@@ -212,6 +223,32 @@ func (d *decoder) array() (any, error) {
 			return a, err
 		}
 	}
+}
+
+// key decodes an object key: through the key cache when it has no escapes.
+func (d *decoder) key() (string, error) {
+	start := d.pos + 1
+	var h uint32 = 2166136261
+	for i := start; i < len(d.data); i++ {
+		c := d.data[i]
+		if c == '"' {
+			raw := d.data[start:i]
+			if !utf8.Valid(raw) {
+				break
+			}
+			slot := &d.keys[h%uint32(len(d.keys))]
+			if *slot != string(raw) {
+				*slot = string(raw)
+			}
+			d.pos = i + 1
+			return *slot, nil
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return d.string()
 }
 
 // string decodes a string starting at the opening quote. Invalid UTF-8 is
