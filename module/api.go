@@ -141,7 +141,7 @@ func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if !ok || (rest != "" && rest[0] != '/') {
 		return next.ServeHTTP(w, r)
 	}
-	rt := h.app.runtime()
+	rt := h.app.awaitRuntime(r.Context())
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "hookgate is starting"})
 	}

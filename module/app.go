@@ -86,6 +86,7 @@ type App struct {
 	workflows []*registry.CompiledWorkflow
 	prefixes  []string
 	rt        *atomic.Pointer[runtime]
+	started   chan struct{} // closed once Start has stored rt
 	config    *registry.ConfigSet
 	logger    *zap.Logger
 	metrics   *metrics
@@ -105,6 +106,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.mu = new(sync.Mutex)
 	a.rt = new(atomic.Pointer[runtime])
+	a.started = make(chan struct{})
 	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
 	repl := caddy.NewReplacer()
 
@@ -208,9 +210,26 @@ func (a *App) ingressPrefix() string {
 	return DefaultIngressPrefix
 }
 
-// runtime returns the running engine, registry and pipeline (nil before
-// Start).
-func (a *App) runtime() *runtime { return a.rt.Load() }
+// startWait bounds how long a request that arrives while the app is still
+// starting (Caddy starts its apps in no set order, and opening the engine
+// takes a moment) waits for it, instead of being refused.
+const startWait = 10 * time.Second
+
+// awaitRuntime returns the runtime, waiting for Start if it has not run
+// yet; nil when the app is stopped or did not start in time.
+func (a *App) awaitRuntime(ctx context.Context) *runtime {
+	if rt := a.rt.Load(); rt != nil {
+		return rt
+	}
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-a.started:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return a.rt.Load()
+}
 
 // Start opens (or, across a reload, reuses) the engine, declares the
 // configuration's resources and starts delivering.
@@ -253,6 +272,7 @@ func (a *App) Start() error {
 	}
 	a.metrics.watchQueue(rt.pipe)
 	a.rt.Store(rt)
+	close(a.started)
 	a.logger.Info("hookgate started",
 		zap.Bool("embedded", a.engineCfg.Embedded()),
 		zap.String("storage_dir", a.engineCfg.StorageDir),

@@ -81,7 +81,7 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if id == "" {
 		return writeJSON(w, http.StatusNotFound, ingress.ErrorBody{Error: "no workflow in the URL: POST to " + h.Prefix + "/{workflow}/{key}"})
 	}
-	rt := h.app.runtime()
+	rt := h.app.awaitRuntime(r.Context())
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, ingress.ErrorBody{Error: "hookgate is starting"})
 	}
