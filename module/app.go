@@ -87,6 +87,7 @@ type App struct {
 	prefixes  []string
 	rt        *atomic.Pointer[runtime]
 	started   chan struct{} // closed once Start has stored rt
+	stopped   *atomic.Bool
 	config    *registry.ConfigSet
 	logger    *zap.Logger
 	metrics   *metrics
@@ -107,6 +108,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.mu = new(sync.Mutex)
 	a.rt = new(atomic.Pointer[runtime])
 	a.started = make(chan struct{})
+	a.stopped = new(atomic.Bool)
 	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
 	repl := caddy.NewReplacer()
 
@@ -284,9 +286,12 @@ func (a *App) Start() error {
 }
 
 // Stop releases the configuration's resources and the engine (closed when
-// no newer configuration uses it).
+// no newer configuration uses it). Requests still in flight on the old
+// configuration's servers keep the runtime: with the engine shared by the
+// new configuration they complete normally; with a closed engine they get a
+// 503 (nothing is stored without its 2xx).
 func (a *App) Stop() error {
-	if a.rt.Swap(nil) == nil {
+	if a.rt.Load() == nil || !a.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
 	a.config.Release()

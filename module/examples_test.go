@@ -126,6 +126,7 @@ func startExample(t *testing.T, name string, s *sink) {
 	}
 	tc := caddytest.NewTester(t)
 	tc.InitServer(cfg, "caddyfile")
+	http.DefaultClient.CloseIdleConnections() // none to the previous configuration's servers
 	if t.Failed() {
 		t.FailNow()
 	}

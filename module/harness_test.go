@@ -33,6 +33,9 @@ func startCaddy(t *testing.T, storage, global, site string) *caddytest.Tester {
 	cfg := testCaddyfile(storage, global, site)
 	tc := caddytest.NewTester(t)
 	tc.InitServer(cfg, "caddyfile")
+	// Connections kept alive from an earlier configuration would still
+	// reach its (gracefully stopping) servers.
+	http.DefaultClient.CloseIdleConnections()
 	if t.Failed() {
 		t.FailNow()
 	}

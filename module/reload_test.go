@@ -60,6 +60,7 @@ func TestReloadKeepsEngine(t *testing.T) {
 	var mu sync.Mutex
 	var accepted []string
 	refused := 0
+	var reasons []string
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -81,6 +82,11 @@ func TestReloadKeepsEngine(t *testing.T) {
 				accepted = append(accepted, out["id"].(string))
 			} else {
 				refused++
+				if err != nil {
+					reasons = append(reasons, err.Error())
+				} else {
+					reasons = append(reasons, resp.Status)
+				}
 			}
 			mu.Unlock()
 			if resp != nil {
@@ -105,7 +111,7 @@ func TestReloadKeepsEngine(t *testing.T) {
 		t.Fatal("the embedded server stopped during reloads")
 	}
 	mu.Lock()
-	t.Logf("%d webhooks accepted during 20 reloads, %d refused", len(accepted), refused)
+	t.Logf("%d webhooks accepted during 20 reloads, %d refused %v", len(accepted), refused, reasons)
 	want := append([]string(nil), accepted...)
 	mu.Unlock()
 	if len(want) == 0 {
