@@ -276,3 +276,35 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// TestValidate: `caddy validate` reports a bad workflow with its file, line
+// and field, and validating a good configuration starts nothing (no engine:
+// its storage directory is not even created).
+func TestValidate(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	sample := mustAbs(t, "../examples/easylife/groupcreated.json")
+	bad := filepath.Join(dir, "bad.Caddyfile")
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf(":9381 {\n\thookgate_ingress /hooks/* {\n\t\tworkflow w {\n\t\t\tsample %s\n\t\t\tfilter `body.eventType ==`\n\t\t}\n\t}\n}\n", sample)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "validate", "--config", bad).CombinedOutput()
+	if err == nil {
+		t.Fatalf("validate accepted a bad filter:\n%s", out)
+	}
+	if !strings.Contains(string(out), `workflow \"w\": filter \"body.eventType ==\"`) || !strings.Contains(string(out), "bad.Caddyfile:5") {
+		t.Errorf("validate output lacks the field and file:line:\n%s", out)
+	}
+
+	store := filepath.Join(dir, "store")
+	good := filepath.Join(dir, "good.Caddyfile")
+	if err := os.WriteFile(good, []byte(fmt.Sprintf("{\n\thookgate {\n\t\tstorage_dir %s\n\t}\n}\n:9381 {\n\thookgate_ingress /hooks/* {\n\t\tworkflow w {\n\t\t\tsample %s\n\t\t}\n\t}\n}\n", store, sample)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "validate", "--config", good).CombinedOutput(); err != nil {
+		t.Fatalf("validate refused a good configuration: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Error("validate opened the engine: the storage directory exists")
+	}
+}
