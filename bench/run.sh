@@ -173,41 +173,31 @@ EOF
 	echo "}"
 }
 
+ingress_forwarding() { # target URL: the ingest workflow, forwarding there
+	cat <<EOF
+	hookgate_ingress /hooks/* {
+		workflow bench {
+			sample $PAYLOAD
+			key $KEY
+			filter $FILTER
+			forward $1
+		}
+	}
+	respond 404
+EOF
+}
+
 site_block() { # scenario
 	echo ":$GW_PORT {"
 	echo "	bind 127.0.0.1"
 	case $1 in
 	respond) echo "	respond 200" ;;
 	proxy) echo "	reverse_proxy 127.0.0.1:$UP_PORT" ;;
-	ingest)
-		cat <<EOF
-	hookgate_ingress /hooks/* {
-		workflow bench {
-			sample $PAYLOAD
-			key $KEY
-			filter $FILTER
-			forward http://127.0.0.1:$UP_PORT/ingest
-		}
-	}
-	respond 404
-EOF
-		;;
-	ingestq)
-		# The target refuses connections: accepted events queue durably
-		# (one failed attempt each, then backoff), as during an outage of
-		# the app behind; this isolates the cost of durable ingest.
-		cat <<EOF
-	hookgate_ingress /hooks/* {
-		workflow bench {
-			sample $PAYLOAD
-			key $KEY
-			filter $FILTER
-			forward http://127.0.0.1:1/down
-		}
-	}
-	respond 404
-EOF
-		;;
+	ingest) ingress_forwarding "http://127.0.0.1:$UP_PORT/ingest" ;;
+	# ingestq: the target refuses connections, so accepted events queue
+	# durably (one failed attempt each, then backoff), as during an outage
+	# of the app behind; this isolates the cost of durable ingest.
+	ingestq) ingress_forwarding "http://127.0.0.1:1/down" ;;
 	passthrough)
 		cat <<EOF
 	hookgate_ingress /hooks/* {

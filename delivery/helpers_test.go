@@ -19,12 +19,7 @@ import (
 // testGuard permits 127.0.0.1 only.
 func testGuard() *netguard.Guard { return testenv.LoopbackGuard() }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T) context.Context { return testenv.Context(t) }
 
 // env is a real embedded engine, a registry and a pipeline over them.
 type env struct {

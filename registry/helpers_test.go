@@ -17,12 +17,7 @@ import (
 func testGuard() *netguard.Guard { return testenv.LoopbackGuard() }
 
 // testCtx is a context bounded well below the package's time budget.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T) context.Context { return testenv.Context(t) }
 
 // openEngine opens an embedded engine in a temporary directory.
 func openEngine(t *testing.T) *engine.Engine { return testenv.Engine(t) }

@@ -19,6 +19,15 @@ func LoopbackGuard() *netguard.Guard {
 	return netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
 }
 
+// Context is bounded well below a package's time budget and cancelled at
+// cleanup.
+func Context(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // Engine opens an embedded engine in a temporary directory, closed at
 // cleanup.
 func Engine(t testing.TB) *engine.Engine {
