@@ -190,13 +190,15 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		}
 	}
 
-	res.EventID = delivery.NewEventID()
 	if h := w.Def.IdempotencyHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
 			res.EventID = IdempotentEventID(w.Def.ID, v)
 		}
 	}
 	if len(w.Targets) == 0 {
+		if res.EventID == "" {
+			res.EventID = delivery.NewEventID()
+		}
 		res.Pass, res.Outcome = true, OutcomePassed
 		return res
 	}
@@ -213,6 +215,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		res.Err = err
 		return fail(http.StatusServiceUnavailable, OutcomeUnavailable, ErrorBody{Error: "the event could not be stored; retry later"})
 	}
+	res.EventID = ev.ID // made from the event's place in the stream when it had none
 	if dup {
 		res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
 		res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
