@@ -130,7 +130,7 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		attempts:    map[msgKey]int{},
 		recoverUpTo: map[string]uint64{},
 		ctx:         ctx, cancel: cancel,
-		quit:        make(chan struct{}),
+		quit: make(chan struct{}),
 	}
 }
 
