@@ -168,6 +168,15 @@ func (p *Pipeline) consumerSpecs() []consumerSpec {
 // delivering. Consumers are never removed: across restarts each resumes where
 // it stopped, so nothing delivered is sent again.
 func (p *Pipeline) Start(ctx context.Context) error {
+	specs := p.consumerSpecs()
+	consumers := make([]jetstream.Consumer, len(specs))
+	for i, spec := range specs {
+		cons, err := p.ensureConsumer(ctx, spec)
+		if err != nil {
+			return err // nothing runs yet: Start may be called again
+		}
+		consumers[i] = cons
+	}
 	p.fanQueue = make(chan jetstream.Msg, 1024)
 	for range 8 {
 		p.wg.Add(1)
@@ -178,6 +187,8 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	p.wg.Add(1)
+	go p.touchWaiting()
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if p.ctx.Err() == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			p.log.Warn("consumer error", zap.Error(err))
@@ -189,22 +200,14 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		case <-p.ctx.Done():
 		}
 	}
-	p.wg.Add(1)
-	go p.touchWaiting()
-	for _, spec := range p.consumerSpecs() {
-		cons, err := p.ensureConsumer(ctx, spec)
-		if err != nil {
-			p.stopConsumers()
-			return err
-		}
+	for i, spec := range specs {
 		handler, pull := p.dispatch, p.opts.PerDestination*4
 		if spec.name == ConsumerFanout {
 			handler, pull = enqueue, 1024
 		}
-		cc, err := cons.Consume(handler, onErr, jetstream.PullMaxMessages(pull))
+		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull))
 		if err != nil {
-			p.stopConsumers()
-			return fmt.Errorf("consumer %s: %w", spec.name, err)
+			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
 		}
 		p.consMu.Lock()
 		p.consumed = append(p.consumed, cc)
