@@ -459,3 +459,45 @@ func TestIdentity(t *testing.T) {
 		})
 	}
 }
+
+// A store written by the earlier layout (an event subject per event, the
+// delivery queue HOOKGATE_DELIVERIES, records in a KV bucket) is refused at
+// start with an error that names what was found and what to do.
+func TestLegacyLayoutRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		create func(context.Context, jetstream.JetStream) error
+		want   string
+	}{
+		{"per-event subjects", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamEvents, Subjects: []string{legacySubjectEvents}})
+			return err
+		}, "subjects hookgate.events.>"},
+		{"old queue", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: legacyStreamQueue, Subjects: []string{"hookgate.deliveries.>"}})
+			return err
+		}, "stream HOOKGATE_DELIVERIES"},
+		{"records bucket", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: legacyBucketRecords})
+			return err
+		}, "bucket hookgate_deliveries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := testCtx(t, 30*time.Second)
+			// An engine over a bare server writes what the old version wrote.
+			bare := openEmbedded(t, Config{StorageDir: dir})
+			for _, s := range []string{StreamEvents, StreamQueue, StreamRecords} {
+				_ = bare.JetStream().DeleteStream(ctx, s)
+			}
+			if err := tc.create(ctx, bare.JetStream()); err != nil {
+				t.Fatal(err)
+			}
+			bare.Close()
+			_, err := Open(ctx, Config{StorageDir: dir, CreateTimeout: 5 * time.Second}, nil)
+			if !errors.Is(err, ErrLegacyLayout) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("Open over the old layout: %v", err)
+			}
+		})
+	}
+}
