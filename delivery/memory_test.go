@@ -1,15 +1,15 @@
 package delivery
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
-	"context"
-	"sync"
-	"encoding/json"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
