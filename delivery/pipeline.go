@@ -88,6 +88,9 @@ type Pipeline struct {
 	attemptsMu sync.Mutex
 	attempts   map[msgKey]int
 
+	// records takes delivery log entries to the writer (writeRecords).
+	records chan *pendingEntry
+
 	// recoverUpTo is, per stream, the last sequence when a partition
 	// consumer had to be created over existing messages: their deliveries
 	// are checked against the log before an attempt.
@@ -122,7 +125,7 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pipeline{
+	p := &Pipeline{
 		eng: eng, reg: reg, log: log, opts: opts,
 		sender:      &Sender{Client: client},
 		sem:         make(chan struct{}, opts.Concurrency),
@@ -130,8 +133,11 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		attempts:    map[msgKey]int{},
 		recoverUpTo: map[string]uint64{},
 		ctx:         ctx, cancel: cancel,
-		quit: make(chan struct{}),
+		quit:    make(chan struct{}),
+		records: make(chan *pendingEntry, maxBatch),
 	}
+	go p.writeRecords()
+	return p
 }
 
 // Sender returns the pipeline's HTTP sender (for direct test deliveries).

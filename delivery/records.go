@@ -68,20 +68,115 @@ func (p *Pipeline) writeRecord(ctx context.Context, d *delivery, status, reason 
 	return p.appendEntry(ctx, &e)
 }
 
+// appendEntry adds e to the log and returns once it is stored. Entries are
+// written in batches: what workers hand in while a batch is being written
+// goes into the next one, one message per subject, so that under load the
+// log costs a fraction of a write per delivery and, idle, no added wait.
 func (p *Pipeline) appendEntry(ctx context.Context, e *logEntry) error {
-	doc, err := json.Marshal(e)
-	if err != nil {
-		return err
+	pe := &pendingEntry{e: e, done: make(chan error, 1)}
+	select {
+	case p.records <- pe:
+	case <-p.ctx.Done():
+		// The pipeline is stopped (a replay asked meanwhile): write it here.
+		p.writeBatch(ctx, []*pendingEntry{pe})
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	m := nats.NewMsg(recordSubject(e.Status, e.EventSeq))
-	m.Data = doc
-	if _, err := p.eng.JetStream().PublishMsg(ctx, m); err != nil {
-		if ctx.Err() == nil {
+	select {
+	case err := <-pe.done:
+		if err != nil && ctx.Err() == nil {
 			p.log.Warn("recording a delivery failed", zap.String("delivery", e.Delivery), zap.Error(err))
 		}
-		return fmt.Errorf("recording delivery %s: %w", e.Delivery, err)
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
+}
+
+type pendingEntry struct {
+	e    *logEntry
+	done chan error
+}
+
+// maxBatch bounds the entries of one log write.
+const maxBatch = 256
+
+// writeRecords writes the entries handed to appendEntry, in batches, until
+// the pipeline's context ends.
+func (p *Pipeline) writeRecords() {
+	batch := make([]*pendingEntry, 0, maxBatch)
+	for {
+		select {
+		case pe := <-p.records:
+			batch = append(batch[:0], pe)
+		case <-p.ctx.Done():
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case pe := <-p.records:
+				batch = append(batch, pe)
+			default:
+				break more
+			}
+		}
+		p.writeBatch(p.ctx, batch)
+	}
+}
+
+// writeBatch stores a batch: one message per subject holding its entries.
+func (p *Pipeline) writeBatch(ctx context.Context, batch []*pendingEntry) {
+	groups := map[string][]*pendingEntry{}
+	var order []string
+	for _, pe := range batch {
+		subj := recordSubject(pe.e.Status, pe.e.EventSeq)
+		if groups[subj] == nil {
+			order = append(order, subj)
+		}
+		groups[subj] = append(groups[subj], pe)
+	}
+	js := p.eng.JetStream()
+	type sent struct {
+		f       jetstream.PubAckFuture
+		entries []*pendingEntry
+	}
+	var futures []sent
+	for _, subj := range order {
+		entries := groups[subj]
+		list := make([]*logEntry, len(entries))
+		for i, pe := range entries {
+			list[i] = pe.e
+		}
+		m := nats.NewMsg(subj)
+		var err error
+		if m.Data, err = json.Marshal(list); err == nil {
+			var f jetstream.PubAckFuture
+			if f, err = js.PublishMsgAsync(m); err == nil {
+				futures = append(futures, sent{f, entries})
+				continue
+			}
+		}
+		for _, pe := range entries {
+			pe.done <- fmt.Errorf("recording delivery %s: %w", pe.e.Delivery, err)
+		}
+	}
+	for _, s := range futures {
+		var err error
+		select {
+		case <-s.f.Ok():
+		case err = <-s.f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		for _, pe := range s.entries {
+			if err != nil {
+				pe.done <- fmt.Errorf("recording delivery %s: %w", pe.e.Delivery, err)
+			} else {
+				pe.done <- nil
+			}
+		}
+	}
 }
 
 // folded is a delivery's record with the sequence of its last log entry.
@@ -193,14 +288,16 @@ func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, after uint64
 				continue
 			}
 			last, pending = meta.Sequence.Stream, meta.NumPending
-			var e logEntry
-			if json.Unmarshal(m.Data(), &e) != nil {
+			var entries []*logEntry
+			if json.Unmarshal(m.Data(), &entries) != nil {
 				continue
 			}
-			read++
-			if !fn(last, &e) || (limit > 0 && read >= limit) {
-				cancel()
-				return last, nil
+			for _, e := range entries {
+				read++
+				if !fn(last, e) || (limit > 0 && read >= limit) {
+					cancel()
+					return last, nil
+				}
 			}
 		}
 		cancel()
@@ -341,6 +438,7 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	}
 	buckets := map[uint64]map[uint64]map[string]*folded{}
 	var out []*Record
+	listed := map[string]bool{}
 	var lastEmitted uint64
 	var failed error
 	more := false
@@ -363,7 +461,8 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 			buckets[b] = folded
 		}
 		// Listed at the entry that is the delivery's latest only.
-		if f := buckets[b][e.EventSeq][e.Delivery]; f != nil && f.lastSeq == seq && keep(f.rec) {
+		if f := buckets[b][e.EventSeq][e.Delivery]; f != nil && f.lastSeq == seq && keep(f.rec) && !listed[e.Delivery] {
+			listed[e.Delivery] = true
 			out = append(out, f.rec)
 			lastEmitted = seq
 		}
