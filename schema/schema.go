@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +49,10 @@ type Contract struct {
 	// sample validates sample contracts on the request path; sch stays the
 	// reference (the two are held equal by tests).
 	sample *sampleNode
+	// fast decides JSON Schema contracts on the request path when the
+	// schema allows it (fastschema.go); otherwise fallback says why not.
+	fast     *fastNode
+	fallback string
 }
 
 // inlineBase is the base URL of a schema that was not read from a file.
@@ -88,7 +93,7 @@ func FromSchema(doc []byte, location string) (c *Contract, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Contract{sch: sch, doc: indented.Bytes()}, nil
+	return newSchemaContract(sch, indented.Bytes()), nil
 }
 
 // compile compiles doc, registered under base, with this package's settings.
@@ -112,17 +117,29 @@ func compile(base string, doc []byte, allowFiles bool) (sch *jsonschema.Schema, 
 	return sch, nil
 }
 
+// Compiler settings, shared with the fast validator (fastschema.go), which
+// must assert formats and content exactly where the engine does.
+const (
+	assertFormat  = true
+	assertContent = false
+)
+
+// formatOverrides replace the library's format checks in our compilers.
+var formatOverrides = map[string]func(any) bool{
+	"uri-template": isURITemplate,
+}
+
 // newCompiler returns a compiler configured for hookgate: 2020-12 default,
 // format assertions on, content assertions off, RFC 6570 uri-template check,
 // and a loader that never touches the network.
 func newCompiler(allowFiles bool) *jsonschema.Compiler {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
-	c.AssertFormat = true
-	c.AssertContent = false
+	c.AssertFormat = assertFormat
+	c.AssertContent = assertContent
 	// Compiler.Formats takes precedence over the global jsonschema.Formats,
-	// so this replacement is scoped to our compilers.
-	c.Formats["uri-template"] = isURITemplate
+	// so these replacements are scoped to our compilers.
+	maps.Copy(c.Formats, formatOverrides)
 	c.LoadURL = func(s string) (io.ReadCloser, error) { return loadURL(s, allowFiles) }
 	return c
 }
@@ -188,6 +205,11 @@ func (c *Contract) Validate(v any) []Error {
 		}
 		return sortErrors(w.errs)
 	}
+	if c.fast != nil && c.fast.accepts(v) {
+		return nil
+	}
+	// Refused by the fast validator (or none): the engine decides and
+	// reports.
 	return c.validateSchema(v)
 }
 
