@@ -67,7 +67,9 @@ func newSchemaContract(sch *jsonschema.Schema, doc json.RawMessage) *Contract {
 // properties in order of the size of their subschemas, so a discriminating
 // property such as "action" is compared before a large nested object is
 // walked), and allocates nothing on valid payloads, apart from what the
-// format checks allocate. When it refuses a payload, the engine validates it
+// format checks allocate, uniqueItems over more than 20 items, and a number
+// equal (as a float64) to a limit, which takes exact arithmetic. When it
+// refuses a payload, the engine validates it
 // again and its verdict and errors are the ones returned: the fast validator
 // must never accept what the engine refuses, and a differential test and a
 // fuzz target hold the two equal.

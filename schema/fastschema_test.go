@@ -295,3 +295,22 @@ func FuzzSchemaFastPath(f *testing.F) {
 		}
 	})
 }
+
+// TestFastSchemaNoAllocs checks that accepting a payload allocates nothing
+// when the schema has no format, no uniqueItems over 20 items and no number
+// on a limit (the cases that fall back on exact arithmetic).
+func TestFastSchemaNoAllocs(t *testing.T) {
+	c := mustSchema(t, `{"oneOf":[
+		{"type":"object","required":["action","n"],"properties":{"action":{"enum":["opened"]},"n":{"type":"integer","minimum":1,"multipleOf":2}},"additionalProperties":false},
+		{"type":"object","required":["action","tags"],"properties":{"action":{"const":"closed"},"tags":{"type":"array","items":{"type":"string","maxLength":8,"pattern":"^[a-z]+$"},"uniqueItems":true}}}
+	]}`, "")
+	for _, doc := range []string{`{"action":"opened","n":4}`, `{"action":"closed","tags":["a","b","c"]}`} {
+		_, v := decodeBoth(t, doc)
+		if !c.fast.accepts(v) {
+			t.Fatalf("%s refused", doc)
+		}
+		if n := testing.AllocsPerRun(100, func() { c.Validate(v) }); n != 0 {
+			t.Errorf("%s: %v allocations per validation", doc, n)
+		}
+	}
+}

@@ -4,7 +4,9 @@
 // compiled from a JSON Schema document ([FromSchema]). Both are compiled once
 // with github.com/santhosh-tekuri/jsonschema/v5 and then used to validate many
 // payloads ([Contract.Validate]); a compiled [Contract] is safe for concurrent
-// use.
+// use. On the request path a compiled fail-fast validator decides (sample.go
+// and fast.go for samples, fastschema.go for JSON Schemas); the engine
+// computes the errors of what it refuses, and stays the reference.
 //
 // Schema loading never touches the network: only local files (relative to the
 // file the schema was read from) can be referenced; any other reference that
