@@ -4,9 +4,10 @@
 // compiled from a JSON Schema document ([FromSchema]). Both are compiled once
 // with github.com/santhosh-tekuri/jsonschema/v5 and then used to validate many
 // payloads ([Contract.Validate]); a compiled [Contract] is safe for concurrent
-// use. On the request path a compiled fail-fast validator decides (sample.go
-// and fast.go for samples, fastschema.go for JSON Schemas); the engine
-// computes the errors of what it refuses, and stays the reference.
+// use. On the request path a compiled validator decides without the engine:
+// for samples the sample validator (fast.go), errors included; for JSON
+// Schemas a fail-fast validator (fastschema.go), whose refusals the engine
+// validates again and reports. The engine stays the reference for both.
 //
 // Schema loading never touches the network: only local files (relative to the
 // file the schema was read from) can be referenced; any other reference that
