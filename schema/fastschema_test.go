@@ -274,6 +274,9 @@ func FuzzSchemaFastPath(f *testing.F) {
 		}
 	}
 	f.Add([]byte(githubUserSchema), []byte(`{"sender":`+githubSender+`}`))
+	for _, seed := range randomSeeds(40) {
+		f.Add(seed[0], seed[1])
+	}
 	f.Fuzz(func(t *testing.T, schemaDoc, doc []byte) {
 		if len(schemaDoc) > 4096 || len(doc) > 4096 {
 			return // compile time grows fast with schema size; keep runs short
