@@ -256,12 +256,23 @@ type unmatchable struct{}
 func normalizeConst(v any) any {
 	switch v := v.(type) {
 	case json.Number:
-		r, ok := new(big.Rat).SetString(string(v))
-		if !ok {
+		// Decide numbers outside float64's range from the float first:
+		// big.Rat would build 10^exponent (the engine only ever does so when
+		// a payload number meets the value).
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil || math.IsInf(f, 0) {
 			return unmatchable{}
 		}
-		f, _ := r.Float64()
-		if math.IsInf(f, 0) || decimalRat(f).Cmp(r) != 0 {
+		if f == 0 {
+			mantissa, _, _ := strings.Cut(strings.ToLower(string(v)), "e")
+			if strings.Trim(mantissa, "-0.") != "" {
+				return unmatchable{} // a non-zero number below float64's range
+			}
+			return 0.0
+		}
+		// In range, the exponent is bounded by the length of the literal.
+		r, ok := new(big.Rat).SetString(string(v))
+		if !ok || decimalRat(f).Cmp(r) != 0 {
 			return unmatchable{}
 		}
 		return f

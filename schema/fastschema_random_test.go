@@ -280,4 +280,3 @@ func randomSeeds(n int) [][2][]byte {
 	}
 	return out
 }
-

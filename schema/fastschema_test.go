@@ -54,6 +54,11 @@ var fastSchemaTests = []struct {
 		{`{"far":0.1}`, false}, {`{"far":0.10000000000000001}`, false},
 		{`{"obj":{"a":[1,"x"]}}`, true}, {`{"obj":{"a":[1]}}`, false},
 	}},
+	{"const and enum numbers beyond float64", `{"properties":{"big":{"enum":[1e400,"a"]},"tiny":{"enum":[1e-400,0e-999999999,-0.0e5]},"huge":{"enum":[1e9999999,"a"]}}}`, []verdict{
+		{`{"big":"a"}`, true}, {`{"big":1.7976931348623157e308}`, false},
+		{`{"tiny":0}`, true}, {`{"tiny":-0}`, true}, {`{"tiny":5e-324}`, false},
+		{`{"huge":"a"}`, true}, {`{"huge":"b"}`, false},
+	}},
 	{"string length counts code points", `{"minLength":2,"maxLength":3}`, []verdict{
 		{`"é€"`, true}, {`"😀😀😀"`, true}, {`"😀😀😀😀"`, false}, {`"a"`, false}, {`"abcd"`, false}, {`12345`, true},
 	}},
@@ -237,6 +242,19 @@ func TestFastSchemaInPlaceCycle(t *testing.T) {
 	a.Properties = map[string]*jsonschema.Schema{"next": a}
 	if fast, reason := compileFast(root); fast == nil {
 		t.Fatalf("compileFast: %s", reason)
+	}
+}
+
+// TestEngineRefusesWhatItCannotEvaluate checks that a payload on which the
+// engine panics is refused with an error instead of crashing the caller.
+func TestEngineRefusesWhatItCannotEvaluate(t *testing.T) {
+	c := mustSchema(t, `{"enum":[1e9999999,"a"]}`, "")
+	errs := c.Validate(1.0)
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "cannot be evaluated") {
+		t.Fatalf("Validate(1) = %v", errs)
+	}
+	if errs := c.Validate("a"); errs != nil {
+		t.Fatalf(`Validate("a") = %v`, errs)
 	}
 }
 

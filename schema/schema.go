@@ -217,7 +217,15 @@ func (c *Contract) Validate(v any) []Error {
 }
 
 // validateSchema validates with the JSON Schema engine.
-func (c *Contract) validateSchema(v any) []Error {
+func (c *Contract) validateSchema(v any) (errs []Error) {
+	// The engine panics on some values a schema may hold (an enum number
+	// beyond big.Rat's exponent range met by a payload number): such a
+	// payload is refused, the process stays up.
+	defer func() {
+		if r := recover(); r != nil {
+			errs = []Error{{Path: "", Message: fmt.Sprintf("the schema cannot be evaluated on this payload: %v", r)}}
+		}
+	}()
 	err := c.sch.Validate(v)
 	if err == nil {
 		return nil
