@@ -227,6 +227,10 @@ func (r *Registry) applyWorkflow(e jetstream.KeyValueEntry) {
 		r.log.Error("stored workflow does not compile", zap.String("workflow", e.Key()), zap.Error(err))
 		return
 	}
+	if c := cw.Contract; c != nil && c.FallbackReason() != "" {
+		r.log.Info("workflow contract is validated by the JSON Schema engine, not the fast validator",
+			zap.String("workflow", w.ID), zap.String("reason", c.FallbackReason()))
+	}
 	r.apiWF[w.ID] = cw
 }
 
