@@ -446,6 +446,9 @@ func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
 				if perr != nil || n == 0 {
 					return wc, d.Errf("max_body: %q is not a size", v)
 				}
+				if n > registry.MaxBodyCeiling {
+					return wc, d.Errf("max_body: %s is over the ceiling of 64MiB", v)
+				}
 				w.MaxBody = int64(n)
 			}
 		case "methods":
