@@ -102,6 +102,9 @@ func compile(base string, doc []byte, allowFiles bool) (sch *jsonschema.Schema, 
 	}()
 
 	c := newCompiler(allowFiles)
+	if err := bound(c, doc); err != nil { // limits.go: size, depth, work
+		return nil, err
+	}
 	if err := c.AddResource(base, bytes.NewReader(doc)); err != nil {
 		return nil, fmt.Errorf("invalid JSON Schema: %w", err)
 	}
