@@ -56,6 +56,14 @@ func (e *LimitError) Error() string {
 	return msg
 }
 
+// checkSize refuses a document over MaxSchemaBytes before any other work.
+func checkSize(doc []byte) error {
+	if len(doc) > MaxSchemaBytes {
+		return &LimitError{Limit: "schema_size", Max: MaxSchemaBytes, Got: int64(len(doc))}
+	}
+	return nil
+}
+
 // schemaStats is what the scan measures.
 type schemaStats struct {
 	bytes, objects, refs int64

@@ -65,6 +65,9 @@ const inlineBase = "inline:///schema.json"
 // the document) are never fetched: compiling fails with an error naming the
 // ref.
 func FromSchema(doc []byte, location string) (c *Contract, err error) {
+	if err := checkSize(doc); err != nil { // limits.go
+		return nil, err
+	}
 	if err := checkJSON(doc); err != nil {
 		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
 	}
