@@ -103,7 +103,7 @@ func checkSource(kind, name, src string) error {
 			name = name[:64] + "…" // not the whole of a hostile source in every log line
 		}
 		return &Error{Kind: kind, Expr: name, Line: 1, Column: 1,
-			Message: fmt.Sprintf("expression is %d bytes, over the bound of %d", len(src), MaxExprLength),
+			Message: fmt.Sprintf("expression is %d bytes, over the expression_length bound of %d", len(src), MaxExprLength),
 			Err:     &LimitError{Limit: "expression_length", Max: MaxExprLength}}
 	}
 	tokens, err := lexer.Lex(file.NewSource(src))
@@ -121,7 +121,7 @@ func checkSource(kind, name, src string) error {
 			if depth > MaxExprDepth {
 				line, col := position(src, t.From)
 				return &Error{Kind: kind, Expr: name, Line: line, Column: col,
-					Message: fmt.Sprintf("brackets nested deeper than %d", MaxExprDepth),
+					Message: fmt.Sprintf("brackets nested deeper than the expression_depth bound of %d", MaxExprDepth),
 					Err:     &LimitError{Limit: "expression_depth", Max: MaxExprDepth}}
 			}
 		default:
