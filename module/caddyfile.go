@@ -320,7 +320,7 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 //			key <key>
 //			grace <duration>
 //			idempotency_header <header>
-//			max_body <size>
+//			max_body <size>          (at most 64MiB)
 //			methods <method...>
 //			disabled
 //			verify_hmac <header> <secret>
