@@ -112,7 +112,8 @@ func CompileEnvelope(spec string) (*Envelope, error) {
 // built by expressions have their keys sorted; HTML characters (<, >, &) are
 // not escaped; the output is otherwise what encoding/json produces. An
 // evaluation or marshalling error is returned as an [*Error]; an expression
-// envelope whose output would be over MaxEnvelopeBytes, or whose evaluation
+// envelope whose output would be over in.DataSize + MaxEnvelopeBytes, or
+// whose evaluation
 // goes over a bound of limits.go, fails with an [*Error] wrapping a
 // [*LimitError].
 func (e *Envelope) Build(in *EnvelopeInput) ([]byte, error) {
@@ -132,7 +133,7 @@ func (e *Envelope) Build(in *EnvelopeInput) ([]byte, error) {
 		if v, err = e.p.run(in); err != nil {
 			return nil, err // already an *Error
 		}
-		b, err = marshalLimit(v, MaxEnvelopeBytes)
+		b, err = marshalLimit(v, MaxEnvelopeBytes+max(in.DataSize, 0))
 	}
 	if err != nil {
 		return nil, &Error{Kind: KindEnvelope, Expr: e.label(), Line: 1, Column: 1,

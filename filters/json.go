@@ -48,15 +48,15 @@ func marshal(v any) ([]byte, error) {
 	return marshalLimit(v, 0)
 }
 
-// marshalLimit is marshal failing with errEnvelope (a *LimitError) when the
-// output is over limit bytes (no bound when limit is 0).
+// marshalLimit is marshal failing with an envelope_size *LimitError when
+// the output is over limit bytes (no bound when limit is 0).
 func marshalLimit(v any, limit int) ([]byte, error) {
 	w := writerPool.Get().(*jsonWriter)
 	w.buf = w.buf[:0]
 	w.limit = limit
 	err := w.value(v, 0)
-	if err == nil && limit > 0 && len(w.buf) > limit {
-		err = errEnvelope
+	if err == errEnvelope || (err == nil && limit > 0 && len(w.buf) > limit) {
+		err = &LimitError{Limit: errEnvelope.Limit, Max: int64(limit)}
 	}
 	var out []byte
 	if err == nil {

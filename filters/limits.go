@@ -46,10 +46,11 @@ const (
 	// than their arguments (repeat, replace, join, toJSON, string, flatten)
 	// check the size before they build it.
 	MaxEvalMemory = 16 << 20
-	// MaxEnvelopeBytes bounds the JSON body an envelope expression builds
-	// (the built-in "standard" and "raw" envelopes are bounded by the event
-	// itself). An event accepted by the API is at most 1 MiB, so any preset
-	// or reasonable custom shape fits.
+	// MaxEnvelopeBytes bounds what an envelope expression adds to the data
+	// it wraps: its JSON may be at most EnvelopeInput.DataSize plus this
+	// many bytes (the built-in "standard" and "raw" envelopes are bounded
+	// by the event itself). Every preset, and any shape that carries the
+	// data once, fits.
 	MaxEnvelopeBytes = 2 << 20
 )
 
@@ -87,9 +88,11 @@ func AsLimit(err error) *LimitError {
 }
 
 var (
-	errSteps    = &LimitError{Limit: "eval_steps", Max: MaxEvalSteps}
-	errTime     = &LimitError{Limit: "eval_time", Max: int64(MaxEvalTime)}
-	errMemory   = &LimitError{Limit: "eval_memory", Max: MaxEvalMemory}
+	errSteps  = &LimitError{Limit: "eval_steps", Max: MaxEvalSteps}
+	errTime   = &LimitError{Limit: "eval_time", Max: int64(MaxEvalTime)}
+	errMemory = &LimitError{Limit: "eval_memory", Max: MaxEvalMemory}
+	// errEnvelope is the jsonWriter's signal; marshalLimit returns a
+	// *LimitError with the limit that applied.
 	errEnvelope = &LimitError{Limit: "envelope_size", Max: MaxEnvelopeBytes}
 )
 

@@ -204,15 +204,30 @@ func TestEnvelopeBound(t *testing.T) {
 			t.Fatalf("%.40s: err %v, want envelope_size", spec, err)
 		}
 	}
-	// The largest event the API accepts fits in every preset.
-	big := map[string]any{"blob": strings.Repeat("x", 1<<20)}
-	for name := range Presets {
-		e, err := CompileEnvelope(name)
-		if err != nil {
-			t.Fatal(err)
+	// Every preset fits around the largest event the API accepts, and
+	// around a larger body of known size (a workflow's max_body may be up
+	// to 64 MiB).
+	for _, size := range []int{1 << 20, 5 << 20} {
+		big := map[string]any{"blob": strings.Repeat("x", size)}
+		for name := range Presets {
+			e, err := CompileEnvelope(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := &EnvelopeInput{Event: Event{Data: big}, Subscription: Subscription{Secret: "s"}, DataSize: size + 12}
+			if _, err := e.Build(in); err != nil {
+				t.Errorf("%s around %d bytes: %v", name, size, err)
+			}
 		}
-		if _, err := e.Build(&EnvelopeInput{Event: Event{Data: big}, Subscription: Subscription{Secret: "s"}}); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
+	}
+	// Carrying the data twice is over the bound; the error gives the limit
+	// that applied.
+	e, err := CompileEnvelope(`{a: event.data, b: event.data}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Build(&EnvelopeInput{Event: Event{Data: strings.Repeat("x", 3<<20)}, DataSize: 3<<20 + 2})
+	if le := AsLimit(err); le == nil || le.Max != MaxEnvelopeBytes+3<<20+2 {
+		t.Fatalf("err %v, want envelope_size with the data size added", err)
 	}
 }
