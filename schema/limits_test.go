@@ -125,11 +125,10 @@ func TestSchemaBoundsReferencedFiles(t *testing.T) {
 // TestScan pins what the scan counts.
 func TestScan(t *testing.T) {
 	tests := []struct {
-		doc                string
-		objects, refs      int64
-		quadratic          bool
-		depthErr           bool
-		wantDepthFromLimit bool
+		doc           string
+		objects, refs int64
+		quadratic     bool
+		depthErr      bool
 	}{
 		{doc: `{}`, objects: 1, quadratic: true},
 		{doc: `{"$schema":"http://json-schema.org/draft-07/schema#","a":{"$ref":"#"}}`, objects: 2, refs: 1},
