@@ -407,10 +407,11 @@ var limitOptions = []expr.Option{
 	expr.Function("repeat", repeatFunc, new(func(string, int) string)),
 	expr.Function("replace", replaceFunc,
 		new(func(string, string, string) string), new(func(string, string, string, int) string)),
-	expr.Function("join", joinFunc, new(func([]any) string), new(func([]any, string) string)),
+	expr.Function("join", joinFunc, new(func([]any) string), new(func([]any, string) string),
+		new(func([]string) string), new(func([]string, string) string)),
 	expr.Function("toJSON", deepChecked("toJSON"), new(func(any) string)),
 	expr.Function("string", deepChecked("string"), new(func(any) string)),
-	expr.Function("flatten", deepChecked("flatten"), new(func([]any) []any)),
+	expr.Function("flatten", deepChecked("flatten"), new(func(any) []any)),
 	expr.Patch(instrument{}),
 }
 

@@ -231,3 +231,41 @@ func TestEnvelopeBound(t *testing.T) {
 		t.Fatalf("err %v, want envelope_size with the data size added", err)
 	}
 }
+
+// TestBoundedBuiltins: the builtins replaced to check sizes first (repeat,
+// replace, join, toJSON, string, flatten) take the arguments and give the
+// results expr's own do.
+func TestBoundedBuiltins(t *testing.T) {
+	body := map[string]any{"list": []any{"x", "y"}, "n": 2.0, "s": "z", "nested": []any{[]any{1.0}, []any{2.0, 3.0}}}
+	for _, src := range []string{
+		`flatten([[1],[2]]) == [1,2]`,
+		`len(flatten([1..3, 4..5])) == 5`,
+		`len(flatten(1..3)) == 3`,
+		`len(flatten(split("a,b", ","))) == 2`,
+		`len(flatten(body.nested)) == 3`,
+		`join(["a","b"], ",") == "a,b"`,
+		`join(["a","b"]) == "ab"`,
+		`join(split("a,b", ","), "-") == "a-b"`,
+		`join(body.list, ",") == "x,y"`,
+		`repeat("ab", 2) == "abab"`,
+		`repeat(body.s, body.n) == "zz"`,
+		`replace("aaa", "a", "b") == "bbb"`,
+		`replace("aaa", "a", "b", 1) == "baa"`,
+		`replace("aaa", "", "-") == "-a-a-a-"`,
+		`toJSON({a: 1}) == "{\n  \"a\": 1\n}"`,
+		`toJSON(split("a,b", ",")) != ""`,
+		`string(1) == "1"`,
+		`string(body.n) == "2"`,
+		`upper(string(body.list)) == "[X Y]"`,
+		`sort(split("b,a", ","))[0] == "a"`,
+	} {
+		p, err := CompileRequestPredicate(src)
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		if ok, err := p.Match(&Request{Body: body}); !ok || err != nil {
+			t.Errorf("%s: %v %v", src, ok, err)
+		}
+	}
+}
