@@ -314,6 +314,10 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 			req.Query[k] = v[0]
 		}
 		res.FilterMatched, err = cw.Filter.Match(req)
+		if filters.AsLimit(err) != nil {
+			// As the ingress: a 422 naming the bound.
+			return apiError(http.StatusUnprocessableEntity, "filter went over its evaluation bound on this payload: %v", err)
+		}
 		if err != nil {
 			res.FilterError = err.Error()
 		}

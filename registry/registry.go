@@ -51,6 +51,7 @@ type Registry struct {
 	confSubs   map[string]configEntry[*CompiledSubscription]
 	revisions  map[string]uint64 // bucket -> last applied revision
 	changed    chan struct{}     // closed and replaced on every apply
+	fresh      sync.Map          // workflow id -> freshWorkflow (store.go)
 
 	snap   atomic.Pointer[snapshot]
 	cancel context.CancelFunc
@@ -222,7 +223,7 @@ func (r *Registry) applyWorkflow(e jetstream.KeyValueEntry) {
 		return
 	}
 	w.Source = SourceAPI
-	cw, err := CompileWorkflow(w, r.guard)
+	cw, err := r.compileStored(w, e.Value())
 	if err != nil {
 		r.log.Error("stored workflow does not compile", zap.String("workflow", e.Key()), zap.Error(err))
 		return

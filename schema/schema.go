@@ -73,6 +73,9 @@ const inlineBase = "inline:///schema.json"
 // the document) are never fetched: compiling fails with an error naming the
 // ref.
 func FromSchema(doc []byte, location string) (c *Contract, err error) {
+	if err := checkSize(doc); err != nil { // limits.go
+		return nil, err
+	}
 	if err := checkJSON(doc); err != nil {
 		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
 	}
@@ -110,6 +113,9 @@ func compile(base string, doc []byte, allowFiles bool) (sch *jsonschema.Schema, 
 	}()
 
 	c := newCompiler(allowFiles)
+	if err := bound(c, doc); err != nil { // limits.go: size, depth, work
+		return nil, err
+	}
 	if err := c.AddResource(base, bytes.NewReader(doc)); err != nil {
 		return nil, fmt.Errorf("invalid JSON Schema: %w", err)
 	}
