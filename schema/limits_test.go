@@ -40,7 +40,6 @@ func refChain(n int) string {
 	return b.String()
 }
 
-const draft07 = `"$schema":"http://json-schema.org/draft-07/schema#",`
 
 // TestSchemaBounds: each costly shape is refused with the bound it goes
 // over, at once, instead of compiling for seconds (issue #8: 200, 400 and
