@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -35,7 +36,7 @@ type Ingress struct {
 	Workflows []WorkflowConfig `json:"workflows,omitempty"`
 
 	app    *App
-	core   *ingress.Ingress
+	core   *atomic.Pointer[ingress.Ingress] // built at the first request, per runtime
 	logger *zap.Logger
 }
 
@@ -50,6 +51,7 @@ func (Ingress) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the declared workflows and registers them with the app.
 func (h *Ingress) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.core = new(atomic.Pointer[ingress.Ingress])
 	if h.Prefix == "" {
 		h.Prefix = DefaultIngressPrefix
 	}
@@ -85,10 +87,7 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, ingress.ErrorBody{Error: "hookgate is starting"})
 	}
-	if h.core == nil || h.core.Registry != rt.reg {
-		h.core = &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Logger: h.logger}
-	}
-	res := h.core.Handle(r, id, key)
+	res := h.coreFor(rt).Handle(r, id, key)
 	label := "unknown"
 	if res.Workflow != nil {
 		label = res.Workflow.Def.ID
@@ -116,6 +115,17 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header.Set("X-Hookgate-Workflow", id)
 	r.Header.Set("X-Hookgate-Event-Id", res.EventID)
 	return next.ServeHTTP(w, r)
+}
+
+// coreFor returns the request path over rt. Concurrent first requests may
+// each build one; they are equivalent and the last stored is kept.
+func (h *Ingress) coreFor(rt *runtime) *ingress.Ingress {
+	if c := h.core.Load(); c != nil && c.Registry == rt.reg {
+		return c
+	}
+	c := &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Logger: h.logger}
+	h.core.Store(c)
+	return c
 }
 
 // writeJSON answers with a JSON body.
