@@ -27,6 +27,22 @@ func init() {
 	caddy.RegisterModule(App{})
 }
 
+// Bounds of the hookgate app's options; a value over its bound is a load
+// error naming it.
+const (
+	// MaxDedupeWindow bounds dedupe_window (default 24h): JetStream keeps
+	// the ids of the window's events in memory.
+	MaxDedupeWindow = 7 * 24 * time.Hour
+	// MaxRetention bounds retention (default 168h).
+	MaxRetention = 366 * 24 * time.Hour
+	// MaxConcurrency bounds concurrency (default 128).
+	MaxConcurrency = 4096
+	// MaxPerDestination bounds per_destination (default 64).
+	MaxPerDestination = 1024
+	// MaxConnectTimeout bounds nats connect_timeout (default 10s).
+	MaxConnectTimeout = 5 * time.Minute
+)
+
 // NATS configures cluster mode: hookgate connects to an existing NATS
 // JetStream cluster instead of embedding a server.
 type NATS struct {
@@ -36,10 +52,10 @@ type NATS struct {
 	Creds string `json:"creds,omitempty"`
 	// TLS names client TLS files.
 	TLS *engine.TLS `json:"tls,omitempty"`
-	// Replicas of every bucket and stream. Default: 1; use 3 on a
-	// three-node cluster.
+	// Replicas of every bucket and stream: 1, 3 or 5. Default: 1; use 3 on
+	// a three-node cluster.
 	Replicas int `json:"replicas,omitempty"`
-	// ConnectTimeout bounds connecting at start. Default: 10s.
+	// ConnectTimeout bounds connecting at start. Default: 10s; at most 5m.
 	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
 }
 
@@ -63,15 +79,17 @@ type App struct {
 	// AllowTargets lists CIDRs that outgoing requests may reach although
 	// they are loopback, private or link-local. Default: none.
 	AllowTargets []string `json:"allow_targets,omitempty"`
-	// DedupeWindow is how long event ids are remembered. Default: 24h.
+	// DedupeWindow is how long event ids (published ids and workflows'
+	// idempotency header values) are remembered. Default: 24h; at most 168h.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 	// Retention is how long events and delivery records are kept.
-	// Default: 168h (7 days).
+	// Default: 168h (7 days); at most 8784h (366 days).
 	Retention caddy.Duration `json:"retention,omitempty"`
-	// Concurrency bounds the HTTP deliveries in flight. Default: 128.
+	// Concurrency bounds the HTTP deliveries in flight. Default: 128; at
+	// most 4096.
 	Concurrency int `json:"concurrency,omitempty"`
 	// PerDestination bounds the deliveries in flight to one destination.
-	// Default: 64.
+	// Default: 64; at most 1024.
 	PerDestination int `json:"per_destination,omitempty"`
 	// Topics declared in the configuration (read-only in the API).
 	Topics []TopicConfig `json:"topics,omitempty"`
@@ -112,6 +130,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
 	repl := caddy.NewReplacer()
 
+	if err := a.checkBounds(); err != nil {
+		return err
+	}
 	cfg := engine.Config{
 		StorageDir:   repl.ReplaceAll(a.StorageDir, ""),
 		DedupeWindow: time.Duration(a.DedupeWindow),
@@ -166,6 +187,42 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		names[cs.Def.Name] = true
 		a.subs = append(a.subs, cs)
+	}
+	return nil
+}
+
+// checkBounds refuses options over their bounds (the Caddyfile adapter
+// checks them too, with the line; this covers JSON configurations).
+func (a *App) checkBounds() error {
+	durations := []struct {
+		name     string
+		val, max time.Duration
+	}{
+		{"dedupe_window", time.Duration(a.DedupeWindow), MaxDedupeWindow},
+		{"retention", time.Duration(a.Retention), MaxRetention},
+	}
+	if a.NATS != nil {
+		durations = append(durations, struct {
+			name     string
+			val, max time.Duration
+		}{"nats.connect_timeout", time.Duration(a.NATS.ConnectTimeout), MaxConnectTimeout})
+		if r := a.NATS.Replicas; r != 0 && r != 1 && r != 3 && r != 5 {
+			return fmt.Errorf("nats.replicas: %d; use 1, 3 or 5", r)
+		}
+	}
+	for _, d := range durations {
+		if d.val < 0 || d.val > d.max {
+			return fmt.Errorf("%s: %s is not between 0 and the maximum of %s", d.name, d.val, d.max)
+		}
+	}
+	counts := []struct {
+		name     string
+		val, max int
+	}{{"concurrency", a.Concurrency, MaxConcurrency}, {"per_destination", a.PerDestination, MaxPerDestination}}
+	for _, c := range counts {
+		if c.val < 0 || c.val > c.max {
+			return fmt.Errorf("%s: %d is not between 0 and the maximum of %d", c.name, c.val, c.max)
+		}
 	}
 	return nil
 }

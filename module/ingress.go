@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/ingress"
+	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -35,7 +36,8 @@ type Ingress struct {
 	// through the API are served by every ingress handler too.
 	Workflows []WorkflowConfig `json:"workflows,omitempty"`
 
-	app    *App
+	app        *App
+	parseGuard *netguard.Guard // the Caddyfile's allow_targets, while adapting
 	core   *atomic.Pointer[ingress.Ingress] // built at the first request, per runtime
 	logger *zap.Logger
 }
