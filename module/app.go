@@ -107,6 +107,7 @@ type App struct {
 	started   chan struct{} // closed once Start has stored rt
 	stopped   *atomic.Bool
 	config    *registry.ConfigSet
+	tokenReqs []tokenRequest // token files to create at Start
 	logger    *zap.Logger
 	metrics   *metrics
 }
@@ -290,9 +291,42 @@ func (a *App) awaitRuntime(ctx context.Context) *runtime {
 	return a.rt.Load()
 }
 
+// tokenRequest is an API token file to create when the app starts.
+type tokenRequest struct {
+	path string
+	use  func(token string)
+}
+
+// createTokenAtStart asks Start to create a missing token file and hand its
+// token to use. Provision must not write it: it also runs for `caddy
+// validate` and `caddy adapt`.
+func (a *App) createTokenAtStart(path string, use func(string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokenReqs = append(a.tokenReqs, tokenRequest{path: path, use: use})
+}
+
+// createTokenFiles creates the token files the API handlers asked for.
+func (a *App) createTokenFiles() error {
+	a.mu.Lock()
+	reqs := a.tokenReqs
+	a.mu.Unlock()
+	for _, r := range reqs {
+		tok, err := loadOrCreateToken(r.path, a.logger)
+		if err != nil {
+			return err
+		}
+		r.use(tok)
+	}
+	return nil
+}
+
 // Start opens (or, across a reload, reuses) the engine, declares the
 // configuration's resources and starts delivering.
 func (a *App) Start() error {
+	if err := a.createTokenFiles(); err != nil {
+		return err
+	}
 	val, loaded, err := runtimes.LoadOrNew(a.engineCfg.Identity(), func() (caddy.Destructor, error) {
 		return openRuntime(a.engineCfg, a.allow, a.logger)
 	})

@@ -37,9 +37,9 @@ type Ingress struct {
 	Workflows []WorkflowConfig `json:"workflows,omitempty"`
 
 	app        *App
-	parseGuard *netguard.Guard // the Caddyfile's allow_targets, while adapting
-	core   *atomic.Pointer[ingress.Ingress] // built at the first request, per runtime
-	logger *zap.Logger
+	parseGuard *netguard.Guard                  // the Caddyfile's allow_targets, while adapting
+	core       *atomic.Pointer[ingress.Ingress] // built at the first request, per runtime
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
