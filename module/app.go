@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
@@ -340,6 +341,9 @@ func (a *App) Start() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
 		err := rt.eng.Apply(ctx, a.engineCfg)
+		if err == nil {
+			_, err = openDeduper(ctx, rt.eng, a.engineCfg) // the window may have changed
+		}
 		cancel()
 		if err != nil {
 			_, _ = runtimes.Delete(a.engineCfg.Identity())
@@ -402,6 +406,7 @@ type runtime struct {
 	reg   *registry.Registry
 	guard *netguard.Guard
 	pipe  *delivery.Pipeline
+	dedup *ingress.Deduper
 	log   *zap.Logger
 
 	startOnce   sync.Once
@@ -425,7 +430,23 @@ func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*run
 		eng.Close()
 		return nil, err
 	}
-	return &runtime{eng: eng, reg: reg, guard: guard, log: log}, nil
+	dedup, err := openDeduper(ctx, eng, cfg)
+	if err != nil {
+		reg.Stop()
+		eng.Close()
+		return nil, err
+	}
+	return &runtime{eng: eng, reg: reg, guard: guard, dedup: dedup, log: log}, nil
+}
+
+// openDeduper creates (or updates the TTL of) the bucket that remembers the
+// idempotency values of passed-on webhooks for the dedupe window.
+func openDeduper(ctx context.Context, eng *engine.Engine, cfg engine.Config) (*ingress.Deduper, error) {
+	window := cfg.DedupeWindow
+	if window <= 0 {
+		window = engine.DefaultDedupeWindow
+	}
+	return ingress.OpenDeduper(ctx, eng.JetStream(), window, eng.Config().Replicas)
 }
 
 // startPipeline starts delivering once, after the first configuration

@@ -2,6 +2,7 @@ package module
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -89,7 +91,8 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, ingress.ErrorBody{Error: "hookgate is starting"})
 	}
-	res := h.coreFor(rt).Handle(r, id, key)
+	core := h.coreFor(rt)
+	res := core.Handle(r, id, key)
 	label := "unknown"
 	if res.Workflow != nil {
 		label = res.Workflow.Def.ID
@@ -116,7 +119,36 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	r.Header.Set("X-Hookgate-Workflow", id)
 	r.Header.Set("X-Hookgate-Event-Id", res.EventID)
-	return next.ServeHTTP(w, r)
+	if !res.Claimed {
+		return next.ServeHTTP(w, r)
+	}
+	// The idempotency value is recorded: forget it if the app did not take
+	// the request, so that the sender's retry gets through.
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(sw, r)
+	if err != nil || sw.status >= 500 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		if rerr := core.Release(ctx, res); rerr != nil {
+			h.logger.Warn("forgetting the idempotency value of a failed passthrough request failed: its retry will be answered duplicate",
+				zap.String("workflow", id), zap.String("event", res.EventID), zap.Error(rerr))
+		}
+		cancel()
+	}
+	return err
+}
+
+// statusWriter records the status the next handler answered with.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+// WriteHeader records the status.
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
 }
 
 // coreFor returns the request path over rt. Concurrent first requests may
@@ -125,7 +157,7 @@ func (h *Ingress) coreFor(rt *runtime) *ingress.Ingress {
 	if c := h.core.Load(); c != nil && c.Registry == rt.reg {
 		return c
 	}
-	c := &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Logger: h.logger}
+	c := &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Dedupe: rt.dedup, Logger: h.logger}
 	h.core.Store(c)
 	return c
 }
