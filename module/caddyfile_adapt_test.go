@@ -67,3 +67,51 @@ func TestCaddyfileAdaptGolden(t *testing.T) {
 		})
 	}
 }
+
+// Issue #8, finding 11: the root Caddyfile and the README's recommended
+// configuration set read, header, write and idle timeouts on every server.
+func TestRecommendedConfigsSetTimeouts(t *testing.T) {
+	t.Chdir("..") // their sample paths are relative to the repository
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recommended string
+	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.Contains(body, "read_header") {
+			recommended = body
+			break
+		}
+	}
+	if recommended == "" {
+		t.Fatal("README.md has no recommended configuration with timeouts")
+	}
+	root, err := os.ReadFile("Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"read_timeout": 10e9, "read_header_timeout": 5e9, "write_timeout": 30e9, "idle_timeout": 120e9,
+	}
+	for name, src := range map[string]string{"Caddyfile": string(root), "README.md": recommended} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := adapt(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+			if len(servers) == 0 {
+				t.Fatal("no servers")
+			}
+			for sn, s := range servers {
+				srv := s.(map[string]any)
+				for field, v := range want {
+					if srv[field] != v {
+						t.Errorf("server %s: %s = %v, want %v", sn, field, srv[field], v)
+					}
+				}
+			}
+		})
+	}
+}
