@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,7 +220,9 @@ func parseTopic(d *caddyfile.Dispenser) (TopicConfig, error) {
 	if d.NextArg() {
 		return t, d.ArgErr()
 	}
+	lines := map[string]int{"name": d.Line()}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		lines[d.Val()] = d.Line()
 		switch d.Val() {
 		case "description":
 			t.Description = strings.Join(d.RemainingArgs(), " ")
@@ -232,7 +235,7 @@ func parseTopic(d *caddyfile.Dispenser) (TopicConfig, error) {
 		}
 	}
 	if _, err := t.compile(); err != nil {
-		return t, d.Errf("topic %q: %v", t.Name, err)
+		return t, fieldErr(d, lines, "topic", t.Name, err)
 	}
 	return t, nil
 }
@@ -435,6 +438,7 @@ func (h *Ingress) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "workflow":
+			line := d.Line()
 			guard := h.parseGuard
 			if guard == nil {
 				guard = allowGuard(nil)
@@ -442,6 +446,9 @@ func (h *Ingress) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			wc, err := parseWorkflow(d, guard)
 			if err != nil {
 				return err
+			}
+			if slices.ContainsFunc(h.Workflows, func(w WorkflowConfig) bool { return w.ID == wc.ID }) {
+				return fmt.Errorf("workflow %q is declared twice, at %s:%d", wc.ID, d.File(), line)
 			}
 			h.Workflows = append(h.Workflows, wc)
 		default:

@@ -115,6 +115,7 @@ func TestAdaptGlobalOptionErrors(t *testing.T) {
 		{"subscription include line", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tinclude `topic +`\n\t}\n}", `at Caddyfile:6`},
 		{"subscription without topics", "hookgate {\n\tsubscription s {\n\t\turl http://example.com/\n\t}\n}", `topics: at least one topic`},
 		{"declared twice", "hookgate\nhookgate", `declared twice`},
+		{"missing topic schema line", "hookgate {\n\ttopic t {\n\t\tschema /nonexistent/schema.json\n\t\tdescription d\n\t}\n}", `topic "t": schema: open /nonexistent/schema.json: no such file or directory, at Caddyfile:4`},
 		// Issue #8: bounds and hostile values, at their line.
 		{"max_attempts over bound", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tmax_attempts 1000000000\n\t}\n}", `max_attempts: 1000000000 is over the maximum of 100, at Caddyfile:6`},
 		{"subscription timeout over bound", "hookgate {\n\tsubscription s {\n\t\ttimeout 100000h\n\t}\n}", `timeout: 100000h is over the maximum of 5m0s, at Caddyfile:4`},
@@ -223,6 +224,7 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"retry wait over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tretry_schedule 1s 25h\n\t\t}\n\t}\n}", `retry_schedule: 25h is over the maximum of 24h0m0s, at Caddyfile:5`},
 		{"grace over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tgrace 1000h\n\t}\n}", `grace: 1000h is over the maximum of 168h0m0s, at Caddyfile:4`},
 		{"idempotency header with space", "hookgate_ingress {\n\tworkflow w {\n\t\tidempotency_header \"X Request\"\n\t}\n}", `idempotency_header: header name "X Request"`},
+		{"workflow declared twice", "hookgate_ingress {\n\tworkflow w\n\tworkflow w\n}", `workflow "w" is declared twice, at Caddyfile:4`},
 		{"api without token", "hookgate_api", `needs token`},
 		{"api unknown option", "hookgate_api {\n\ttokn x\n}", `unrecognized hookgate_api option "tokn", at Caddyfile:3`},
 	}

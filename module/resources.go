@@ -91,7 +91,7 @@ func (tc TopicConfig) compile() (*registry.CompiledTopic, error) {
 	if tc.SchemaFile != "" {
 		b, err := os.ReadFile(tc.SchemaFile)
 		if err != nil {
-			return nil, fmt.Errorf("schema: %w", err)
+			return nil, &registry.InvalidError{Field: "schema", Err: err}
 		}
 		t.Schema = json.RawMessage(b)
 		t.SchemaLocation, _ = filepath.Abs(tc.SchemaFile)
