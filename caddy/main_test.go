@@ -115,7 +115,15 @@ func TestRootCaddyfile(t *testing.T) {
 	if status != 200 || !strings.Contains(body["_raw"].(string), "hookgate is running") {
 		t.Fatalf("GET /: %d %v", status, body)
 	}
-	fi, err := os.Stat(tokenFile)
+	// The token file is created when the hookgate app starts, which Caddy
+	// may do just after the HTTP server is up.
+	var fi os.FileInfo
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if fi, err = os.Stat(tokenFile); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("token file not created: %v", err)
 	}

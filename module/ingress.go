@@ -179,4 +179,5 @@ func writeJSON(w http.ResponseWriter, status int, body any) error {
 var (
 	_ caddy.Provisioner           = (*Ingress)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Ingress)(nil)
+	_ http.ResponseWriter         = (*statusWriter)(nil)
 )
