@@ -13,7 +13,8 @@ import (
 )
 
 // subscriptionView is a subscription as the API shows it: the secret only
-// in creation answers (has_secret always), defaults filled in.
+// in creation answers (has_secret always), the values of credential-like
+// headers redacted, defaults filled in.
 type subscriptionView struct {
 	registry.Subscription
 	Enabled     bool              `json:"enabled"`
@@ -37,6 +38,7 @@ func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
 		HasSecret:    s.Secret != "",
 	}
 	v.Subscription.Secret = ""
+	v.Subscription.Headers = registry.RedactHeaders(s.Headers)
 	if v.Envelope == "" {
 		v.Envelope = filters.EnvelopeStandard
 	}
@@ -103,11 +105,29 @@ func (h *Handler) getSubscription(w http.ResponseWriter, _ *http.Request, p []st
 }
 
 // patchSubscription serves PATCH /subscriptions/{id}: a JSON merge patch;
-// the secret is changed with rotate-secret instead.
+// the secret is changed with rotate-secret instead. A header sent back as
+// registry.Redacted keeps its stored value.
 func (h *Handler) patchSubscription(w http.ResponseWriter, r *http.Request, p []string) error {
 	patch, err := readPatch(r, &registry.Subscription{})
 	if err != nil {
 		return err
+	}
+	if raw, ok := patch["headers"]; ok && string(raw) != "null" {
+		var hdr map[string]*string
+		if err := json.Unmarshal(raw, &hdr); err != nil {
+			return badRequest("invalid patch: headers: %v", err)
+		}
+		if cur, ok := h.reg.Subscription(p[0]); ok {
+			for k, v := range hdr {
+				if v == nil || *v != registry.Redacted {
+					continue
+				}
+				kept := map[string]string{k: *v}
+				registry.RestoreRedacted(kept, cur.Def.Headers)
+				hdr[k] = new(kept[k])
+			}
+			patch["headers"], _ = json.Marshal(hdr)
+		}
 	}
 	b, _ := json.Marshal(patch)
 	cs, err := h.reg.UpdateSubscription(r.Context(), p[0], b)

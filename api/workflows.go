@@ -42,7 +42,8 @@ type verifyView struct {
 	HasStandardSecret bool   `json:"has_standard_secret"`
 }
 
-// targetView is a workflow target without its signing secret.
+// targetView is a workflow target without its signing secret, the values of
+// credential-like headers redacted.
 type targetView struct {
 	URL           string              `json:"url"`
 	Method        string              `json:"method"`
@@ -75,7 +76,7 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 	}
 	for i, t := range d.Targets {
 		tv := targetView{
-			URL: t.URL, Method: t.Method, Headers: t.Headers, Timeout: t.Timeout,
+			URL: t.URL, Method: t.Method, Headers: registry.RedactHeaders(t.Headers), Timeout: t.Timeout,
 			RetrySchedule: t.RetrySchedule, Envelope: t.Envelope, HasSecret: t.Secret != "",
 		}
 		if i < len(cw.Targets) {
@@ -158,6 +159,11 @@ func (h *Handler) patchWorkflow(w http.ResponseWriter, r *http.Request, p []stri
 		}
 	}
 	delete(patch, "source")
+	if raw, ok := patch["targets"]; ok && string(raw) != "null" {
+		if patch["targets"], err = restoreTargetHeaders(raw, id, h.reg); err != nil {
+			return err
+		}
+	}
 	for _, pair := range [][2]string{{"schema", "sample"}, {"sample", "schema"}} {
 		set, other := pair[0], pair[1]
 		if raw, ok := patch[set]; ok && string(raw) != "null" {
@@ -173,6 +179,29 @@ func (h *Handler) patchWorkflow(w http.ResponseWriter, r *http.Request, p []stri
 	}
 	writeJSON(w, http.StatusOK, h.viewWorkflow(cw))
 	return nil
+}
+
+// restoreTargetHeaders puts back the stored values of the headers a PATCH
+// sent as registry.Redacted (as GET shows them): a target keeps the header
+// values of the stored target with the same URL.
+func restoreTargetHeaders(raw json.RawMessage, id string, reg *registry.Registry) (json.RawMessage, error) {
+	var targets []registry.Target
+	if err := json.Unmarshal(raw, &targets); err != nil {
+		return nil, badRequest("invalid patch: targets: %v", err)
+	}
+	cur, ok := reg.Workflow(id)
+	if !ok {
+		return raw, nil
+	}
+	for i := range targets {
+		for _, old := range cur.Def.Targets {
+			if old.URL == targets[i].URL {
+				registry.RestoreRedacted(targets[i].Headers, old.Headers)
+				break
+			}
+		}
+	}
+	return json.Marshal(targets)
 }
 
 // deleteWorkflow serves DELETE /workflows/{id}.
@@ -196,6 +225,9 @@ func readGrace(r *http.Request) (registry.Duration, error) {
 	}
 	if req.Grace < 0 {
 		return 0, fieldError("grace", "must not be negative")
+	}
+	if req.Grace.Std() > registry.MaxGrace {
+		return 0, fieldError("grace", "%s is over the maximum of %s", req.Grace.Std(), registry.MaxGrace)
 	}
 	return req.Grace, nil
 }

@@ -115,7 +115,15 @@ func TestRootCaddyfile(t *testing.T) {
 	if status != 200 || !strings.Contains(body["_raw"].(string), "hookgate is running") {
 		t.Fatalf("GET /: %d %v", status, body)
 	}
-	fi, err := os.Stat(tokenFile)
+	// The token file is created when the hookgate app starts, which Caddy
+	// may do just after the HTTP server is up.
+	var fi os.FileInfo
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if fi, err = os.Stat(tokenFile); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("token file not created: %v", err)
 	}
@@ -278,8 +286,9 @@ func mustAbs(t *testing.T, p string) string {
 }
 
 // TestValidate: `caddy validate` reports a bad workflow with its file, line
-// and field, and validating a good configuration starts nothing (no engine:
-// its storage directory is not even created).
+// and field (a filter that does not compile, or whose result is not boolean),
+// and validating or adapting a good configuration starts and writes nothing
+// (no engine: its storage directory is not even created; no API token file).
 func TestValidate(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -296,15 +305,37 @@ func TestValidate(t *testing.T) {
 		t.Errorf("validate output lacks the field and file:line:\n%s", out)
 	}
 
+	// Issue #8 (7): a filter that is not boolean fails validation.
+	nonBool := filepath.Join(dir, "nonbool.Caddyfile")
+	if err := os.WriteFile(nonBool, []byte(fmt.Sprintf(":9381 {\n\thookgate_ingress /hooks/* {\n\t\tworkflow w {\n\t\t\tsample %s\n\t\t\tfilter `body.eventType`\n\t\t}\n\t}\n}\n", sample)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "validate", "--config", nonBool).CombinedOutput()
+	if err == nil {
+		t.Fatalf("validate accepted a non-boolean filter:\n%s", out)
+	}
+	if !strings.Contains(string(out), "the result must be boolean") || !strings.Contains(string(out), "nonbool.Caddyfile:5") {
+		t.Errorf("validate output lacks the reason and file:line:\n%s", out)
+	}
+
 	store := filepath.Join(dir, "store")
+	tokenFile := filepath.Join(dir, "tokens", "api-token")
 	good := filepath.Join(dir, "good.Caddyfile")
-	if err := os.WriteFile(good, []byte(fmt.Sprintf("{\n\thookgate {\n\t\tstorage_dir %s\n\t}\n}\n:9381 {\n\thookgate_ingress /hooks/* {\n\t\tworkflow w {\n\t\t\tsample %s\n\t\t}\n\t}\n}\n", store, sample)), 0o600); err != nil {
+	if err := os.WriteFile(good, []byte(fmt.Sprintf("{\n\thookgate {\n\t\tstorage_dir %s\n\t}\n}\n:9381 {\n\thookgate_ingress /hooks/* {\n\t\tworkflow w {\n\t\t\tsample %s\n\t\t}\n\t}\n\thookgate_api /api/* {\n\t\ttoken_file %s\n\t}\n}\n", store, sample, tokenFile)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "validate", "--config", good).CombinedOutput(); err != nil {
 		t.Fatalf("validate refused a good configuration: %v\n%s", err, out)
 	}
+	if out, err := exec.Command(bin, "adapt", "--config", good).CombinedOutput(); err != nil {
+		t.Fatalf("adapt refused a good configuration: %v\n%s", err, out)
+	}
 	if _, err := os.Stat(store); err == nil {
 		t.Error("validate opened the engine: the storage directory exists")
+	}
+	// Issue #8: validate and adapt write nothing; the token file is made
+	// when the app starts.
+	if _, err := os.Stat(filepath.Dir(tokenFile)); err == nil {
+		t.Error("validate or adapt created the API token file (or its directory)")
 	}
 }

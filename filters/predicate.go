@@ -1,6 +1,11 @@
 package filters
 
-import "github.com/expr-lang/expr"
+import (
+	"errors"
+	"reflect"
+
+	"github.com/expr-lang/expr"
+)
 
 // RequestPredicate is a compiled workflow filter: a boolean expr expression
 // over a [Request]. It is immutable and safe for concurrent use.
@@ -16,6 +21,9 @@ type RequestPredicate struct {
 func CompileRequestPredicate(src string) (*RequestPredicate, error) {
 	p, err := compile(KindFilter, src, src, requestEnv{}, expr.AsBool())
 	if err != nil {
+		return nil, err
+	}
+	if err := requireBool(p); err != nil {
 		return nil, err
 	}
 	return &RequestPredicate{p: p}, nil
@@ -56,6 +64,9 @@ func CompileEventPredicate(src string) (*EventPredicate, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := requireBool(p); err != nil {
+		return nil, err
+	}
 	return &EventPredicate{p: p}, nil
 }
 
@@ -79,3 +90,18 @@ func (p *EventPredicate) String() string {
 	}
 	return p.p.src
 }
+
+// requireBool refuses a predicate whose result is not known to be boolean
+// when it is compiled. expr.AsBool lets through an expression whose type is
+// known only at run time (a bare field of the body, such as body.eventType,
+// or x ?? false); such a predicate would fail on every request, so it is
+// refused at load, with a hint to compare the value.
+func requireBool(p *program) error {
+	if t := p.prog.Node().Type(); t != nil && t.Kind() == reflect.Bool {
+		return nil
+	}
+	return &Error{Kind: p.kind, Expr: p.src, Line: 1, Column: 1, Err: errNotBool,
+		Message: "the result must be boolean, but its type is known only at run time: compare the value, e.g. (" + p.src + ") == true"}
+}
+
+var errNotBool = errors.New("predicate result is not boolean")

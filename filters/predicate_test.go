@@ -67,6 +67,10 @@ func TestCompileRequestPredicateErrors(t *testing.T) {
 		{"not boolean: arithmetic", `1 + 1`, "expected bool, but got int", "1:1"},
 		{"not boolean: string field", `method`, "expected bool, but got string", "1:1"},
 		{"not boolean: map", `headers`, "expected bool", "1:1"},
+		// Issue #8 (7): a body field's type is known only at run time.
+		{"not boolean: body field", `body.eventType`, "the result must be boolean", "1:1"},
+		{"not boolean: missing body field", `body.missing`, "the result must be boolean", "1:1"},
+		{"not boolean: coalesced body field", `body.flag ?? false`, "the result must be boolean", "1:1"},
 		{"type: string compared to int", `method > 3`, "mismatched types string and int", "1:8"},
 		{"type: header compared to int", `headers["x"] == 1`, "mismatched types string and int", ""},
 		{"unknown variable", `foo == 1`, "unknown name foo", "1:1"},
@@ -108,6 +112,7 @@ func TestCompileEventPredicateErrors(t *testing.T) {
 	}{
 		{"syntax", `topic ==`, "unexpected token EOF", "1:8"},
 		{"not boolean", `tenant + user`, "expected bool, but got string", "1:1"},
+		{"not boolean: data field", `data.enabled`, "the result must be boolean", "1:1"},
 		{"type mismatch", `topic > 3`, "mismatched types string and int", "1:7"},
 		{"time compared to string", `time == "x"`, "mismatched types", ""},
 		{"unknown variable", `body.x == 1`, "unknown name body", "1:1"},
@@ -142,7 +147,7 @@ func TestRequestPredicateEasyLife(t *testing.T) {
 		{`body.eventType == "sharepointcreated"`, []string{"sharepointcreated"}},
 		{`body.group.metadata != nil`, easyLifeFiles},
 		{`len(body.user.businessPhones) == 0`, easyLifeFiles},
-		{`body.user.accountEnabled`, easyLifeFiles},
+		{`body.user.accountEnabled == true`, easyLifeFiles},
 		{`body.user.accountEnabled == true && body.user.userType == "Member"`, easyLifeFiles},
 		{`body.user.companyName == "NUBO"`, []string{"groupcreated", "sharepointcreated"}},
 		{`body?.user?.id == "d3f0fe0f-ad34-4eb2-af61-953ea3a76031"`,
@@ -198,7 +203,6 @@ func TestRequestPredicateRuntimeErrors(t *testing.T) {
 		{"nil body", `body.user.id == "x"`, nil, "cannot fetch user from <nil>"},
 		{"runtime type mismatch", `body.user.displayName > 3`, group, "invalid operation"},
 		{"number compared to string at runtime", `body.user.accountEnabled + 1 > 0`, group, "invalid operation"},
-		{"non-boolean result", `body.eventType`, group, "invalid operation: bool(string)"},
 		{"index out of range", `body.user.businessPhones[0] == "x"`, group, "index out of range"},
 	}
 	for _, tt := range tests {
@@ -440,10 +444,9 @@ func TestPredicateConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// A predicate whose value is nil (a missing field) does not match, without
-// error; compare with a non-boolean value, which is an error.
-func TestRequestPredicateNilResult(t *testing.T) {
-	p, err := CompileRequestPredicate(`body.missing`)
+// A comparison with a missing field does not match, without error.
+func TestRequestPredicateMissingField(t *testing.T) {
+	p, err := CompileRequestPredicate(`body.missing == true`)
 	if err != nil {
 		t.Fatal(err)
 	}

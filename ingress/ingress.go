@@ -7,6 +7,7 @@
 package ingress
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -65,6 +66,10 @@ type Result struct {
 	Outcome string
 	// Err is an internal error to log (503).
 	Err error
+	// Claimed means the request's idempotency value was recorded before
+	// passing it on: Release it when the next handler fails, so that the
+	// sender's retry is not refused as a duplicate.
+	Claimed bool
 }
 
 // ErrorBody is the JSON shape of every ingress error.
@@ -86,7 +91,10 @@ var unauthorized = ErrorBody{Error: "unknown workflow or invalid key"}
 type Ingress struct {
 	Registry *registry.Registry
 	Pipeline *delivery.Pipeline
-	Logger   *zap.Logger
+	// Dedupe remembers the idempotency values of passed-on requests; nil
+	// passes every request on.
+	Dedupe *Deduper
+	Logger *zap.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -210,14 +218,29 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		}
 	}
 
+	idempotent := false
 	if h := w.Def.IdempotencyHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
 			res.EventID = IdempotentEventID(w.Def.ID, v)
+			idempotent = true
 		}
 	}
 	if len(w.Targets) == 0 {
 		if res.EventID == "" {
 			res.EventID = delivery.NewEventID()
+		}
+		if idempotent && in.Dedupe != nil {
+			first, err := in.Dedupe.Claim(r.Context(), res.EventID)
+			if err != nil {
+				res.Err = err
+				return fail(http.StatusServiceUnavailable, OutcomeUnavailable, ErrorBody{Error: "the request could not be checked for duplicates; retry later"})
+			}
+			if !first {
+				res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
+				res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
+				return res
+			}
+			res.Claimed = true
 		}
 		res.Pass, res.Outcome = true, OutcomePassed
 		return res
@@ -244,6 +267,15 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	res.Status, res.Outcome = http.StatusAccepted, OutcomeAccepted
 	res.Response = StatusBody{ID: res.EventID, Status: "accepted"}
 	return res
+}
+
+// Release forgets the idempotency value of a passed-on request that the next
+// handler failed to take (see Result.Claimed).
+func (in *Ingress) Release(ctx context.Context, res *Result) error {
+	if !res.Claimed || in.Dedupe == nil {
+		return nil
+	}
+	return in.Dedupe.Release(ctx, res.EventID)
 }
 
 // IdempotentEventID derives the event id of a request from its workflow and

@@ -33,8 +33,9 @@ type API struct {
 	// Tokens give full access (bearer tokens; placeholders allowed).
 	Tokens []string `json:"tokens,omitempty"`
 	// TokenFiles hold one token each. A file that does not exist is
-	// created at first start with a random token, mode 0600; its path
-	// (never the token) is logged.
+	// created when the app starts (never by `caddy validate` or `caddy
+	// adapt`) with a random token, mode 0600; its path (never the token) is
+	// logged.
 	TokenFiles []string `json:"token_files,omitempty"`
 	// PublishTokens may only publish events (POST /events).
 	PublishTokens []string `json:"publish_tokens,omitempty"`
@@ -56,7 +57,8 @@ func (API) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the tokens, creating missing token files.
+// Provision resolves the tokens and reads the token files; a missing one is
+// created by the app's Start, since Provision also runs for `caddy validate`.
 func (h *API) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.mu = new(sync.Mutex)
@@ -76,8 +78,15 @@ func (h *API) Provision(ctx caddy.Context) error {
 		}
 		h.tokens = append(h.tokens, v)
 	}
+	pending := 0
 	for _, f := range h.TokenFiles {
-		v, err := loadOrCreateToken(repl.ReplaceAll(f, ""), h.logger)
+		path := repl.ReplaceAll(f, "")
+		v, err := readToken(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			h.app.createTokenAtStart(path, h.addToken)
+			pending++
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -90,31 +99,48 @@ func (h *API) Provision(ctx caddy.Context) error {
 		}
 		h.publish = append(h.publish, v)
 	}
-	if len(h.tokens) == 0 && len(h.publish) == 0 {
+	if len(h.tokens)+len(h.publish)+pending == 0 {
 		return errors.New("hookgate_api needs a token (token, token_file or publish_token): there is no open admin API")
 	}
 	return nil
 }
 
+// addToken adds a full-access token (from a token file the app created).
+func (h *API) addToken(tok string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tokens = append(h.tokens, tok)
+	h.handler = nil // rebuilt with the token at the next request
+}
+
+// readToken reads a token file; a missing file is an fs.ErrNotExist error.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err != nil {
+		return "", fmt.Errorf("token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token_file %s is empty", path)
+	}
+	return tok, nil
+}
+
 // loadOrCreateToken reads a token file, creating it with a new random token
 // when it does not exist.
 func loadOrCreateToken(path string, log *zap.Logger) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("token_file %s is empty", path)
-		}
-		return tok, nil
-	}
+	tok, err := readToken(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("token_file: %w", err)
+		return tok, err
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
-	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	tok = base64.RawURLEncoding.EncodeToString(raw[:])
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return "", fmt.Errorf("token_file: %w", err)

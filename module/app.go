@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
@@ -27,6 +28,22 @@ import (
 func init() {
 	caddy.RegisterModule(App{})
 }
+
+// Bounds of the hookgate app's options; a value over its bound is a load
+// error naming it.
+const (
+	// MaxDedupeWindow bounds dedupe_window (default 24h): JetStream keeps
+	// the ids of the window's events in memory.
+	MaxDedupeWindow = 7 * 24 * time.Hour
+	// MaxRetention bounds retention (default 168h).
+	MaxRetention = 366 * 24 * time.Hour
+	// MaxConcurrency bounds concurrency (default 128).
+	MaxConcurrency = 4096
+	// MaxPerDestination bounds per_destination (default 64).
+	MaxPerDestination = 1024
+	// MaxConnectTimeout bounds nats connect_timeout (default 10s).
+	MaxConnectTimeout = 5 * time.Minute
+)
 
 // NATS configures cluster mode: hookgate connects to an existing NATS
 // JetStream cluster instead of embedding a server.
@@ -37,10 +54,10 @@ type NATS struct {
 	Creds string `json:"creds,omitempty"`
 	// TLS names client TLS files.
 	TLS *engine.TLS `json:"tls,omitempty"`
-	// Replicas of every bucket and stream. Default: 1; use 3 on a
-	// three-node cluster.
+	// Replicas of every bucket and stream: 1, 3 or 5. Default: 1; use 3 on
+	// a three-node cluster.
 	Replicas int `json:"replicas,omitempty"`
-	// ConnectTimeout bounds connecting at start. Default: 10s.
+	// ConnectTimeout bounds connecting at start. Default: 10s; at most 5m.
 	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
 }
 
@@ -64,15 +81,17 @@ type App struct {
 	// AllowTargets lists CIDRs that outgoing requests may reach although
 	// they are loopback, private or link-local. Default: none.
 	AllowTargets []string `json:"allow_targets,omitempty"`
-	// DedupeWindow is how long event ids are remembered. Default: 24h.
+	// DedupeWindow is how long event ids (published ids and workflows'
+	// idempotency header values) are remembered. Default: 24h; at most 168h.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 	// Retention is how long events and delivery records are kept.
-	// Default: 168h (7 days).
+	// Default: 168h (7 days); at most 8784h (366 days).
 	Retention caddy.Duration `json:"retention,omitempty"`
-	// Concurrency bounds the HTTP deliveries in flight. Default: 128.
+	// Concurrency bounds the HTTP deliveries in flight. Default: 128; at
+	// most 4096.
 	Concurrency int `json:"concurrency,omitempty"`
 	// PerDestination bounds the deliveries in flight to one destination.
-	// Default: 64.
+	// Default: 64; at most 1024.
 	PerDestination int `json:"per_destination,omitempty"`
 	// Topics declared in the configuration (read-only in the API).
 	Topics []TopicConfig `json:"topics,omitempty"`
@@ -91,6 +110,7 @@ type App struct {
 	listening chan struct{} // closed at Caddy's "started" event: servers listen
 	stopped   *atomic.Bool
 	config    *registry.ConfigSet
+	tokenReqs []tokenRequest // token files to create at Start
 	logger    *zap.Logger
 	metrics   *metrics
 }
@@ -118,6 +138,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	repl := caddy.NewReplacer()
 
+	if err := a.checkBounds(); err != nil {
+		return err
+	}
 	cfg := engine.Config{
 		StorageDir:   repl.ReplaceAll(a.StorageDir, ""),
 		DedupeWindow: time.Duration(a.DedupeWindow),
@@ -172,6 +195,42 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		names[cs.Def.Name] = true
 		a.subs = append(a.subs, cs)
+	}
+	return nil
+}
+
+// checkBounds refuses options over their bounds (the Caddyfile adapter
+// checks them too, with the line; this covers JSON configurations).
+func (a *App) checkBounds() error {
+	durations := []struct {
+		name     string
+		val, max time.Duration
+	}{
+		{"dedupe_window", time.Duration(a.DedupeWindow), MaxDedupeWindow},
+		{"retention", time.Duration(a.Retention), MaxRetention},
+	}
+	if a.NATS != nil {
+		durations = append(durations, struct {
+			name     string
+			val, max time.Duration
+		}{"nats.connect_timeout", time.Duration(a.NATS.ConnectTimeout), MaxConnectTimeout})
+		if r := a.NATS.Replicas; r != 0 && r != 1 && r != 3 && r != 5 {
+			return fmt.Errorf("nats.replicas: %d; use 1, 3 or 5", r)
+		}
+	}
+	for _, d := range durations {
+		if d.val < 0 || d.val > d.max {
+			return fmt.Errorf("%s: %s is not between 0 and the maximum of %s", d.name, d.val, d.max)
+		}
+	}
+	counts := []struct {
+		name     string
+		val, max int
+	}{{"concurrency", a.Concurrency, MaxConcurrency}, {"per_destination", a.PerDestination, MaxPerDestination}}
+	for _, c := range counts {
+		if c.val < 0 || c.val > c.max {
+			return fmt.Errorf("%s: %d is not between 0 and the maximum of %d", c.name, c.val, c.max)
+		}
 	}
 	return nil
 }
@@ -239,9 +298,42 @@ func (a *App) awaitRuntime(ctx context.Context) *runtime {
 	return a.rt.Load()
 }
 
+// tokenRequest is an API token file to create when the app starts.
+type tokenRequest struct {
+	path string
+	use  func(token string)
+}
+
+// createTokenAtStart asks Start to create a missing token file and hand its
+// token to use. Provision must not write it: it also runs for `caddy
+// validate` and `caddy adapt`.
+func (a *App) createTokenAtStart(path string, use func(string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokenReqs = append(a.tokenReqs, tokenRequest{path: path, use: use})
+}
+
+// createTokenFiles creates the token files the API handlers asked for.
+func (a *App) createTokenFiles() error {
+	a.mu.Lock()
+	reqs := a.tokenReqs
+	a.mu.Unlock()
+	for _, r := range reqs {
+		tok, err := loadOrCreateToken(r.path, a.logger)
+		if err != nil {
+			return err
+		}
+		r.use(tok)
+	}
+	return nil
+}
+
 // Start opens (or, across a reload, reuses) the engine, declares the
 // configuration's resources and starts delivering.
 func (a *App) Start() error {
+	if err := a.createTokenFiles(); err != nil {
+		return err
+	}
 	val, loaded, err := runtimes.LoadOrNew(a.engineCfg.Identity(), func() (caddy.Destructor, error) {
 		return openRuntime(a.engineCfg, a.allow, a.logger)
 	})
@@ -255,6 +347,9 @@ func (a *App) Start() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
 		err := rt.eng.Apply(ctx, a.engineCfg)
+		if err == nil {
+			_, err = openDeduper(ctx, rt.eng, a.engineCfg) // the window may have changed
+		}
 		cancel()
 		if err != nil {
 			_, _ = runtimes.Delete(a.engineCfg.Identity())
@@ -313,6 +408,7 @@ type runtime struct {
 	reg   *registry.Registry
 	guard *netguard.Guard
 	pipe  *delivery.Pipeline
+	dedup *ingress.Deduper
 	log   *zap.Logger
 
 	startOnce   sync.Once
@@ -337,7 +433,23 @@ func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*run
 		eng.Close()
 		return nil, err
 	}
-	return &runtime{eng: eng, reg: reg, guard: guard, log: log, quit: make(chan struct{})}, nil
+	dedup, err := openDeduper(ctx, eng, cfg)
+	if err != nil {
+		reg.Stop()
+		eng.Close()
+		return nil, err
+	}
+	return &runtime{eng: eng, reg: reg, guard: guard, dedup: dedup, log: log, quit: make(chan struct{})}, nil
+}
+
+// openDeduper creates (or updates the TTL of) the bucket that remembers the
+// idempotency values of passed-on webhooks for the dedupe window.
+func openDeduper(ctx context.Context, eng *engine.Engine, cfg engine.Config) (*ingress.Deduper, error) {
+	window := cfg.DedupeWindow
+	if window <= 0 {
+		window = engine.DefaultDedupeWindow
+	}
+	return ingress.OpenDeduper(ctx, eng.JetStream(), window, eng.Config().Replicas)
 }
 
 // listenWait bounds how long deliveries wait for Caddy's servers to listen

@@ -1,10 +1,13 @@
 package module
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -14,6 +17,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -78,6 +82,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
+	var urlLines []int // of each subscription's url, checked at the end
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "storage_dir":
@@ -105,10 +110,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) == 0 {
 				return nil, d.ArgErr()
 			}
+			if _, err := netguard.ParseAllow(args); err != nil {
+				return nil, d.Errf("allow_targets: %v", err)
+			}
 			app.AllowTargets = append(app.AllowTargets, args...)
 		case "dedupe_window", "retention":
 			opt := d.Val()
-			dur, err := parseDurationArg(d)
+			dur, err := parseDurationArg(d, map[string]time.Duration{"dedupe_window": MaxDedupeWindow, "retention": MaxRetention}[opt])
 			if err != nil {
 				return nil, err
 			}
@@ -119,7 +127,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "concurrency", "per_destination":
 			opt := d.Val()
-			n, err := parseIntArg(d)
+			n, err := parseIntArg(d, map[string]int{"concurrency": MaxConcurrency, "per_destination": MaxPerDestination}[opt])
 			if err != nil {
 				return nil, err
 			}
@@ -135,13 +143,22 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Topics = append(app.Topics, t)
 		case "subscription":
-			s, err := parseSubscription(d)
+			s, urlLine, err := parseSubscription(d)
 			if err != nil {
 				return nil, err
 			}
 			app.Subscriptions = append(app.Subscriptions, s)
+			urlLines = append(urlLines, urlLine)
 		default:
 			return nil, d.Errf("unrecognized hookgate option %q", d.Val())
+		}
+	}
+	// URLs are checked against the SSRF guard once allow_targets, which may
+	// come after them, is known.
+	guard := allowGuard(app.AllowTargets)
+	for i, s := range app.Subscriptions {
+		if err := guard.CheckURL(s.URL); err != nil {
+			return nil, fmt.Errorf("subscription %q: url: %w, at %s:%d", s.Name, err, d.File(), urlLines[i])
 		}
 	}
 	return httpcaddyfile.App{Name: "hookgate", Value: caddyconfig.JSON(app, nil)}, nil
@@ -155,7 +172,7 @@ func parseNATSBlock(d *caddyfile.Dispenser, n *NATS) error {
 				return d.ArgErr()
 			}
 		case "replicas":
-			v, err := parseIntArg(d)
+			v, err := parseIntArg(d, 5)
 			if err != nil {
 				return err
 			}
@@ -164,7 +181,7 @@ func parseNATSBlock(d *caddyfile.Dispenser, n *NATS) error {
 			}
 			n.Replicas = v
 		case "connect_timeout":
-			dur, err := parseDurationArg(d)
+			dur, err := parseDurationArg(d, MaxConnectTimeout)
 			if err != nil {
 				return err
 			}
@@ -203,7 +220,9 @@ func parseTopic(d *caddyfile.Dispenser) (TopicConfig, error) {
 	if d.NextArg() {
 		return t, d.ArgErr()
 	}
+	lines := map[string]int{"name": d.Line()}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		lines[d.Val()] = d.Line()
 		switch d.Val() {
 		case "description":
 			t.Description = strings.Join(d.RemainingArgs(), " ")
@@ -216,22 +235,29 @@ func parseTopic(d *caddyfile.Dispenser) (TopicConfig, error) {
 		}
 	}
 	if _, err := t.compile(); err != nil {
-		return t, d.Errf("topic %q: %v", t.Name, err)
+		return t, fieldErr(d, lines, "topic", t.Name, err)
 	}
 	return t, nil
 }
 
-func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
+// parseSubscription parses a subscription block and returns it with the
+// line of its url.
+func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, int, error) {
+	sc, lines, err := parseSubscriptionBlock(d)
+	return sc, lines["url"], err
+}
+
+func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[string]int, error) {
 	var sc SubscriptionConfig
 	s := &sc.Subscription
+	lines := map[string]int{}
 	if !d.NextArg() {
-		return sc, d.ArgErr()
+		return sc, lines, d.ArgErr()
 	}
 	s.Name = d.Val()
 	if d.NextArg() {
-		return sc, d.ArgErr()
+		return sc, lines, d.ArgErr()
 	}
-	lines := map[string]int{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		lines[opt] = d.Line()
@@ -252,14 +278,17 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 			if err = oneArg(d, &v); err == nil {
 				b, perr := strconv.ParseBool(v)
 				if perr != nil {
-					return sc, d.Errf("enabled: %q is not true or false", v)
+					return sc, lines, d.Errf("enabled: %q is not true or false", v)
 				}
 				s.Enabled = &b
 			}
 		case "header":
 			var k, v string
 			if !d.AllArgs(&k, &v) {
-				return sc, d.ArgErr()
+				return sc, lines, d.ArgErr()
+			}
+			if err := checkHeaderArg(d, k, v, len(s.Headers)); err != nil {
+				return sc, lines, err
 			}
 			if s.Headers == nil {
 				s.Headers = map[string]string{}
@@ -276,18 +305,18 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 		case "secret_field":
 			err = oneArg(d, &s.SecretField)
 		case "max_attempts":
-			s.MaxAttempts, err = parseIntArg(d)
+			s.MaxAttempts, err = parseIntArg(d, registry.MaxAttempts)
 		case "retry_schedule":
 			s.RetrySchedule, err = parseSchedule(d)
 		case "timeout":
 			var dur caddy.Duration
-			dur, err = parseDurationArg(d)
+			dur, err = parseDurationArg(d, registry.MaxTimeout)
 			s.Timeout = registry.Duration(dur)
 		default:
-			return sc, d.Errf("unrecognized subscription option %q", opt)
+			return sc, lines, d.Errf("unrecognized subscription option %q", opt)
 		}
 		if err != nil {
-			return sc, err
+			return sc, lines, err
 		}
 	}
 	probe := sc.Subscription
@@ -299,12 +328,12 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 	}
 	var err error
 	if probe.Secret, err = configSecret(probe.Secret); err != nil {
-		return sc, fieldErr(d, lines, "subscription", s.Name, err)
+		return sc, lines, fieldErr(d, lines, "subscription", s.Name, err)
 	}
 	if _, err := registry.CompileSubscription(probe, "", nil); err != nil {
-		return sc, fieldErr(d, lines, "subscription", s.Name, err)
+		return sc, lines, fieldErr(d, lines, "subscription", s.Name, err)
 	}
-	return sc, nil
+	return sc, lines, nil
 }
 
 // parseIngress sets up the hookgate_ingress directive:
@@ -339,7 +368,25 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 // A path matcher such as /hooks/* sets the prefix.
 func parseIngress(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	handler := new(Ingress)
+	handler.parseGuard = optionGuard(h)
 	return parsePrefixed(h, handler, &handler.Prefix)
+}
+
+// optionGuard is the SSRF guard of the hookgate global option's
+// allow_targets (evaluated before the site blocks), so that the adapter
+// reports a refused target URL at its line.
+func optionGuard(h httpcaddyfile.Helper) *netguard.Guard {
+	var app App
+	if opt, ok := h.Option("hookgate").(httpcaddyfile.App); ok {
+		_ = json.Unmarshal(opt.Value, &app)
+	}
+	return allowGuard(app.AllowTargets)
+}
+
+// allowGuard is the SSRF guard of allow_targets entries (already checked).
+func allowGuard(entries []string) *netguard.Guard {
+	allow, _ := netguard.ParseAllow(entries)
+	return netguard.New(allow)
 }
 
 // parsePrefixed sets up a handler whose prefix defaults to the path of its
@@ -391,9 +438,17 @@ func (h *Ingress) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "workflow":
-			wc, err := parseWorkflow(d)
+			line := d.Line()
+			guard := h.parseGuard
+			if guard == nil {
+				guard = allowGuard(nil)
+			}
+			wc, err := parseWorkflow(d, guard)
 			if err != nil {
 				return err
+			}
+			if slices.ContainsFunc(h.Workflows, func(w WorkflowConfig) bool { return w.ID == wc.ID }) {
+				return fmt.Errorf("workflow %q is declared twice, at %s:%d", wc.ID, d.File(), line)
 			}
 			h.Workflows = append(h.Workflows, wc)
 		default:
@@ -403,7 +458,7 @@ func (h *Ingress) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
+func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowConfig, error) {
 	var wc WorkflowConfig
 	w := &wc.Workflow
 	if !d.NextArg() {
@@ -435,7 +490,7 @@ func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
 			err = oneArg(d, &wc.Key)
 		case "grace":
 			var dur caddy.Duration
-			dur, err = parseDurationArg(d)
+			dur, err = parseDurationArg(d, registry.MaxGrace)
 			w.Grace = registry.Duration(dur)
 		case "idempotency_header":
 			err = oneArg(d, &w.IdempotencyHeader)
@@ -468,6 +523,7 @@ func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
 			err = oneArg(d, &ensureVerify(w).StandardSecret)
 		case "forward":
 			lines["targets"] = d.Line()
+			lines[fmt.Sprintf("targets[%d]", len(w.Targets))] = d.Line()
 			t, ferr := parseTarget(d)
 			if ferr != nil {
 				return wc, ferr
@@ -493,7 +549,7 @@ func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
 	for i := range probe.Targets {
 		probe.Targets[i].Secret = placeholderProbe(probe.Targets[i].Secret)
 	}
-	if _, err := probe.compile(caddy.NewEmptyReplacer(), nil); err != nil {
+	if _, err := probe.compile(caddy.NewEmptyReplacer(), guard); err != nil {
 		return wc, fieldErr(d, lines, "workflow", w.ID, err)
 	}
 	return wc, nil
@@ -534,13 +590,16 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 			if !d.AllArgs(&k, &v) {
 				return t, d.ArgErr()
 			}
+			if err := checkHeaderArg(d, k, v, len(t.Headers)); err != nil {
+				return t, err
+			}
 			if t.Headers == nil {
 				t.Headers = map[string]string{}
 			}
 			t.Headers[k] = v
 		case "timeout":
 			var dur caddy.Duration
-			dur, err = parseDurationArg(d)
+			dur, err = parseDurationArg(d, registry.MaxTimeout)
 			t.Timeout = registry.Duration(dur)
 		case "retry_schedule":
 			t.RetrySchedule, err = parseSchedule(d)
@@ -612,7 +671,8 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-func parseIntArg(d *caddyfile.Dispenser) (int, error) {
+// parseIntArg reads the option's one argument: a whole number from 1 to max.
+func parseIntArg(d *caddyfile.Dispenser, max int) (int, error) {
 	opt := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
@@ -622,10 +682,15 @@ func parseIntArg(d *caddyfile.Dispenser) (int, error) {
 	if err != nil || n <= 0 {
 		return 0, d.Errf("%s: %q is not a positive whole number", opt, v)
 	}
+	if n > max {
+		return 0, d.Errf("%s: %d is over the maximum of %d", opt, n, max)
+	}
 	return n, nil
 }
 
-func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+// parseDurationArg reads the option's one argument: a positive duration of
+// at most max.
+func parseDurationArg(d *caddyfile.Dispenser, max time.Duration) (caddy.Duration, error) {
 	opt := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
@@ -635,13 +700,21 @@ func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if err != nil || dur <= 0 {
 		return 0, d.Errf("%s: %q is not a positive duration", opt, v)
 	}
+	if dur > max {
+		return 0, d.Errf("%s: %s is over the maximum of %s", opt, v, max)
+	}
 	return caddy.Duration(dur), nil
 }
 
+// parseSchedule reads a retry schedule: at most registry.MaxRetryWaits
+// positive durations, each at most registry.MaxRetryWait.
 func parseSchedule(d *caddyfile.Dispenser) ([]registry.Duration, error) {
 	args := d.RemainingArgs()
 	if len(args) == 0 {
 		return nil, d.ArgErr()
+	}
+	if len(args) > registry.MaxRetryWaits {
+		return nil, d.Errf("retry_schedule: %d waits is over the maximum of %d", len(args), registry.MaxRetryWaits)
 	}
 	var out []registry.Duration
 	for _, a := range args {
@@ -649,9 +722,27 @@ func parseSchedule(d *caddyfile.Dispenser) ([]registry.Duration, error) {
 		if err != nil || dur <= 0 {
 			return nil, d.Errf("retry_schedule: %q is not a positive duration", a)
 		}
+		if dur > registry.MaxRetryWait {
+			return nil, d.Errf("retry_schedule: %s is over the maximum of %s", a, registry.MaxRetryWait)
+		}
 		out = append(out, registry.Duration(dur))
 	}
 	return out, nil
+}
+
+// checkHeaderArg checks a header subdirective where it stands; n is the
+// number of headers already given.
+func checkHeaderArg(d *caddyfile.Dispenser, name, value string, n int) error {
+	if n >= registry.MaxHeaders {
+		return d.Errf("header: more than %d headers", registry.MaxHeaders)
+	}
+	if strings.Contains(value, "{") {
+		value = "placeholder" // resolved at provision, and checked then
+	}
+	if err := registry.CheckHeader(name, value); err != nil {
+		return d.Errf("header: %v", err)
+	}
+	return nil
 }
 
 // fieldErr reports a compile error at the line of the field it names.
@@ -659,11 +750,14 @@ func fieldErr(d *caddyfile.Dispenser, lines map[string]int, kind, name string, e
 	line := d.Line()
 	var ie *registry.InvalidError
 	if errors.As(err, &ie) {
-		field := ie.Field
+		field, item := ie.Field, ie.Field
+		if i := strings.IndexByte(item, '.'); i > 0 {
+			item = item[:i] // targets[1]
+		}
 		if i := strings.IndexAny(field, ".["); i > 0 {
 			field = field[:i]
 		}
-		for _, f := range []string{field, map[string]string{"targets": "forward", "verify": "verify_hmac"}[field]} {
+		for _, f := range []string{item, field, map[string]string{"targets": "forward", "verify": "verify_hmac"}[field]} {
 			if l, ok := lines[f]; ok {
 				line = l
 				break

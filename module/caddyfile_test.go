@@ -115,6 +115,20 @@ func TestAdaptGlobalOptionErrors(t *testing.T) {
 		{"subscription include line", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tinclude `topic +`\n\t}\n}", `at Caddyfile:6`},
 		{"subscription without topics", "hookgate {\n\tsubscription s {\n\t\turl http://example.com/\n\t}\n}", `topics: at least one topic`},
 		{"declared twice", "hookgate\nhookgate", `declared twice`},
+		{"missing topic schema line", "hookgate {\n\ttopic t {\n\t\tschema /nonexistent/schema.json\n\t\tdescription d\n\t}\n}", `topic "t": schema: open /nonexistent/schema.json: no such file or directory, at Caddyfile:4`},
+		// Issue #8: bounds and hostile values, at their line.
+		{"max_attempts over bound", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tmax_attempts 1000000000\n\t}\n}", `max_attempts: 1000000000 is over the maximum of 100, at Caddyfile:6`},
+		{"subscription timeout over bound", "hookgate {\n\tsubscription s {\n\t\ttimeout 100000h\n\t}\n}", `timeout: 100000h is over the maximum of 5m0s, at Caddyfile:4`},
+		{"subscription header CRLF", "hookgate {\n\tsubscription s {\n\t\theader Authorization `Bearer x\ny`\n\t}\n}", `control character '\n', at Caddyfile:4`},
+		{"non-boolean include", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://example.com/\n\t\tinclude `data.enabled`\n\t}\n}", `include: predicate "data.enabled": the result must be boolean`},
+		{"disallowed subscription url", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://192.168.1.1/\n\t}\n}", `subscription "s": url: netguard: address 192.168.1.1 is not allowed: private`},
+		{"disallowed subscription url line", "hookgate {\n\tsubscription s {\n\t\ttopics a\n\t\turl http://192.168.1.1/\n\t}\n}", `at Caddyfile:5`},
+		{"dedupe_window over bound", "hookgate {\n\tdedupe_window 1000h\n}", `dedupe_window: 1000h is over the maximum of 168h0m0s, at Caddyfile:3`},
+		{"retention over bound", "hookgate {\n\tretention 10000h\n}", `retention: 10000h is over the maximum of 8784h0m0s, at Caddyfile:3`},
+		{"concurrency over bound", "hookgate {\n\tconcurrency 100000\n}", `concurrency: 100000 is over the maximum of 4096, at Caddyfile:3`},
+		{"per_destination over bound", "hookgate {\n\tper_destination 5000\n}", `per_destination: 5000 is over the maximum of 1024, at Caddyfile:3`},
+		{"connect_timeout over bound", "hookgate {\n\tnats nats://a:4222 {\n\t\tconnect_timeout 1h\n\t}\n}", `connect_timeout: 1h is over the maximum of 5m0s, at Caddyfile:4`},
+		{"bad allow_targets", "hookgate {\n\tallow_targets 10.0.0.0/33\n}", `allow_targets: `},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,7 +141,13 @@ func TestAdaptGlobalOptionErrors(t *testing.T) {
 }
 
 func TestAdaptDirectives(t *testing.T) {
-	src := `:8080 {
+	src := `{
+	hookgate {
+		allow_targets 127.0.0.1/32
+	}
+}
+
+:8080 {
 	hookgate_ingress /in/* {
 		workflow provisioning {
 			sample ../examples/easylife/groupcreated.json
@@ -191,6 +211,22 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"max_body over the ceiling", "hookgate_ingress {\n\tworkflow w {\n\t\tmax_body 200GB\n\t}\n}", `max_body: 200GB is over the ceiling of 64MiB, at Caddyfile:4`},
 		{"filter nested too deep", "hookgate_ingress {\n\tworkflow w {\n\t\tfilter `" + strings.Repeat("(", 100) + "true" + strings.Repeat(")", 100) + "`\n\t}\n}", `expression_depth bound of 64`},
 		{"bad envelope", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tenvelope `{a:`\n\t\t}\n\t}\n}", `targets[0].envelope`},
+		// Issue #8: hostile configuration is a load error at its line.
+		{"non-boolean body filter", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType`\n\t}\n}", `filter "body.eventType": the result must be boolean`},
+		{"non-boolean body filter line", "hookgate_ingress {\n\tworkflow w {\n\t\tsample ../examples/easylife/groupcreated.json\n\t\tfilter `body.eventType`\n\t}\n}", `at Caddyfile:5`},
+		{"missing sample file line", "hookgate_ingress {\n\tworkflow w {\n\t\tsample /nonexistent/sample.json\n\t\tstrict\n\t}\n}", `at Caddyfile:4`},
+		{"disallowed target line", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://127.0.0.1:1/ok\n\t\tforward http://10.0.0.1/x\n\t}\n}", `targets[0].url`},
+		{"disallowed target names its line", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ok\n\t\tforward http://10.0.0.1/x\n\t}\n}", `targets[1].url: netguard: address 10.0.0.1 is not allowed: private`},
+		{"disallowed target line number", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ok\n\t\tforward http://10.0.0.1/x\n\t}\n}", `at Caddyfile:5`},
+		{"bad target URL line", "hookgate_ingress {\n\tworkflow w {\n\t\tforward ftp://example.com/x {\n\t\t\ttimeout 5s\n\t\t}\n\t}\n}", `scheme "ftp" is not allowed (want http or https), at Caddyfile:4`},
+		{"header CRLF", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\theader X-A `a\r\nb`\n\t\t}\n\t}\n}", `header: header X-A: value contains the control character '\r', at Caddyfile:5`},
+		{"header name with space", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\theader \"X A\" v\n\t\t}\n\t}\n}", `not allowed in a header name, at Caddyfile:5`},
+		{"reserved header", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\theader Content-Length 1\n\t\t}\n\t}\n}", `set by hookgate and cannot be configured, at Caddyfile:5`},
+		{"timeout over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\ttimeout 100000h\n\t\t}\n\t}\n}", `timeout: 100000h is over the maximum of 5m0s, at Caddyfile:5`},
+		{"retry wait over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tretry_schedule 1s 25h\n\t\t}\n\t}\n}", `retry_schedule: 25h is over the maximum of 24h0m0s, at Caddyfile:5`},
+		{"grace over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tgrace 1000h\n\t}\n}", `grace: 1000h is over the maximum of 168h0m0s, at Caddyfile:4`},
+		{"idempotency header with space", "hookgate_ingress {\n\tworkflow w {\n\t\tidempotency_header \"X Request\"\n\t}\n}", `idempotency_header: header name "X Request"`},
+		{"workflow declared twice", "hookgate_ingress {\n\tworkflow w\n\tworkflow w\n}", `workflow "w" is declared twice, at Caddyfile:4`},
 		{"api without token", "hookgate_api", `needs token`},
 		{"api unknown option", "hookgate_api {\n\ttokn x\n}", `unrecognized hookgate_api option "tokn", at Caddyfile:3`},
 	}

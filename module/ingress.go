@@ -2,18 +2,22 @@ package module
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/ingress"
+	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -34,9 +38,10 @@ type Ingress struct {
 	// through the API are served by every ingress handler too.
 	Workflows []WorkflowConfig `json:"workflows,omitempty"`
 
-	app    *App
-	core   *ingress.Ingress
-	logger *zap.Logger
+	app        *App
+	parseGuard *netguard.Guard                  // the Caddyfile's allow_targets, while adapting
+	core       *atomic.Pointer[ingress.Ingress] // built at the first request, per runtime
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -50,6 +55,7 @@ func (Ingress) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the declared workflows and registers them with the app.
 func (h *Ingress) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.core = new(atomic.Pointer[ingress.Ingress])
 	if h.Prefix == "" {
 		h.Prefix = DefaultIngressPrefix
 	}
@@ -89,10 +95,8 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, ingress.ErrorBody{Error: "hookgate is starting"})
 	}
-	if h.core == nil || h.core.Registry != rt.reg {
-		h.core = &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Logger: h.logger}
-	}
-	res := h.core.Handle(r, id, key)
+	core := h.coreFor(rt)
+	res := core.Handle(r, id, key)
 	label := "unknown"
 	if res.Workflow != nil {
 		label = res.Workflow.Def.ID
@@ -119,7 +123,47 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	r.Header.Set("X-Hookgate-Workflow", id)
 	r.Header.Set("X-Hookgate-Event-Id", res.EventID)
-	return next.ServeHTTP(w, r)
+	if !res.Claimed {
+		return next.ServeHTTP(w, r)
+	}
+	// The idempotency value is recorded: forget it if the app did not take
+	// the request, so that the sender's retry gets through.
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(sw, r)
+	if err != nil || sw.status >= 500 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		if rerr := core.Release(ctx, res); rerr != nil {
+			h.logger.Warn("forgetting the idempotency value of a failed passthrough request failed: its retry will be answered duplicate",
+				zap.String("workflow", id), zap.String("event", res.EventID), zap.Error(rerr))
+		}
+		cancel()
+	}
+	return err
+}
+
+// statusWriter records the status the next handler answered with.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+// WriteHeader records the status.
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// coreFor returns the request path over rt. Concurrent first requests may
+// each build one; they are equivalent and the last stored is kept.
+func (h *Ingress) coreFor(rt *runtime) *ingress.Ingress {
+	if c := h.core.Load(); c != nil && c.Registry == rt.reg {
+		return c
+	}
+	c := &ingress.Ingress{Registry: rt.reg, Pipeline: rt.pipe, Dedupe: rt.dedup, Logger: h.logger}
+	h.core.Store(c)
+	return c
 }
 
 // writeJSON answers with a JSON body.
@@ -139,4 +183,5 @@ func writeJSON(w http.ResponseWriter, status int, body any) error {
 var (
 	_ caddy.Provisioner           = (*Ingress)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Ingress)(nil)
+	_ http.ResponseWriter         = (*statusWriter)(nil)
 )

@@ -37,14 +37,14 @@ func (wc WorkflowConfig) compile(repl *caddy.Replacer, guard registry.URLChecker
 	if wc.SampleFile != "" {
 		b, err := os.ReadFile(wc.SampleFile)
 		if err != nil {
-			return nil, fmt.Errorf("sample: %w", err)
+			return nil, &registry.InvalidError{Field: "sample", Err: err}
 		}
 		w.Sample = b
 	}
 	if wc.SchemaFile != "" {
 		b, err := os.ReadFile(wc.SchemaFile)
 		if err != nil {
-			return nil, fmt.Errorf("schema: %w", err)
+			return nil, &registry.InvalidError{Field: "schema", Err: err}
 		}
 		w.Schema = b
 		w.SchemaLocation, _ = filepath.Abs(wc.SchemaFile)
@@ -52,12 +52,21 @@ func (wc WorkflowConfig) compile(repl *caddy.Replacer, guard registry.URLChecker
 	if wc.Key != "" {
 		w.FixedKey = repl.ReplaceAll(wc.Key, "")
 		if len(w.FixedKey) < 16 {
-			return nil, fmt.Errorf("key: a pinned key must be at least 16 characters (got %d)", len(w.FixedKey))
+			return nil, &registry.InvalidError{Field: "key", Err: fmt.Errorf("a pinned key must be at least 16 characters (got %d)", len(w.FixedKey))}
 		}
 	}
+	w.Targets = append([]registry.Target(nil), w.Targets...)
 	for i := range w.Targets {
-		if w.Targets[i].Secret != "" {
-			w.Targets[i].Secret = repl.ReplaceAll(w.Targets[i].Secret, "")
+		t := &w.Targets[i]
+		if t.Secret != "" {
+			t.Secret = repl.ReplaceAll(t.Secret, "")
+		}
+		if len(t.Headers) > 0 {
+			headers := make(map[string]string, len(t.Headers))
+			for k, v := range t.Headers {
+				headers[k] = repl.ReplaceAll(v, "")
+			}
+			t.Headers = headers
 		}
 	}
 	if v := w.Verify; v != nil {
@@ -82,7 +91,7 @@ func (tc TopicConfig) compile() (*registry.CompiledTopic, error) {
 	if tc.SchemaFile != "" {
 		b, err := os.ReadFile(tc.SchemaFile)
 		if err != nil {
-			return nil, fmt.Errorf("schema: %w", err)
+			return nil, &registry.InvalidError{Field: "schema", Err: err}
 		}
 		t.Schema = json.RawMessage(b)
 		t.SchemaLocation, _ = filepath.Abs(tc.SchemaFile)

@@ -166,10 +166,19 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	if cw.MaxBody <= 0 {
 		cw.MaxBody = DefaultMaxBody
 	}
-	if w.Grace < 0 {
-		return nil, invalid("grace", "must not be negative")
+	if err := checkMax("grace", w.Grace, MaxGrace); err != nil {
+		return nil, err
+	}
+	if err := checkHeaderName("idempotency_header", w.IdempotencyHeader); err != nil {
+		return nil, err
+	}
+	if len(w.Targets) > MaxTargets {
+		return nil, invalid("targets", "%d targets is over the maximum of %d", len(w.Targets), MaxTargets)
 	}
 	if v := w.Verify; v != nil {
+		if err := checkHeaderName("verify.hmac_header", v.HMACHeader); err != nil {
+			return nil, err
+		}
 		if (v.HMACHeader == "") != (v.HMACSecret == "") {
 			return nil, invalid("verify", "hmac_header and hmac_secret go together")
 		}
@@ -211,6 +220,15 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 			return nil, invalid(field+".url", "%v", err)
 		}
 	}
+	if err := checkHeaders(field+".headers", t.Headers); err != nil {
+		return nil, err
+	}
+	if err := checkMax(field+".timeout", t.Timeout, MaxTimeout); err != nil {
+		return nil, err
+	}
+	if err := checkSchedule(field+".retry_schedule", t.RetrySchedule); err != nil {
+		return nil, err
+	}
 	d := &Destination{
 		ID:          fmt.Sprintf("wf=%s=%d", workflow, i),
 		WorkflowID:  workflow,
@@ -229,9 +247,6 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 	}
 	if len(t.RetrySchedule) > 0 {
 		for _, s := range t.RetrySchedule {
-			if s <= 0 {
-				return nil, invalid(field+".retry_schedule", "waits must be positive")
-			}
 			d.Schedule = append(d.Schedule, s.Std())
 		}
 		d.MaxAttempts = len(d.Schedule) + 1
@@ -341,6 +356,9 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if len(s.Topics) == 0 {
 		return nil, invalid("topics", "at least one topic (or \"*\") is required")
 	}
+	if len(s.Topics) > MaxTopicPatterns {
+		return nil, invalid("topics", "%d topics is over the maximum of %d", len(s.Topics), MaxTopicPatterns)
+	}
 	for _, t := range s.Topics {
 		if t == "" || (strings.Contains(t, "*") && t != "*" && !(strings.HasSuffix(t, ".*") && strings.Count(t, "*") == 1)) {
 			return nil, invalid("topics", "%q: use an exact name, \"prefix.*\" or \"*\"", t)
@@ -356,6 +374,21 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	}
 	if s.MaxAttempts < 0 {
 		return nil, invalid("max_attempts", "must not be negative")
+	}
+	if s.MaxAttempts > MaxAttempts {
+		return nil, invalid("max_attempts", "%d is over the maximum of %d", s.MaxAttempts, MaxAttempts)
+	}
+	if err := checkMax("timeout", s.Timeout, MaxTimeout); err != nil {
+		return nil, err
+	}
+	if err := checkSchedule("retry_schedule", s.RetrySchedule); err != nil {
+		return nil, err
+	}
+	if err := checkHeaders("headers", s.Headers); err != nil {
+		return nil, err
+	}
+	if err := checkHeaderName("secret_header", s.SecretHeader); err != nil {
+		return nil, err
 	}
 	cs := &CompiledSubscription{Def: s}
 	var err error
@@ -389,9 +422,6 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		d.Timeout = DefaultTimeout
 	}
 	for _, w := range s.RetrySchedule {
-		if w <= 0 {
-			return nil, invalid("retry_schedule", "waits must be positive")
-		}
 		d.Schedule = append(d.Schedule, w.Std())
 	}
 	if d.MaxAttempts == 0 {

@@ -296,12 +296,14 @@ func (r *Registry) updateStoredSubscription(ctx context.Context, id string, chan
 			return nil, err
 		}
 		st.ID, st.Source = id, SourceAPI
+		if st.PreviousSecret != "" && !time.Now().Before(st.PreviousUntil) {
+			// Its grace period is over: it signs nothing any more, so it
+			// is not kept either.
+			st.PreviousSecret, st.PreviousUntil = "", time.Time{}
+		}
 		s := st.Subscription
 		s.Secret = st.Secret
-		prev := ""
-		if st.PreviousSecret != "" && time.Now().Before(st.PreviousUntil) {
-			prev = st.PreviousSecret
-		}
+		prev := st.PreviousSecret
 		cs, err := CompileSubscription(s, prev, r.guard)
 		if err != nil {
 			return nil, err

@@ -67,12 +67,14 @@ type Target struct {
 	URL string `json:"url"`
 	// Method of the request. Default: POST.
 	Method string `json:"method,omitempty"`
-	// Headers added to every request.
+	// Headers added to every request: at most 50, names HTTP tokens,
+	// values of at most 8 KiB without CR, LF or NUL. The API shows the
+	// values of credential-like headers as "***".
 	Headers map[string]string `json:"headers,omitempty"`
-	// Timeout of one attempt. Default: 10s.
+	// Timeout of one attempt. Default: 10s; at most 5m.
 	Timeout Duration `json:"timeout,omitempty"`
-	// RetrySchedule lists the waits before each retry. Default: exponential
-	// backoff with jitter, 5 retries.
+	// RetrySchedule lists the waits before each retry (at most 99, each at
+	// most 24h). Default: exponential backoff with jitter, 5 retries.
 	RetrySchedule []Duration `json:"retry_schedule,omitempty"`
 	// Secret signs requests with Standard Webhooks headers when set
 	// ("whsec_..." or raw). Write-only: never returned by the API.
@@ -119,12 +121,12 @@ type Workflow struct {
 	// MaxBodyCeiling (64 MiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 	// Grace keeps the previous key valid this long after a regeneration.
-	// Default: 0 (the old key is refused at once).
+	// Default: 0 (the old key is refused at once); at most 168h.
 	Grace Duration `json:"grace,omitempty"`
 	// Verify checks a provider signature on every request.
 	Verify *Verify `json:"verify,omitempty"`
-	// Targets receive every accepted event. None: the request is passed to
-	// the next handler.
+	// Targets receive every accepted event (at most 50). None: the request
+	// is passed to the next handler.
 	Targets []Target `json:"targets,omitempty"`
 	// Enabled: a disabled workflow answers 401 like an unknown one.
 	// Default: true.
@@ -175,7 +177,9 @@ type Subscription struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// DisabledReason says why the gateway disabled the subscription (410).
 	DisabledReason string `json:"disabled_reason,omitempty"`
-	// Headers are added to every delivery.
+	// Headers are added to every delivery: at most 50, names HTTP tokens,
+	// values of at most 8 KiB without CR, LF or NUL. The API shows the
+	// values of credential-like headers as "***".
 	Headers map[string]string `json:"headers,omitempty"`
 	// Include is an expr predicate the event must match.
 	Include string `json:"include,omitempty"`
@@ -191,12 +195,12 @@ type Subscription struct {
 	// (Orchestry style), added when the body is a JSON object.
 	SecretField string `json:"secret_field,omitempty"`
 	// MaxAttempts is the number of attempts before the delivery fails.
-	// Default: 6 (the first attempt and 5 retries).
+	// Default: 6 (the first attempt and 5 retries); at most 100.
 	MaxAttempts int `json:"max_attempts,omitempty"`
-	// RetrySchedule lists the waits before each retry. Default: exponential
-	// backoff with jitter.
+	// RetrySchedule lists the waits before each retry (at most 99, each at
+	// most 24h). Default: exponential backoff with jitter.
 	RetrySchedule []Duration `json:"retry_schedule,omitempty"`
-	// Timeout of one attempt. Default: 10s.
+	// Timeout of one attempt. Default: 10s; at most 5m.
 	Timeout Duration `json:"timeout,omitempty"`
 	// Source is "api" or "config" (read-only).
 	Source string `json:"source,omitempty"`
