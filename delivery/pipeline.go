@@ -88,8 +88,11 @@ type Pipeline struct {
 	attemptsMu sync.Mutex
 	attempts   map[msgKey]int
 
-	// records takes delivery log entries to the writer (writeRecords).
-	records chan *pendingEntry
+	// records takes delivery log entries to the writer (writeRecords);
+	// recordsClosed, under recordsMu, says the writer has ended.
+	records       chan *pendingEntry
+	recordsMu     sync.RWMutex
+	recordsClosed bool
 
 	// recoverUpTo is, per stream, the last sequence when a partition
 	// consumer had to be created over existing messages: their deliveries

@@ -74,13 +74,19 @@ func (p *Pipeline) writeRecord(ctx context.Context, d *delivery, status, reason 
 // log costs a fraction of a write per delivery and, idle, no added wait.
 func (p *Pipeline) appendEntry(ctx context.Context, e *logEntry) error {
 	pe := &pendingEntry{e: e, done: make(chan error, 1)}
-	select {
-	case p.records <- pe:
-	case <-p.ctx.Done():
-		// The pipeline is stopped (a replay asked meanwhile): write it here.
+	p.recordsMu.RLock()
+	queued := false
+	if !p.recordsClosed {
+		select {
+		case p.records <- pe:
+			queued = true
+		default: // the writer is behind: write this one here
+		}
+	}
+	p.recordsMu.RUnlock()
+	if !queued {
+		// Also when the pipeline is stopped (a replay asked meanwhile).
 		p.writeBatch(ctx, []*pendingEntry{pe})
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case err := <-pe.done:
@@ -110,7 +116,20 @@ func (p *Pipeline) writeRecords() {
 		case pe := <-p.records:
 			batch = append(batch[:0], pe)
 		case <-p.ctx.Done():
-			return
+			// No entry is queued from now on; those queued are written.
+			p.recordsMu.Lock()
+			p.recordsClosed = true
+			p.recordsMu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for {
+				select {
+				case pe := <-p.records:
+					p.writeBatch(ctx, []*pendingEntry{pe})
+				default:
+					return
+				}
+			}
 		}
 	more:
 		for len(batch) < maxBatch {
@@ -214,7 +233,8 @@ func fold(recs map[string]*folded, e *logEntry, seq uint64) {
 // bucket folds every delivery of the events in evSeq's bucket.
 func (p *Pipeline) bucket(ctx context.Context, evSeq uint64) (map[uint64]map[string]*folded, error) {
 	out := map[uint64]map[string]*folded{}
-	err := p.scan(ctx, bucketSubjects(evSeq), 0, 0, func(seq uint64, e *logEntry) bool {
+	err := p.scan(ctx, bucketSubjects(evSeq), logPos{}, 0, func(pos logPos, e *logEntry) bool {
+		seq := pos.Seq
 		recs := out[e.EventSeq]
 		if recs == nil {
 			recs = map[string]*folded{}
@@ -241,15 +261,43 @@ func (p *Pipeline) state(ctx context.Context, evSeq uint64, eventID, dest string
 // scanBatch is how many log entries a scan fetches at a time.
 const scanBatch = 512
 
-// scan calls fn with every log entry on subjects, in log order, from
-// sequence after+1, until fn returns false, the end, or limit entries (0:
-// no limit). It reports the last sequence it read.
-func (p *Pipeline) scan(ctx context.Context, subjects []string, after uint64, limit int, fn func(seq uint64, e *logEntry) bool) error {
-	_, err := p.scanFrom(ctx, subjects, after, limit, fn)
+// logPos is the place of an entry in the log: the message's sequence and
+// the entry's index in the message's batch.
+type logPos struct {
+	Seq uint64
+	Idx int
+}
+
+func (a logPos) after(b logPos) bool { return a.Seq > b.Seq || (a.Seq == b.Seq && a.Idx > b.Idx) }
+
+// String is the page cursor form: "<seq>-<index>".
+func (a logPos) String() string { return strconv.FormatUint(a.Seq, 10) + "-" + strconv.Itoa(a.Idx) }
+
+func parseLogPos(s string) (logPos, bool) {
+	a, b, _ := strings.Cut(s, "-")
+	seq, err := strconv.ParseUint(a, 10, 64)
+	if err != nil {
+		return logPos{}, false
+	}
+	idx := 0
+	if b != "" {
+		if idx, err = strconv.Atoi(b); err != nil || idx < 0 {
+			return logPos{}, false
+		}
+	}
+	return logPos{seq, idx}, true
+}
+
+// scan calls fn with every log entry on subjects, in log order, after
+// position from, until fn returns false, the end, or limit entries (0: no
+// limit).
+func (p *Pipeline) scan(ctx context.Context, subjects []string, from logPos, limit int, fn func(pos logPos, e *logEntry) bool) error {
+	_, err := p.scanFrom(ctx, subjects, from, limit, fn)
 	return err
 }
 
-func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, after uint64, limit int, fn func(seq uint64, e *logEntry) bool) (last uint64, err error) {
+// scanFrom is scan, and reports the position of the last entry it read.
+func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, from logPos, limit int, fn func(pos logPos, e *logEntry) bool) (last logPos, err error) {
 	cfg := jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -258,13 +306,13 @@ func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, after uint64
 		MemoryStorage:     true,
 		Replicas:          1,
 	}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	if from.Seq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from.Seq
 	}
 	js := p.eng.JetStream()
 	cons, err := js.CreateConsumer(ctx, engine.StreamRecords, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("reading the delivery log: %w", err)
+		return logPos{}, fmt.Errorf("reading the delivery log: %w", err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -287,14 +335,19 @@ func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, after uint64
 			if err != nil {
 				continue
 			}
-			last, pending = meta.Sequence.Stream, meta.NumPending
+			pending = meta.NumPending
 			var entries []*logEntry
 			if json.Unmarshal(m.Data(), &entries) != nil {
 				continue
 			}
-			for _, e := range entries {
+			for i, e := range entries {
+				pos := logPos{meta.Sequence.Stream, i}
+				if !pos.after(from) {
+					continue
+				}
+				last = pos
 				read++
-				if !fn(last, e) || (limit > 0 && read >= limit) {
+				if !fn(pos, e) || (limit > 0 && read >= limit) {
 					cancel()
 					return last, nil
 				}
@@ -424,13 +477,13 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 		return out, "", nil
 	}
 
-	var after uint64
+	var after logPos
 	if q.After != "" {
-		n, err := strconv.ParseUint(q.After, 10, 64)
-		if err != nil {
+		pos, ok := parseLogPos(q.After)
+		if !ok {
 			return nil, "", fmt.Errorf("%w: cursor %q", ErrBadCursor, q.After)
 		}
-		after = n
+		after = pos
 	}
 	subjects := []string{engine.SubjectRecords + ".*.*"}
 	if q.Status != "" {
@@ -439,10 +492,10 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	buckets := map[uint64]map[uint64]map[string]*folded{}
 	var out []*Record
 	listed := map[string]bool{}
-	var lastEmitted uint64
+	var lastEmitted logPos
 	var failed error
 	more := false
-	last, err := p.scanFrom(ctx, subjects, after, maxScan, func(seq uint64, e *logEntry) bool {
+	last, err := p.scanFrom(ctx, subjects, after, maxScan, func(pos logPos, e *logEntry) bool {
 		if len(out) == q.Limit {
 			more = true
 			return false
@@ -461,10 +514,10 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 			buckets[b] = folded
 		}
 		// Listed at the entry that is the delivery's latest only.
-		if f := buckets[b][e.EventSeq][e.Delivery]; f != nil && f.lastSeq == seq && keep(f.rec) && !listed[e.Delivery] {
+		if f := buckets[b][e.EventSeq][e.Delivery]; f != nil && f.lastSeq == pos.Seq && keep(f.rec) && !listed[e.Delivery] {
 			listed[e.Delivery] = true
 			out = append(out, f.rec)
-			lastEmitted = seq
+			lastEmitted = pos
 		}
 		return true
 	})
@@ -476,18 +529,18 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	}
 	switch {
 	case more:
-		return out, strconv.FormatUint(lastEmitted, 10), nil
-	case last > after && p.hasMore(ctx, subjects, last):
+		return out, lastEmitted.String(), nil
+	case last.after(after) && p.hasMore(ctx, subjects, last):
 		// The scan bound ended the page early: go on from where it stopped.
-		return out, strconv.FormatUint(last, 10), nil
+		return out, last.String(), nil
 	}
 	return out, "", nil
 }
 
-// hasMore reports whether the log has entries on subjects after seq.
-func (p *Pipeline) hasMore(ctx context.Context, subjects []string, seq uint64) bool {
+// hasMore reports whether the log has entries on subjects after pos.
+func (p *Pipeline) hasMore(ctx context.Context, subjects []string, pos logPos) bool {
 	found := false
-	_ = p.scan(ctx, subjects, seq, 1, func(uint64, *logEntry) bool { found = true; return false })
+	_ = p.scan(ctx, subjects, pos, 1, func(logPos, *logEntry) bool { found = true; return false })
 	return found
 }
 
