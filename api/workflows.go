@@ -44,6 +44,7 @@ type verifyView struct {
 
 // targetView is a workflow target without its signing secret.
 type targetView struct {
+	ID            string              `json:"id"`
 	URL           string              `json:"url"`
 	Method        string              `json:"method"`
 	Headers       map[string]string   `json:"headers,omitempty"`
@@ -75,7 +76,7 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 	}
 	for i, t := range d.Targets {
 		tv := targetView{
-			URL: t.URL, Method: t.Method, Headers: t.Headers, Timeout: t.Timeout,
+			ID: t.ID, URL: t.URL, Method: t.Method, Headers: t.Headers, Timeout: t.Timeout,
 			RetrySchedule: t.RetrySchedule, Envelope: t.Envelope, HasSecret: t.Secret != "",
 		}
 		if i < len(cw.Targets) {

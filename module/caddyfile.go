@@ -326,6 +326,7 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 //			verify_hmac <header> <secret>
 //			verify_standard <secret>
 //			forward <url> {
+//				id <name>
 //				method <method>
 //				header <name> <value>
 //				timeout <duration>
@@ -524,6 +525,8 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
+		case "id":
+			err = oneArg(d, &t.ID)
 		case "method":
 			err = oneArg(d, &t.Method)
 		case "header":

@@ -88,17 +88,33 @@ func (r *Registry) UpdateWorkflow(ctx context.Context, id string, patch []byte) 
 // keepSecrets carries secrets over a patch that replaced the targets or the
 // verify block without repeating them (the API never shows secrets, so a
 // client cannot send them back): a target keeps the secret of the old target
-// with the same URL.
+// with the same id, or else of the old target with the same URL.
 func keepSecrets(w, old *Workflow) {
-	secrets := map[string]string{}
+	byID, byURL := map[string]string{}, map[string]string{}
 	for _, t := range old.Targets {
-		if t.Secret != "" {
-			secrets[t.URL] = t.Secret
+		if t.Secret == "" {
+			continue
 		}
+		id := t.ID
+		if id == "" {
+			id = TargetID(t.Method, t.URL)
+		}
+		byID[id] = t.Secret
+		byURL[t.URL] = t.Secret
 	}
 	for i := range w.Targets {
-		if w.Targets[i].Secret == "" {
-			w.Targets[i].Secret = secrets[w.Targets[i].URL]
+		t := &w.Targets[i]
+		if t.Secret != "" {
+			continue
+		}
+		id := t.ID
+		if id == "" {
+			id = TargetID(t.Method, t.URL)
+		}
+		if s, ok := byID[id]; ok {
+			t.Secret = s
+		} else {
+			t.Secret = byURL[t.URL]
 		}
 	}
 	if w.Verify != nil && old.Verify != nil {
