@@ -139,7 +139,7 @@ func (r *Registry) DeleteWorkflow(ctx context.Context, id string) error {
 		return err
 	}
 	_ = r.eng.Keys.Delete(ctx, id)
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.workflows[id]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Workflow(id); return !ok })
 	return nil
 }
 
@@ -167,7 +167,7 @@ func (r *Registry) putKey(ctx context.Context, id string, grace time.Duration) (
 	}
 	rec := keyRecord{Hash: hashHex(HashKey(key))}
 	if grace > 0 {
-		if old, ok := r.snap.Load().keys[id]; ok {
+		if old, ok := r.keys.get(id); ok {
 			rec.PreviousHash = hashHex(old.current)
 			rec.PreviousUntil = time.Now().Add(grace).UTC()
 		}
@@ -212,7 +212,7 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.eng.Topics.Delete(ctx, key); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.topics[name]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Topic(name); return !ok })
 	return nil
 }
 
@@ -255,9 +255,13 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	return cs, nil
 }
 
+// nameTaken reports whether a served subscription other than exceptID is
+// named name.
 func (r *Registry) nameTaken(name, exceptID string) bool {
-	for _, s := range r.Subscriptions() {
-		if s.Def.Name == name && s.Def.ID != exceptID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.subNames[name] {
+		if id != exceptID {
 			return true
 		}
 	}
@@ -390,7 +394,7 @@ func (r *Registry) DeleteSubscription(ctx context.Context, id string) error {
 	if err := r.eng.Subscriptions.Delete(ctx, id); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.subscriptions[id]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Subscription(id); return !ok })
 	return nil
 }
 
