@@ -131,15 +131,14 @@ func (b *cowBatch[V]) commit() {
 
 // topicIndex finds the subscriptions whose topic patterns cover a topic.
 // Exact names are keyed by the name; "prefix.*" patterns by the prefix
-// with its dot ("a.b."), and "*" by the empty prefix. Every list is sorted
-// by subscription id and never changed in place.
+// with its dot ("a.b."), and "*" by the empty prefix.
 type topicIndex struct {
-	exact  *cowMap[[]*CompiledSubscription]
-	prefix *cowMap[[]*CompiledSubscription]
+	exact  *cowMap[*subList]
+	prefix *cowMap[*subList]
 }
 
 func newTopicIndex() *topicIndex {
-	return &topicIndex{exact: newCowMap[[]*CompiledSubscription](), prefix: newCowMap[[]*CompiledSubscription]()}
+	return &topicIndex{exact: newCowMap[*subList](), prefix: newCowMap[*subList]()}
 }
 
 // indexKeys returns the distinct index entries of a subscription's
@@ -162,14 +161,15 @@ func indexKeys(patterns []string) (exact, prefix []string) {
 
 // lookup returns the subscriptions matching topic, sorted by id: it reads
 // the exact list of topic, the "*" list and the list of every prefix of
-// topic that ends with a dot, so it costs O(matches log matches + len(topic)).
+// topic that ends with a dot, so it costs O(len(topic)) lookups, plus
+// O(matches) to copy one list, or O(matches log matches) to merge several.
 func (ix *topicIndex) lookup(topic string) []*CompiledSubscription {
-	var lists [][]*CompiledSubscription
+	var lists []*subList
 	n := 0
-	add := func(l []*CompiledSubscription, ok bool) {
-		if ok && len(l) > 0 {
+	add := func(l *subList, ok bool) {
+		if ok && l.n > 0 {
 			lists = append(lists, l)
-			n += len(l)
+			n += l.n
 		}
 	}
 	add(ix.exact.get(topic))
@@ -179,15 +179,15 @@ func (ix *topicIndex) lookup(topic string) []*CompiledSubscription {
 			add(ix.prefix.get(topic[:i+1]))
 		}
 	}
-	switch len(lists) {
-	case 0:
+	if len(lists) == 0 {
 		return nil
-	case 1:
-		return slices.Clone(lists[0])
 	}
 	out := make([]*CompiledSubscription, 0, n)
 	for _, l := range lists {
-		out = append(out, l...)
+		out = l.appendTo(out)
+	}
+	if len(lists) == 1 {
+		return out
 	}
 	slices.SortFunc(out, compareSubs)
 	// A subscription with several matching patterns is in several lists.
@@ -196,12 +196,122 @@ func (ix *topicIndex) lookup(topic string) []*CompiledSubscription {
 
 func compareSubs(a, b *CompiledSubscription) int { return strings.Compare(a.Def.ID, b.Def.ID) }
 
+// chunkSize is the target length of a subList chunk; chunks grow to twice
+// that before they are split.
+const chunkSize = 64
+
+// subList is an immutable list of subscriptions sorted by id, held in
+// chunks so that adding or removing one copies the chunk directory and one
+// chunk (O(n/chunkSize + chunkSize)) rather than the whole list.
+type subList struct {
+	chunks [][]*CompiledSubscription // each sorted, non-empty, in order
+	n      int
+}
+
+func (l *subList) appendTo(out []*CompiledSubscription) []*CompiledSubscription {
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// chunkFor returns the index of the first chunk whose last id is >= id
+// (len(chunks) when there is none).
+func (l *subList) chunkFor(id string) int {
+	i, _ := slices.BinarySearchFunc(l.chunks, id, func(c []*CompiledSubscription, id string) int {
+		return strings.Compare(c[len(c)-1].Def.ID, id)
+	})
+	return i
+}
+
+// with returns the list without the removed ids and with added (which
+// holds no id twice). Small edits are made chunk by chunk; large ones (an
+// initial load) rebuild the list once.
+func (l *subList) with(removed map[string]bool, added []*CompiledSubscription) *subList {
+	if l == nil {
+		l = &subList{}
+	}
+	if len(removed)+len(added) > len(l.chunks)+4 {
+		return l.rebuilt(removed, added)
+	}
+	nl := &subList{chunks: slices.Clone(l.chunks), n: l.n}
+	for id := range removed {
+		nl.remove(id)
+	}
+	for _, s := range added {
+		nl.insert(s)
+	}
+	return nl
+}
+
+func (l *subList) rebuilt(removed map[string]bool, added []*CompiledSubscription) *subList {
+	all := make([]*CompiledSubscription, 0, l.n+len(added))
+	for _, c := range l.chunks {
+		for _, s := range c {
+			if !removed[s.Def.ID] {
+				all = append(all, s)
+			}
+		}
+	}
+	all = append(all, added...)
+	slices.SortFunc(all, compareSubs)
+	nl := &subList{n: len(all)}
+	for len(all) > 0 {
+		k := min(chunkSize, len(all))
+		nl.chunks = append(nl.chunks, all[:k:k])
+		all = all[k:]
+	}
+	return nl
+}
+
+// remove and insert change l.chunks, a copy of the directory the list owns;
+// the chunks themselves are copied before they change.
+func (l *subList) remove(id string) {
+	i := l.chunkFor(id)
+	if i == len(l.chunks) {
+		return
+	}
+	c := l.chunks[i]
+	j, found := slices.BinarySearchFunc(c, id, func(s *CompiledSubscription, id string) int {
+		return strings.Compare(s.Def.ID, id)
+	})
+	if !found {
+		return
+	}
+	l.n--
+	if len(c) == 1 {
+		l.chunks = slices.Delete(l.chunks, i, i+1)
+		return
+	}
+	l.chunks[i] = slices.Delete(slices.Clone(c), j, j+1)
+}
+
+func (l *subList) insert(s *CompiledSubscription) {
+	l.n++
+	if len(l.chunks) == 0 {
+		l.chunks = append(l.chunks, []*CompiledSubscription{s})
+		return
+	}
+	i := min(l.chunkFor(s.Def.ID), len(l.chunks)-1)
+	c := l.chunks[i]
+	j, _ := slices.BinarySearchFunc(c, s, compareSubs)
+	nc := make([]*CompiledSubscription, 0, len(c)+1)
+	nc = append(append(append(nc, c[:j]...), s), c[j:]...)
+	if len(nc) <= 2*chunkSize {
+		l.chunks[i] = nc
+		return
+	}
+	half := len(nc) / 2
+	l.chunks[i] = nc[:half:half]
+	l.chunks = slices.Insert(l.chunks, i+1, nc[half:])
+}
+
 // topicBatch collects the changes of one registry change to the index, so
 // that a list touched many times (an initial load) is rebuilt once.
 type topicBatch struct {
 	ix     *topicIndex
-	exact  *cowBatch[[]*CompiledSubscription]
-	prefix *cowBatch[[]*CompiledSubscription]
+	exact  *cowBatch[*subList]
+	prefix *cowBatch[*subList]
 	edits  map[listKey]*listEdit
 }
 
@@ -260,7 +370,7 @@ func (b *topicBatch) add(s *CompiledSubscription) {
 	}
 }
 
-// commit rebuilds every touched list once: O(list + added log added).
+// commit publishes every touched list.
 func (b *topicBatch) commit() {
 	for k, e := range b.edits {
 		m := b.exact
@@ -268,29 +378,8 @@ func (b *topicBatch) commit() {
 			m = b.prefix
 		}
 		cur, _ := m.get(k.key)
-		next := make([]*CompiledSubscription, 0, len(cur)+len(e.added))
-		for _, s := range cur {
-			if !e.removed[s.Def.ID] {
-				next = append(next, s)
-			}
-		}
-		if len(e.added) > 0 {
-			slices.SortFunc(e.added, compareSubs)
-			merged := make([]*CompiledSubscription, 0, len(next)+len(e.added))
-			i, j := 0, 0
-			for i < len(next) && j < len(e.added) {
-				if compareSubs(next[i], e.added[j]) <= 0 {
-					merged = append(merged, next[i])
-					i++
-				} else {
-					merged = append(merged, e.added[j])
-					j++
-				}
-			}
-			merged = append(merged, next[i:]...)
-			next = append(merged, e.added[j:]...)
-		}
-		if len(next) == 0 {
+		next := cur.with(e.removed, e.added)
+		if next.n == 0 {
 			m.del(k.key)
 		} else {
 			m.set(k.key, next)

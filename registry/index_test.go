@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -165,5 +166,74 @@ func BenchmarkSubscriptionsForTopic(b *testing.B) {
 		if n := len(r.SubscriptionsForTopic(fmt.Sprintf("topic.%d", i%1000))); n != 10 {
 			b.Fatalf("%d matches, want 10", n)
 		}
+	}
+}
+
+// subList stays equal to a plainly sorted list through random small and
+// large edits, its chunks sorted, non-empty and at most 2*chunkSize long.
+func TestSubListDifferential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	subs := map[string]*CompiledSubscription{}
+	get := func(id string) *CompiledSubscription {
+		if s, ok := subs[id]; ok {
+			return s
+		}
+		s := &CompiledSubscription{Def: Subscription{ID: id}}
+		subs[id] = s
+		return s
+	}
+	var l *subList
+	want := map[string]bool{}
+	for round := range 300 {
+		removed := map[string]bool{}
+		var added []*CompiledSubscription
+		ops := 1 + rng.IntN(4)
+		if round%25 == 0 {
+			ops = 500 // a large edit: the list is rebuilt
+		}
+		for range ops {
+			id := fmt.Sprintf("s%04d", rng.IntN(2000))
+			if want[id] && rng.IntN(3) == 0 {
+				removed[id] = true
+				delete(want, id)
+				added = slices.DeleteFunc(added, func(s *CompiledSubscription) bool { return s.Def.ID == id })
+			} else if !want[id] {
+				want[id] = true
+				added = append(added, get(id))
+			}
+		}
+		prev := l
+		var prevIDs []string
+		if prev != nil {
+			for _, s := range prev.appendTo(nil) {
+				prevIDs = append(prevIDs, s.Def.ID)
+			}
+		}
+		l = l.with(removed, added)
+		var got []string
+		for _, s := range l.appendTo(nil) {
+			got = append(got, s.Def.ID)
+		}
+		wantIDs := slices.Sorted(maps.Keys(want))
+		if !slices.Equal(got, wantIDs) || l.n != len(wantIDs) {
+			t.Fatalf("round %d: list of %d (n=%d) differs from the %d expected", round, len(got), l.n, len(wantIDs))
+		}
+		for i, c := range l.chunks {
+			if len(c) == 0 || len(c) > 2*chunkSize {
+				t.Fatalf("round %d: chunk %d has %d entries", round, i, len(c))
+			}
+		}
+		if prev != nil {
+			var again []string
+			for _, s := range prev.appendTo(nil) {
+				again = append(again, s.Def.ID)
+			}
+			if !slices.Equal(again, prevIDs) {
+				t.Fatalf("round %d: the previous list changed", round)
+			}
+		}
+	}
+	if len(l.chunks) < 2 {
+		t.Errorf("%d chunks: the test never split one", len(l.chunks))
 	}
 }

@@ -1,0 +1,124 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// putAll writes n documents into a bucket with asynchronous publishes (a
+// KV put is a publish on $KV.<bucket>.<key>), and waits for every ack.
+func putAll(t *testing.T, ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, n int, doc func(i int) (string, []byte)) {
+	t.Helper()
+	acks := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		k, v := doc(i)
+		f, err := js.PublishAsync("$KV."+kv.Bucket()+"."+k, v)
+		if err != nil {
+			t.Fatalf("publishing %s: %v", k, err)
+		}
+		acks = append(acks, f)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal("publishes not acknowledged in time")
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publishing %s: %v", f.Msg().Subject, err)
+		}
+	}
+}
+
+// A restart with 10,000 workflows (each with a sample contract and a
+// target) and 10,000 subscriptions loads within a few seconds: the initial
+// values are compiled in parallel and applied as one change.
+func TestStartAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 20,000 resources")
+	}
+	const n = 10000
+	eng := openEngine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seedStart := time.Now()
+	putAll(t, ctx, eng.JetStream(), eng.Workflows, n, func(i int) (string, []byte) {
+		id := fmt.Sprintf("wf%05d", i)
+		return id, fmt.Appendf(nil, `{"id":%q,"sample":{"eventType":"groupcreated","groupId":"g%d","members":[{"id":1,"mail":"a@b.c"}]},"targets":[{"url":"http://127.0.0.1:9/%s"}]}`, id, i, id)
+	})
+	putAll(t, ctx, eng.JetStream(), eng.Subscriptions, n, func(i int) (string, []byte) {
+		id := fmt.Sprintf("sub%05d", i)
+		return id, fmt.Appendf(nil, `{"id":%q,"name":%q,"topics":["topic.%d","ns%d.*"],"url":"http://127.0.0.1:9/%s","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, id, id, i%1000, i%50, id)
+	})
+	t.Logf("seeded %d workflows and %d subscriptions in %v", n, n, time.Since(seedStart))
+
+	start := time.Now()
+	r := New(eng, testGuard(), nil)
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Cleanup(r.Stop)
+	t.Logf("start with %d workflows and %d subscriptions: %v", n, n, took)
+	if got := r.workflows.len(); got != n {
+		t.Fatalf("%d workflows loaded, want %d", got, n)
+	}
+	if got := r.subscriptions.len(); got != n {
+		t.Fatalf("%d subscriptions loaded, want %d", got, n)
+	}
+	if got := r.destinations.len(); got != 2*n {
+		t.Errorf("%d destinations, want %d", got, 2*n)
+	}
+	if w, ok := r.Workflow("wf01234"); !ok || w.Contract == nil || len(w.Targets) != 1 {
+		t.Errorf("wf01234 loaded as %+v", w)
+	}
+	if subs := r.SubscriptionsForTopic("topic.7"); len(subs) != n/1000 {
+		t.Errorf("topic.7 has %d subscriptions, want %d", len(subs), n/1000)
+	}
+	if took > 20*time.Second {
+		t.Errorf("start took %v, want well under 20s", took)
+	}
+}
+
+// Creating subscriptions does not get slower as they grow: the median
+// latency of the last 500 of 10,000 creates through the store is under
+// twice that of the first 500 (plus 1ms of slack for a shared machine).
+func TestCreateLatencyFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 10,000 subscriptions")
+	}
+	const n, window = 10000, 500
+	_, r := newTestRegistry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lat := make([]time.Duration, n)
+	for i := range n {
+		id := fmt.Sprintf("s%05d", i)
+		start := time.Now()
+		if _, err := r.CreateSubscription(ctx, Subscription{ID: id, Name: id,
+			Topics: []string{fmt.Sprintf("topic.%d", i%1000), "*"}, URL: "http://127.0.0.1:9/"}); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+		lat[i] = time.Since(start)
+	}
+	median := func(d []time.Duration) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	first, last := median(lat[:window]), median(lat[n-window:])
+	t.Logf("median create latency: first %d %v, last %d %v", window, first, window, last)
+	if last > 2*first+time.Millisecond {
+		t.Errorf("creates got slower: median %v for the last %d, %v for the first %d", last, window, first, window)
+	}
+	if got := len(r.SubscriptionsForTopic("topic.1")); got != n {
+		t.Errorf("topic.1 has %d subscriptions (all match \"*\"), want %d", got, n)
+	}
+}
