@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -343,5 +344,56 @@ func TestWatchReestablished(t *testing.T) {
 	}
 	if warns == 0 || warns != infos {
 		t.Errorf("%d warnings and %d recoveries logged, want as many, at least one: %v", warns, infos, logs.All())
+	}
+}
+
+// A revision removed from the stream before a stalled watch delivered it
+// does not keep the watch "behind" for ever: once re-established and caught
+// up, the watch counts it as applied, and later writes that fail (seen on
+// the subjects, never stored) do not interrupt it again.
+func TestWatchSkipsRemovedRevision(t *testing.T) {
+	srv := startNATS(t)
+	ctx := testCtx(t)
+	eng, err := engine.Open(ctx, engine.Config{URLs: []string{srv.ClientURL()}, CreateTimeout: 15 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("engine.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	core, logs := observer.New(zapcore.WarnLevel)
+	r := startRegistry(t, eng, zap.New(core))
+	if _, err := r.CreateSubscription(ctx, Subscription{ID: "other", Name: "other", Topics: []string{"*"}, URL: "http://127.0.0.1:9/"}); err != nil {
+		t.Fatal(err)
+	}
+	bucket := eng.Subscriptions.Bucket()
+	s, err := eng.JetStream().Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The watch is silently dead; a revision is stored and removed before
+	// the watch is found behind.
+	for name := range s.ConsumerNames(ctx).Name() {
+		_ = s.DeleteConsumer(ctx, name)
+	}
+	rev, err := eng.Subscriptions.Put(ctx, "gone", []byte(`{"id":"gone","name":"gone","topics":["*"],"url":"http://127.0.0.1:9/"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bucket+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Second, func() bool { return r.applied(bucket) == rev }) {
+		t.Fatalf("applied revision %d, want %d", r.applied(bucket), rev)
+	}
+	warned := logs.Len()
+	// A write that fails is seen on the subjects but never stored.
+	if _, err := eng.Subscriptions.Update(ctx, "other", []byte(`{}`), rev+100); err == nil {
+		t.Fatal("update with a wrong revision succeeded")
+	}
+	time.Sleep(hintDelay + catchUp + 200*time.Millisecond)
+	if n := logs.Len(); n != warned {
+		t.Errorf("the watch was interrupted again: %v", logs.All()[warned:])
+	}
+	if _, ok := r.Subscription("gone"); ok {
+		t.Error("a removed revision was applied")
 	}
 }

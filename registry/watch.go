@@ -121,6 +121,7 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 
 	loaded := false
 	var outage time.Time // when the current outage began; zero when healthy
+	var floor uint64     // a revision the stream had when the watch was found behind
 	delay := watchRetryMin
 	for {
 		var opts []jetstream.WatchOpt
@@ -130,6 +131,10 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 		w, err := b.kv.WatchAll(ctx, opts...)
 		if err == nil {
 			err = r.consume(ctx, b, w, hints, func() {
+				// The watch delivered every revision up to floor that
+				// still exists: the others were removed from the stream.
+				r.raiseApplied(name, floor)
+				floor = 0
 				if !loaded {
 					loaded = true
 					ready <- name
@@ -145,6 +150,9 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if se, ok := err.(*stallError); ok {
+			floor = se.stored
 		}
 		if outage.IsZero() {
 			outage = time.Now()
@@ -172,6 +180,24 @@ func stopWatcher(w jetstream.KeyWatcher) {
 }
 
 var errWatchClosed = errors.New("watch closed")
+
+// stallError is a watch that did not deliver a revision the stream holds.
+type stallError struct{ stored, applied uint64 }
+
+func (e *stallError) Error() string {
+	return fmt.Sprintf("watch stalled: revision %d is stored, %d applied", e.stored, e.applied)
+}
+
+// raiseApplied records that every revision of bucket up to rev is applied,
+// when a watch that started after rev was stored caught up without it.
+func (r *Registry) raiseApplied(bucket string, rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rev > r.revisions[bucket] {
+		r.revisions[bucket] = rev
+		r.begin().commit() // wakes waitApplied
+	}
+}
 
 // consume applies w's entries until ctx ends, the watch closes or it is
 // found behind the stream. The initial values, up to the nil entry, are
@@ -240,7 +266,7 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 				probes = 0
 			}
 		case <-deadline:
-			return fmt.Errorf("watch stalled: revision %d is stored, %d applied", target, r.applied(name))
+			return &stallError{stored: target, applied: r.applied(name)}
 		}
 	}
 }
