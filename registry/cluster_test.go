@@ -259,4 +259,3 @@ func TestClusterNodeLoss(t *testing.T) {
 		})
 	}
 }
-
