@@ -291,6 +291,13 @@ func (r *Registry) Broken(kind string) map[string]string {
 	return maps.Clone(r.broken[kind])
 }
 
+func (r *Registry) isBroken(kind, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.broken[kind][id]
+	return ok
+}
+
 // --- reads (lock-free) ---
 
 // Workflow returns a compiled workflow by id.

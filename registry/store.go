@@ -139,7 +139,7 @@ func (r *Registry) DeleteWorkflow(ctx context.Context, id string) error {
 		return err
 	}
 	_ = r.eng.Keys.Delete(ctx, id)
-	r.waitUntil(ctx, func() bool { _, ok := r.Workflow(id); return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Workflow(id); return !ok && !r.isBroken(KindWorkflow, id) })
 	return nil
 }
 
@@ -212,7 +212,7 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.eng.Topics.Delete(ctx, key); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func() bool { _, ok := r.Topic(name); return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Topic(name); return !ok && !r.isBroken(KindTopic, name) })
 	return nil
 }
 
@@ -394,7 +394,7 @@ func (r *Registry) DeleteSubscription(ctx context.Context, id string) error {
 	if err := r.eng.Subscriptions.Delete(ctx, id); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func() bool { _, ok := r.Subscription(id); return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Subscription(id); return !ok && !r.isBroken(KindSubscription, id) })
 	return nil
 }
 
