@@ -121,7 +121,11 @@ func TestCreateLatencyFlat(t *testing.T) {
 		return d[len(d)/2]
 	}
 	first, last := median(lat[:window]), median(lat[n-window:])
-	t.Logf("median create latency: first %d %v, last %d %v", window, first, window, last)
+	var trend []time.Duration // medians of every 2,000 creates
+	for i := 0; i < n; i += 2000 {
+		trend = append(trend, median(lat[i:i+2000]).Round(time.Microsecond))
+	}
+	t.Logf("median create latency: first %d %v, last %d %v; by 2,000: %v", window, first, window, last, trend)
 	if last > 2*first+time.Millisecond {
 		t.Errorf("creates got slower: median %v for the last %d, %v for the first %d", last, window, first, window)
 	}
