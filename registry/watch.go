@@ -211,6 +211,7 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 		probes   int              // failed probes in a row
 		deadline <-chan time.Time // armed when the stream is ahead of the index
 		target   uint64           // the stream's last revision, when armed
+		progress uint64           // the revision applied when armed
 	)
 	reconnects := r.reconnects()
 	tick := time.NewTicker(reconnectPoll)
@@ -261,11 +262,17 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 				probes = 0
 			case last > r.applied(name):
 				probes = 0
-				target, deadline = last, time.After(catchUp)
+				target, progress, deadline = last, r.applied(name), time.After(catchUp)
 			default:
 				probes = 0
 			}
 		case <-deadline:
+			// A watch that applied something since is lagging behind a
+			// burst of writes, not stalled: it gets more time.
+			if applied := r.applied(name); applied > progress {
+				progress, deadline = applied, time.After(catchUp)
+				continue
+			}
 			return &stallError{stored: target, applied: r.applied(name)}
 		}
 	}

@@ -268,3 +268,38 @@ func TestWatchClosedReestablished(t *testing.T) {
 		t.Errorf("%d warnings and %d recoveries logged, want 2 and 2: %v", warns, infos, logs.All())
 	}
 }
+
+// A watch that lags behind a burst of writes but keeps applying them is
+// not taken for a stalled one.
+func TestWatchLaggingNotInterrupted(t *testing.T) {
+	eng := openEngine(t)
+	ctx := testCtx(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	r := New(eng, testGuard(), zap.New(core))
+	slow := func(e jetstream.KeyValueEntry) change {
+		time.Sleep(40 * time.Millisecond) // a watch about 10 × catchUp behind
+		return r.decodeSubscription(e)
+	}
+	b := &bucket{kv: eng.Subscriptions, decode: slow, install: (*txn).installSubscription}
+	wctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	r.done.Add(1)
+	go r.follow(wctx, b, ready)
+	t.Cleanup(func() { cancel(); r.done.Wait() })
+	<-ready
+
+	const n = 80
+	for i := range n {
+		id := fmt.Sprintf("s%02d", i)
+		doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
+		if _, err := eng.Subscriptions.Put(ctx, id, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitFor(10*time.Second, func() bool { return r.applied(eng.Subscriptions.Bucket()) == n }) {
+		t.Fatalf("applied %d of %d revisions", r.applied(eng.Subscriptions.Bucket()), n)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a lagging watch was interrupted: %v", logs.All())
+	}
+}
