@@ -73,7 +73,7 @@ type eventView struct {
 func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, p []string) error {
 	id := p[0]
 	ev, err := h.pipe.Event(r.Context(), id)
-	if errors.Is(err, registry.ErrNotFound) {
+	if errors.Is(err, delivery.ErrNotFound) {
 		return notFound("event %q not found", id)
 	}
 	if err != nil {
@@ -98,8 +98,9 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, p []string) e
 }
 
 // listDeliveries serves GET /deliveries?subscription=&workflow=&event=
-// &status=&limit=&after=: delivery records ordered by id, a page at a time;
-// "next" is the cursor ("after") of the next page.
+// &status=&limit=&after=: delivery records in the order of their last change
+// (an event's: by id), a page at a time; "next" is the cursor ("after") of
+// the next page.
 func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []string) error {
 	q := r.URL.Query()
 	query := delivery.Query{
@@ -124,6 +125,9 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []str
 		query.Limit = n
 	}
 	recs, next, err := h.pipe.Deliveries(r.Context(), query)
+	if errors.Is(err, delivery.ErrBadCursor) {
+		return badRequest("after: %v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []str
 // getDelivery serves GET /deliveries/{id}.
 func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, p []string) error {
 	rec, err := h.pipe.Record(r.Context(), p[0])
-	if errors.Is(err, registry.ErrNotFound) {
+	if errors.Is(err, delivery.ErrNotFound) {
 		return notFound("delivery %q not found", p[0])
 	}
 	if err != nil {
@@ -156,9 +160,9 @@ func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request, p []stri
 	switch {
 	case errors.Is(err, delivery.ErrNotReplayable):
 		return apiError(http.StatusConflict, "delivery %q is still pending: it can be retried once it has succeeded or failed", id)
-	case err == registry.ErrNotFound: //nolint:errorlint // the bare sentinel: no such record
+	case err == delivery.ErrNotFound: //nolint:errorlint // the bare sentinel: no such record
 		return notFound("delivery %q not found", id)
-	case errors.Is(err, registry.ErrNotFound):
+	case errors.Is(err, delivery.ErrNotFound):
 		return notFound("delivery %q cannot be retried: %v", id, err)
 	case err != nil:
 		return err

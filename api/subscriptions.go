@@ -206,6 +206,11 @@ func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []s
 		req.Topic = sampleTopic(cs.Def.Topics)
 	}
 	res := h.pipe.Sender().Attempt(r.Context(), cs.Dest, req.event(r))
+	if le := filters.AsLimit(res.Err); le != nil {
+		// The envelope is too costly for this data: a real delivery would
+		// fail the same way.
+		return apiError(http.StatusUnprocessableEntity, "%v", res.Err)
+	}
 	out := testDeliveryResult{
 		EventID: req.ID, Status: res.StatusCode, Headers: map[string]string{}, Body: string(res.Body),
 		DurationMS: res.Duration.Milliseconds(), Success: res.Success(),
@@ -293,11 +298,17 @@ func (h *Handler) testPredicates(w http.ResponseWriter, r *http.Request, p []str
 	}
 	if cs.Include != nil {
 		if res.IncludeMatched, err = cs.Include.Match(fe); err != nil {
+			if filters.AsLimit(err) != nil {
+				return apiError(http.StatusUnprocessableEntity, "include: %v", err)
+			}
 			res.IncludeError = err.Error()
 		}
 	}
 	if cs.Exclude != nil {
 		if res.ExcludeMatched, err = cs.Exclude.Match(fe); err != nil {
+			if filters.AsLimit(err) != nil {
+				return apiError(http.StatusUnprocessableEntity, "exclude: %v", err)
+			}
 			res.ExcludeError = err.Error()
 		}
 	}

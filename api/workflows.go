@@ -234,9 +234,20 @@ func (h *Handler) workflowSchema(w http.ResponseWriter, _ *http.Request, p []str
 		return notFound("workflow %q has no contract (no sample or schema): its body must be empty", p[0])
 	}
 	w.Header().Set("Content-Type", "application/schema+json")
+	setValidatorHeaders(w.Header(), cw.Contract)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(cw.Contract.JSONSchema())
 	return nil
+}
+
+// setValidatorHeaders tells which validator decides on the request path
+// (schema.ValidatorFast or schema.ValidatorEngine) and, for the engine, why;
+// the body of GET /workflows/{id}/schema stays the schema itself.
+func setValidatorHeaders(h http.Header, c *schema.Contract) {
+	h.Set("X-Hookgate-Validator", c.Validator())
+	if reason := c.FallbackReason(); reason != "" {
+		h.Set("X-Hookgate-Fallback-Reason", reason)
+	}
 }
 
 // Outcomes of a workflow dry run: what the ingress would do.
@@ -255,6 +266,10 @@ type testResult struct {
 	FilterError   string         `json:"filter_error,omitempty"`
 	Targets       []string       `json:"targets"`
 	Outcome       string         `json:"outcome"`
+	// Validator is the contract's request-path validator, "fast" or
+	// "engine" ("" without a contract); FallbackReason says why "engine".
+	Validator      string `json:"validator,omitempty"`
+	FallbackReason string `json:"fallback_reason,omitempty"`
 }
 
 // testWorkflow serves POST /workflows/{id}/test: a dry run of the body as a
@@ -273,6 +288,9 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 	invalid := func(msg string) {
 		res.Valid = false
 		res.Errors = append(res.Errors, schema.Error{Path: "", Message: msg})
+	}
+	if cw.Contract != nil {
+		res.Validator, res.FallbackReason = cw.Contract.Validator(), cw.Contract.FallbackReason()
 	}
 	var decoded any
 	parsed := true
@@ -303,6 +321,10 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 			req.Query[k] = v[0]
 		}
 		res.FilterMatched, err = cw.Filter.Match(req)
+		if filters.AsLimit(err) != nil {
+			// As the ingress: a 422 naming the bound.
+			return apiError(http.StatusUnprocessableEntity, "filter went over its evaluation bound on this payload: %v", err)
+		}
 		if err != nil {
 			res.FilterError = err.Error()
 		}

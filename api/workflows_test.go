@@ -347,6 +347,41 @@ func TestWorkflowSchemaPreview(t *testing.T) {
 	}
 }
 
+// TestWorkflowValidatorReported checks that the schema preview and the dry
+// run say which validator a contract takes, and why the engine.
+func TestWorkflowValidatorReported(t *testing.T) {
+	e := newEnv(t)
+	e.post("/workflows", provisioning(t, "provisioning", "http://127.0.0.1:3000/x")).expect(http.StatusCreated)
+	e.post("/workflows", map[string]any{"id": "fast", "schema": json.RawMessage(`{"type":"object","required":["ref"]}`)}).expect(http.StatusCreated)
+	e.post("/workflows", map[string]any{"id": "engine", "schema": json.RawMessage(`{"properties":{"a":{}},"unevaluatedProperties":false}`)}).expect(http.StatusCreated)
+	e.post("/workflows", map[string]any{"id": "none"}).expect(http.StatusCreated)
+
+	tests := []struct {
+		id, validator, reason string
+	}{
+		{"provisioning", "fast", ""},
+		{"fast", "fast", ""},
+		{"engine", "engine", "unevaluatedProperties"},
+		{"none", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.id, func(t *testing.T) {
+			var res testResult
+			e.do(req{method: "POST", path: "/workflows/" + tc.id + "/test", body: `{}`}).expect(http.StatusOK).decode(&res)
+			if res.Validator != tc.validator || !strings.Contains(res.FallbackReason, tc.reason) || (tc.reason == "") != (res.FallbackReason == "") {
+				t.Errorf("dry run: validator %q, fallback_reason %q; want %q, %q", res.Validator, res.FallbackReason, tc.validator, tc.reason)
+			}
+			if tc.validator == "" {
+				return
+			}
+			r := e.get("/workflows/" + tc.id + "/schema").expect(http.StatusOK)
+			if v, reason := r.Header().Get("X-Hookgate-Validator"), r.Header().Get("X-Hookgate-Fallback-Reason"); v != tc.validator || reason != res.FallbackReason {
+				t.Errorf("schema preview: validator %q, fallback reason %q; want %q, %q", v, reason, tc.validator, res.FallbackReason)
+			}
+		})
+	}
+}
+
 // streamMsgs counts the messages of the event stream.
 func (e *env) streamMsgs() uint64 {
 	e.t.Helper()

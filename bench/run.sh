@@ -46,12 +46,19 @@ SINK_PORT=$((BASE_PORT + 4))
 KEY=bench-key-0123456789abcdef0123456789abcdef
 TOKEN=bench-token-0123456789abcdef0123456789
 PAYLOAD=$ROOT/examples/easylife/groupcreated.json
+# (c'') ingestgh: GitHub's whole webhook schema (@octokit/webhooks-schemas
+# 7.6.1, unpacked from schema/testdata at build time) as the contract, and an
+# official "issues opened" example (@octokit/webhooks-examples 7.6.1) as body.
+GH_PAYLOAD=$ROOT/bench/github-issues-opened.json
+GH_SCHEMA_GZ=$ROOT/schema/testdata/octokit/webhooks-schemas-7.6.1.schema.json.gz
+GH_FILTER='`body.action == "opened"`'
 HOOK_URL=http://127.0.0.1:$GW_PORT/hooks/bench/$KEY
 FILTER='`body.eventType in ["groupcreated", "sharepointcreated"]`'
 CLK_TCK=$(getconf CLK_TCK)
 
 START_TS=$(date +%s)
 WORK=$(mktemp -d /tmp/hookgate-bench.XXXXXX)
+GH_SCHEMA=$WORK/github-webhooks.schema.json
 GW_PID=
 UP_PID=
 SAMPLER_PID=
@@ -132,6 +139,7 @@ else
 	go build -o "$WORK/hookgate" ./caddy
 fi
 go build -o "$WORK/loadgen" ./bench/loadgen
+gunzip -c "$GH_SCHEMA_GZ" >"$GH_SCHEMA"
 LOADGEN=$WORK/loadgen
 
 "$LOADGEN" -mode upstream -listen "127.0.0.1:$UP_PORT" -d "${LIMIT}s" 2>"$WORK/upstream.log" &
@@ -146,7 +154,7 @@ global_block() { # scenario
 	persist_config off
 EOF
 	case $1 in
-	ingest | ingestq | passthrough)
+	ingest | ingestq | ingestgh | passthrough)
 		cat <<EOF
 	hookgate {
 		storage_dir $2/store
@@ -198,6 +206,19 @@ site_block() { # scenario
 	# durably (one failed attempt each, then backoff), as during an outage
 	# of the app behind; this isolates the cost of durable ingest.
 	ingestq) ingress_forwarding "http://127.0.0.1:1/down" ;;
+	ingestgh)
+		cat <<EOF
+	hookgate_ingress /hooks/* {
+		workflow bench {
+			schema $GH_SCHEMA
+			key $KEY
+			filter $GH_FILTER
+			forward http://127.0.0.1:$UP_PORT/ingest
+		}
+	}
+	respond 404
+EOF
+		;;
 	passthrough)
 		cat <<EOF
 	hookgate_ingress /hooks/* {
@@ -222,6 +243,9 @@ EOF
 	echo "}"
 }
 
+# payload SCENARIO: the body the scenario POSTs.
+payload() { case $1 in ingestgh) echo "$GH_PAYLOAD" ;; *) echo "$PAYLOAD" ;; esac; }
+
 # start_gateway SCENARIO DIR: starts the binary, waits until it answers.
 start_gateway() {
 	local sc=$1 dir=$2 i code
@@ -243,7 +267,7 @@ start_gateway() {
 		deliver) code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $TOKEN" \
 			"http://127.0.0.1:$GW_PORT/api/hookgate/topics" || true) ;;
 		*) code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -X POST -H 'Content-Type: application/json' \
-			--data-binary "@$PAYLOAD" "$HOOK_URL" || true) ;;
+			--data-binary "@$(payload "$sc")" "$HOOK_URL" || true) ;;
 		esac
 		case $code in 000 | 503 | "") sleep 0.1 ;; *) return 0 ;; esac
 	done
@@ -272,25 +296,25 @@ start_sampler() { # file
 }
 stop_sampler() { stop_pid "$SAMPLER_PID" 1; SAMPLER_PID=; }
 
-load() { # out-file duration
+load() { # out-file duration [body file]
 	local secs
 	secs=$(dur_s "$2")
-	timeout $((secs + 30)) "$LOADGEN" -url "$HOOK_URL" -method POST -body "$PAYLOAD" \
+	timeout $((secs + 30)) "$LOADGEN" -url "$HOOK_URL" -method POST -body "${3:-$PAYLOAD}" \
 		-header 'Content-Type: application/json' -c "$CONNS" -d "$2" >"$1"
 }
 
-expected_status() { case $1 in ingest | ingestq) echo 202 ;; *) echo 200 ;; esac; }
+expected_status() { case $1 in ingest | ingestq | ingestgh) echo 202 ;; *) echo 200 ;; esac; }
 
 # run_http SCENARIO ROUND: one measured run; appends "scenario round rps p50 p90 p99 gwcpu lgcpu hwm rssmax ok" to results.
 run_http() {
 	local sc=$1 r=$2 dir="$WORK/$1-$2" t0 t1 u0 u1 s0 s1 ok want n other
 	start_gateway "$sc" "$dir"
-	load "$dir/warmup.json" "$WARM"
+	load "$dir/warmup.json" "$WARM" "$(payload "$sc")"
 	start_sampler "$dir/rss_max_kb"
 	t0=$(cpu_ticks "$GW_PID")
 	u0=$(cpu_ticks "$UP_PID")
 	s0=$(sys_busy)
-	load "$dir/load.json" "$DUR"
+	load "$dir/load.json" "$DUR" "$(payload "$sc")"
 	t1=$(cpu_ticks "$GW_PID")
 	u1=$(cpu_ticks "$UP_PID")
 	s1=$(sys_busy)
@@ -328,8 +352,8 @@ deliver_run() { # out-file n rate conns wait
 
 # ------------------------------------------------------------------ profile mode
 if [ -n "$PROFILE" ]; then
-	case $PROFILE in respond | proxy | ingest | ingestq | passthrough | deliver) ;; *)
-		echo "bench: PROFILE is one of respond, proxy, ingest, passthrough, deliver" >&2
+	case $PROFILE in respond | proxy | ingest | ingestq | ingestgh | passthrough | deliver) ;; *)
+		echo "bench: PROFILE is one of respond, proxy, ingest, ingestq, ingestgh, passthrough, deliver" >&2
 		exit 2
 		;;
 	esac
@@ -343,11 +367,11 @@ if [ -n "$PROFILE" ]; then
 		prof=$!
 		deliver_run "$dir/run.json" "$DELIVER_N" 0 "$DELIVER_C" 90
 	else
-		load "$dir/warmup.json" "$WARM"
+		load "$dir/warmup.json" "$WARM" "$(payload "$PROFILE")"
 		curl -s -m $((secs + 20)) -o "$dir/cpu.pprof" \
 			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs" &
 		prof=$!
-		load "$dir/run.json" "$DUR"
+		load "$dir/run.json" "$DUR" "$(payload "$PROFILE")"
 	fi
 	wait "$prof" || true
 	curl -s -m 10 -o "$dir/heap.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/heap" || true
@@ -364,9 +388,9 @@ fi
 
 # ------------------------------------------------------------------ suite
 : >"$WORK/results.txt"
-log "work dir $WORK; $ROUNDS round(s) of respond, proxy, ingest, ingestq, passthrough; $CONNS connections, warm-up $WARM, $DUR each"
+log "work dir $WORK; $ROUNDS round(s) of respond, proxy, ingest, ingestq, ingestgh, passthrough; $CONNS connections, warm-up $WARM, $DUR each"
 for ((r = 1; r <= ROUNDS; r++)); do
-	for sc in respond proxy ingest ingestq passthrough; do
+	for sc in respond proxy ingest ingestq ingestgh passthrough; do
 		run_http "$sc" "$r"
 	done
 done
@@ -468,7 +492,8 @@ report() {
 	cat <<EOF
 ### HTTP ingress — $CONNS keep-alive connections, ${DUR} per run after ${WARM} warm-up, $ROUNDS interleaved rounds
 
-Body: \`examples/easylife/groupcreated.json\` (986 B) POSTed to \`/hooks/bench/{key}\` with \`Content-Type: application/json\` in every scenario.
+Body: \`examples/easylife/groupcreated.json\` (986 B) POSTed to \`/hooks/bench/{key}\` with \`Content-Type: application/json\` in every scenario
+but (c''), which POSTs \`bench/github-issues-opened.json\` ($(wc -c <"$GH_PAYLOAD") B, an official GitHub example).
 Every figure is the median over the quiet rounds (a round marked \`*\` is noisy: other processes used
 more than ${QUIET_PCT} % of the machine's CPU, ${NOISY_S} s, during it).
 
@@ -478,6 +503,7 @@ $(row respond "(a) bare Caddy \`respond 200\`")
 $(row proxy "(b) bare Caddy \`reverse_proxy\` → upstream")
 $(row ingest "(c) hookgate durable ingest (key + contract + filter + JetStream write → 202), delivered to the upstream meanwhile")
 $(row ingestq "(c') the same, target down: events queue durably (one refused attempt each, then backoff)")
+$(row ingestgh "(c'') durable ingest as (c), with GitHub's whole webhook schema as the contract (\`oneOf\` of 66 events) and a GitHub \`issues\` payload")
 $(row passthrough "(d) hookgate passthrough (key + contract + filter → \`reverse_proxy\`)")
 
 ### Delivery — one subscription (standard envelope) to the load generator's sink

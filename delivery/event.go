@@ -8,14 +8,15 @@ package delivery
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -50,21 +51,47 @@ const (
 	hdrTime        = "Hookgate-Time"
 	hdrTraceparent = "Hookgate-Traceparent"
 	hdrDest        = "Hookgate-Destination"
+	// hdrEventSeq is the event's sequence in the event stream, on queued
+	// deliveries and records.
+	hdrEventSeq = "Hookgate-Event-Seq"
+	// hdrReplay numbers manual retries of a delivery.
+	hdrReplay = "Hookgate-Replay"
+	// hdrRefanned marks deliveries queued by a fan-out that ran again
+	// (after a crash): they may have been queued, and delivered, before.
+	hdrRefanned = "Hookgate-Refanned"
 )
 
-// NewEventID returns a random event id: "evt_" and 24 hex digits.
+// NewEventID returns a random event id: "evt_" and 24 hex digits. It names
+// requests that are not stored (passthrough); stored events get an id from
+// their place in the event stream (EventRef) or keep the one they came with.
 func NewEventID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return "evt_" + hex.EncodeToString(b[:])
 }
 
-// eventSubject is the subject an event that goes through fan-out is stored
-// under; one per event, so it can be read back by id.
-func eventSubject(id string) string { return engine.SubjectEvents + "." + id }
+// EventRef is the id of the event stored at seq in the event stream of the
+// given epoch: "evt_", 8 hex digits of epoch and 16 of seq. It locates the
+// event without an index: no per-event subject or key is kept.
+func EventRef(epoch uint32, seq uint64) string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], epoch)
+	binary.BigEndian.PutUint64(b[4:], seq)
+	return "evt_" + hex.EncodeToString(b[:])
+}
 
-// directSubject is the subject of an event with exactly one destination.
-func directSubject(dest, id string) string { return engine.SubjectDirect + "." + dest + "." + id }
+// ParseEventRef returns the epoch and sequence of an id made by EventRef.
+func ParseEventRef(id string) (epoch uint32, seq uint64, ok bool) {
+	h, found := strings.CutPrefix(id, "evt_")
+	if !found || len(h) != 24 {
+		return 0, 0, false
+	}
+	var b [12]byte
+	if _, err := hex.Decode(b[:], []byte(h)); err != nil {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint64(b[4:]), true
+}
 
 // message encodes the event as a NATS message on subject: the data is the
 // body, the rest goes in headers.
@@ -72,7 +99,9 @@ func (e *Event) message(subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = e.Data
 	h := m.Header
-	h.Set(hdrID, e.ID)
+	if e.ID != "" {
+		h.Set(hdrID, e.ID)
+	}
 	if e.Topic != "" {
 		h.Set(hdrTopic, e.Topic)
 	}
@@ -92,7 +121,8 @@ func (e *Event) message(subject string) *nats.Msg {
 	return m
 }
 
-// eventFromMessage decodes what message wrote.
+// eventFromMessage decodes what message wrote. An event stored without an id
+// gets its id from its sequence (the caller's job: see Pipeline.eventOf).
 func eventFromMessage(h nats.Header, data []byte) (*Event, error) {
 	e := &Event{
 		ID:          h.Get(hdrID),
@@ -102,9 +132,6 @@ func eventFromMessage(h nats.Header, data []byte) (*Event, error) {
 		User:        h.Get(hdrUser),
 		Traceparent: h.Get(hdrTraceparent),
 		Data:        data,
-	}
-	if e.ID == "" {
-		return nil, fmt.Errorf("message without %s header", hdrID)
 	}
 	t, err := time.Parse(time.RFC3339Nano, h.Get(hdrTime))
 	if err != nil {

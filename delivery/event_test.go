@@ -42,8 +42,8 @@ func TestEventMessageRoundTrip(t *testing.T) {
 		{ID: "evt_2", Topic: "t", Time: time.Unix(0, 1)}, // no data
 	}
 	for _, ev := range tests {
-		m := ev.message(eventSubject(ev.ID))
-		if m.Subject != engine.SubjectEvents+"."+ev.ID {
+		m := ev.message(engine.SubjectFanout)
+		if m.Subject != engine.SubjectFanout {
 			t.Errorf("subject %q", m.Subject)
 		}
 		if string(m.Data) != string(ev.Data) {
@@ -72,8 +72,8 @@ func TestEventMessageRoundTrip(t *testing.T) {
 func TestEventFromMessageErrors(t *testing.T) {
 	h := nats.Header{}
 	h.Set(hdrTime, time.Now().Format(time.RFC3339Nano))
-	if _, err := eventFromMessage(h, nil); err == nil || !strings.Contains(err.Error(), hdrID) {
-		t.Errorf("no id: %v", err)
+	if ev, err := eventFromMessage(h, nil); err != nil || ev.ID != "" {
+		t.Errorf("no id (the id then comes from the sequence): %+v, %v", ev, err)
 	}
 	h.Set(hdrID, "e1")
 	h.Set(hdrTime, "yesterday")
@@ -105,6 +105,27 @@ func TestEventValidate(t *testing.T) {
 		err := (&Event{ID: tc.id}).Validate()
 		if (err == nil) != tc.ok {
 			t.Errorf("Validate(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+	}
+}
+
+func TestEventRef(t *testing.T) {
+	for _, tc := range []struct {
+		epoch uint32
+		seq   uint64
+	}{{0, 0}, {1, 1}, {0x6553f100, 12345}, {^uint32(0), ^uint64(0)}} {
+		id := EventRef(tc.epoch, tc.seq)
+		if (&Event{ID: id}).Validate() != nil || len(id) != 28 {
+			t.Errorf("EventRef(%d, %d) = %q: not a valid id", tc.epoch, tc.seq, id)
+		}
+		epoch, seq, ok := ParseEventRef(id)
+		if !ok || epoch != tc.epoch || seq != tc.seq {
+			t.Errorf("ParseEventRef(%q) = %d, %d, %v", id, epoch, seq, ok)
+		}
+	}
+	for _, bad := range []string{"", "evt_", "evt_xyz", "evt_0000000000000000000000000", "ev_000000000000000000000000", "evt_00000000000000000000000g"} {
+		if _, _, ok := ParseEventRef(bad); ok {
+			t.Errorf("ParseEventRef(%q) ok", bad)
 		}
 	}
 }

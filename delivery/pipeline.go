@@ -2,14 +2,9 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,30 +13,25 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/engine"
-	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/registry"
 )
 
-// Consumer names on the engine's streams: one fan-out consumer, and one
-// delivery consumer per destination (ConsumerDestPrefix + destination id), so
-// that a destination that is down or slow, whose deliveries wait for their
-// retries, holds up nobody else's.
+// Consumer names on the engine's streams. Their number is fixed: one fan-out
+// consumer, and per partition one consumer of direct events and one of the
+// queue; destinations share them (see engine.Partitions).
 const (
-	ConsumerFanout     = "hookgate-fanout"
-	ConsumerDestPrefix = "hookgate-dest-"
-	// ConsumerDirectPrefix + destination id names the consumer of the
-	// destination's direct events (events whose only destination it is).
+	ConsumerFanout = "hookgate-fanout"
+	// ConsumerDirectPrefix + partition consumes the partition's direct events.
 	ConsumerDirectPrefix = "hookgate-direct-"
-	// legacyConsumerDeliver was the single delivery consumer of earlier
-	// versions; it is removed at start (its messages are kept).
-	legacyConsumerDeliver = "hookgate-deliver"
+	// ConsumerQueuePrefix + partition consumes the partition's queue.
+	ConsumerQueuePrefix = "hookgate-queue-"
 )
 
-// destMaxAckPending bounds the deliveries of one destination that are in
-// flight or waiting for a retry.
-const destMaxAckPending = 20000
-
-const hdrReplay = "Hookgate-Replay"
+// maxAckPending bounds the messages of one consumer that are in flight,
+// waiting for their destination, or waiting for a retry. A destination that
+// fails for long with more deliveries than this in its partition holds up the
+// partition's other destinations until their retries come due.
+const maxAckPending = 50000
 
 // Defaults of Options.
 const (
@@ -50,6 +40,9 @@ const (
 	maxRetryAfter         = 24 * time.Hour
 	ackWait               = 30 * time.Second
 )
+
+// ErrNotFound is returned for an event or delivery that does not exist.
+var ErrNotFound = errors.New("not found")
 
 // Observer is told about the pipeline's work (metrics).
 type Observer interface {
@@ -77,18 +70,47 @@ type Pipeline struct {
 	log    *zap.Logger
 	opts   Options
 
-	fanout   jetstream.ConsumeContext
 	consMu   sync.Mutex
-	consumed map[string][2]jetstream.ConsumeContext // destination id -> its queue and direct consumers
-	ready    sync.Map                               // destination ids whose consumers exist (lock-free read)
-	onErr    jetstream.PullConsumeOpt
+	consumed []jetstream.ConsumeContext
+	stopped  bool
 	fanQueue chan jetstream.Msg
 	sem      chan struct{}
+
+	// dests holds, per destination, the attempts in flight and the
+	// deliveries waiting for one of its PerDestination slots.
+	destMu sync.Mutex
+	dests  map[string]*destQueue
+
+	// attempts counts the attempts made on messages waiting for a retry,
+	// by stream and sequence; an entry leaves when its message is acked or
+	// terminated. Messages redelivered without an entry (after a restart, or
+	// on another instance) read their count from the delivery log.
+	attemptsMu sync.Mutex
+	attempts   map[msgKey]int
+
+	// records takes delivery log entries to the writer (writeRecords).
+	records chan *pendingEntry
+
+	// recoverUpTo is, per stream, the last sequence when a partition
+	// consumer had to be created over existing messages: their deliveries
+	// are checked against the log before an attempt.
+	recoverUpTo map[string]uint64
+
 	ctx      context.Context
 	cancel   context.CancelFunc
-	stopOnce sync.Once
 	quit     chan struct{} // closed when Stop begins
+	stopOnce sync.Once
 	wg       sync.WaitGroup
+}
+
+type msgKey struct {
+	stream string
+	seq    uint64
+}
+
+type destQueue struct {
+	inFlight int
+	waiting  []jetstream.Msg
 }
 
 // New returns a pipeline; Start runs its consumers.
@@ -103,71 +125,63 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pipeline{
+	p := &Pipeline{
 		eng: eng, reg: reg, log: log, opts: opts,
-		sender: &Sender{Client: client},
-		sem:    make(chan struct{}, opts.Concurrency),
-		ctx:    ctx, cancel: cancel,
-		quit: make(chan struct{}),
+		sender:      &Sender{Client: client},
+		sem:         make(chan struct{}, opts.Concurrency),
+		dests:       map[string]*destQueue{},
+		attempts:    map[msgKey]int{},
+		recoverUpTo: map[string]uint64{},
+		ctx:         ctx, cancel: cancel,
+		quit:    make(chan struct{}),
+		records: make(chan *pendingEntry, maxBatch),
 	}
+	go p.writeRecords()
+	return p
 }
 
 // Sender returns the pipeline's HTTP sender (for direct test deliveries).
 func (p *Pipeline) Sender() *Sender { return p.sender }
 
-// Publish writes ev to the event stream and returns once JetStream has
-// acknowledged it. duplicate is true when an event with the same id was
-// accepted within the dedupe window (nothing new was written).
-func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err error) {
-	if ev.ID == "" {
-		ev.ID = NewEventID()
-	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
-	// An event with exactly one destination now (a workflow with one
-	// target, a topic with one subscriber: the common case) is stored as
-	// its own delivery message and skips the fan-out hop.
-	var m *nats.Msg
-	if dests := p.Destinations(ev); len(dests) == 1 {
-		// The destination's consumer exists before its first direct event:
-		// even if the destination is removed at once, its events are then
-		// consumed (and recorded as failed), never left behind.
-		if _, ok := p.ready.Load(dests[0].ID); !ok {
-			if err := p.consume(ctx, dests[0].ID); err != nil {
-				return false, err
-			}
-		}
-		m = ev.message(directSubject(dests[0].ID, ev.ID))
-		m.Header.Set(hdrDest, dests[0].ID)
-	} else {
-		m = ev.message(eventSubject(ev.ID))
-	}
-	ack, err := p.eng.JetStream().PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID))
-	if err != nil {
-		return false, fmt.Errorf("writing event: %w", err)
-	}
-	return ack.Duplicate, nil
+// consumerSpec is one of the pipeline's durable consumers.
+type consumerSpec struct {
+	stream, name, filter, description string
+	maxAckPending                     int
 }
 
-// Start creates the durable consumers and starts fanning out and delivering.
-func (p *Pipeline) Start(ctx context.Context) error {
-	js := p.eng.JetStream()
-	fc, err := js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       ConsumerFanout,
-		Description:   "hookgate fan-out of events to destinations",
-		FilterSubject: engine.SubjectEvents + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: 8192,
-		MaxDeliver:    -1,
-		Replicas:      0,
-	})
-	if err != nil {
-		return fmt.Errorf("fan-out consumer: %w", err)
+func (p *Pipeline) consumerSpecs() []consumerSpec {
+	specs := []consumerSpec{{
+		stream: engine.StreamEvents, name: ConsumerFanout, filter: engine.SubjectFanout,
+		description: "hookgate fan-out of events to destinations", maxAckPending: 8192,
+	}}
+	for i := range engine.Partitions {
+		specs = append(specs,
+			consumerSpec{
+				stream: engine.StreamEvents, name: fmt.Sprintf("%s%d", ConsumerDirectPrefix, i),
+				filter:      engine.PartitionSubject(engine.SubjectDirect, i),
+				description: fmt.Sprintf("hookgate deliveries of direct events, partition %d", i), maxAckPending: maxAckPending,
+			},
+			consumerSpec{
+				stream: engine.StreamQueue, name: fmt.Sprintf("%s%d", ConsumerQueuePrefix, i),
+				filter:      engine.PartitionSubject(engine.SubjectQueue, i),
+				description: fmt.Sprintf("hookgate queued deliveries, partition %d", i), maxAckPending: maxAckPending,
+			})
 	}
-	if err := js.DeleteConsumer(ctx, engine.StreamDeliveries, legacyConsumerDeliver); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("removing the legacy delivery consumer: %w", err)
+	return specs
+}
+
+// Start creates (or finds) the durable consumers and starts fanning out and
+// delivering. Consumers are never removed: across restarts each resumes where
+// it stopped, so nothing delivered is sent again.
+func (p *Pipeline) Start(ctx context.Context) error {
+	specs := p.consumerSpecs()
+	consumers := make([]jetstream.Consumer, len(specs))
+	for i, spec := range specs {
+		cons, err := p.ensureConsumer(ctx, spec)
+		if err != nil {
+			return err // nothing runs yet: Start may be called again
+		}
+		consumers[i] = cons
 	}
 	p.fanQueue = make(chan jetstream.Msg, 1024)
 	for range 8 {
@@ -179,186 +193,191 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	p.wg.Add(1)
+	go p.touchWaiting()
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if p.ctx.Err() == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			p.log.Warn("consumer error", zap.Error(err))
 		}
 	})
-	p.onErr = onErr
 	enqueue := func(m jetstream.Msg) {
 		select {
 		case p.fanQueue <- m:
 		case <-p.ctx.Done():
 		}
 	}
-	if p.fanout, err = fc.Consume(enqueue, onErr, jetstream.PullMaxMessages(1024)); err != nil {
-		return fmt.Errorf("fan-out consumer: %w", err)
+	for i, spec := range specs {
+		handler, pull := p.dispatch, p.opts.PerDestination*4
+		if spec.name == ConsumerFanout {
+			handler, pull = enqueue, 1024
+		}
+		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull))
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
+		}
+		p.consMu.Lock()
+		p.consumed = append(p.consumed, cc)
+		p.consMu.Unlock()
 	}
-	p.consumed = map[string][2]jetstream.ConsumeContext{}
-	changed := p.reg.Changed() // before reading the destinations: no change is missed
-	if err := p.syncConsumers(ctx); err != nil {
-		p.fanout.Stop()
-		return err
-	}
-	p.wg.Add(1)
-	go p.followRegistry(changed)
 	return nil
 }
 
-// sweepInterval is how often the delivery consumers are checked against the
-// queue (orphaned deliveries, consumers of destinations that are gone).
-var sweepInterval = 30 * time.Second
+// ensureConsumer returns the durable consumer of spec, creating it when
+// missing. A consumer created over a stream that already has messages
+// (first start after an operator removed it) starts from the first one, and
+// those deliveries are checked against the log before any attempt.
+func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetstream.Consumer, error) {
+	js := p.eng.JetStream()
+	cfg := jetstream.ConsumerConfig{
+		Durable:       spec.name,
+		Description:   spec.description,
+		FilterSubject: spec.filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: spec.maxAckPending,
+		MaxDeliver:    -1,
+	}
+	cons, err := js.Consumer(ctx, spec.stream, spec.name)
+	if err == nil {
+		if _, err := js.UpdateConsumer(ctx, spec.stream, cfg); err != nil {
+			p.log.Warn("updating consumer", zap.String("consumer", spec.name), zap.Error(err))
+		}
+		return cons, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer %s: %w", spec.name, err)
+	}
+	stream := p.eng.EventStream
+	if spec.stream == engine.StreamQueue {
+		stream = p.eng.QueueStream
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(spec.filter))
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", spec.stream, err)
+	}
+	if n := info.State.Subjects[spec.filter]; n > 0 && spec.name != ConsumerFanout {
+		p.log.Warn("a delivery consumer was missing over stored messages: each is checked against the delivery log before it is sent",
+			zap.String("consumer", spec.name), zap.Uint64("messages", n))
+		p.attemptsMu.Lock()
+		p.recoverUpTo[spec.stream] = max(p.recoverUpTo[spec.stream], info.State.LastSeq)
+		p.attemptsMu.Unlock()
+	}
+	cons, err = js.CreateOrUpdateConsumer(ctx, spec.stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", spec.name, err)
+	}
+	return cons, nil
+}
 
-// followRegistry keeps one delivery consumer per destination as
-// subscriptions and workflows come and go, and sweeps consumers of
-// destinations that are gone once their queue is empty.
-func (p *Pipeline) followRegistry(changed <-chan struct{}) {
+// waitingPerSlot × PerDestination deliveries may wait in memory for a busy
+// destination; more are deferred (back to the stream for deferDelay).
+const (
+	waitingPerSlot = 4
+	deferDelay     = 2 * time.Second
+)
+
+// dispatch runs a delivery when its destination has a free slot and parks it
+// in the destination's waiting list otherwise, so that a slow destination
+// holds up only itself. Waiting here for a global worker slot holds up the
+// consumer, which is the back-pressure wanted.
+func (p *Pipeline) dispatch(m jetstream.Msg) {
+	dest := m.Headers().Get(hdrDest)
+	p.destMu.Lock()
+	if p.ctx.Err() != nil {
+		p.destMu.Unlock()
+		return
+	}
+	q := p.dests[dest]
+	if q == nil {
+		q = &destQueue{}
+		p.dests[dest] = q
+	}
+	if q.inFlight >= p.opts.PerDestination {
+		if len(q.waiting) < p.opts.PerDestination*waitingPerSlot {
+			q.waiting = append(q.waiting, m)
+			p.destMu.Unlock()
+			return
+		}
+		p.destMu.Unlock()
+		// The destination is saturated: the delivery goes back to the
+		// stream for a while, which is not an attempt.
+		p.keepCount(m)
+		_ = m.NakWithDelay(deferDelay)
+		return
+	}
+	q.inFlight++
+	p.destMu.Unlock()
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.ctx.Done():
+		p.release(dest)
+		return
+	}
+	p.wg.Add(1)
+	go p.work(dest, m)
+}
+
+// work delivers m, then the deliveries waiting for the same destination, on
+// one worker slot.
+func (p *Pipeline) work(dest string, m jetstream.Msg) {
 	defer p.wg.Done()
-	sweep := time.NewTicker(sweepInterval)
-	defer sweep.Stop()
+	defer func() { <-p.sem }()
+	for m != nil {
+		p.deliverOne(m)
+		m = p.next(dest)
+	}
+}
+
+// next returns the destination's next waiting delivery, or releases its slot.
+func (p *Pipeline) next(dest string) jetstream.Msg {
+	p.destMu.Lock()
+	defer p.destMu.Unlock()
+	q := p.dests[dest]
+	if len(q.waiting) > 0 && p.ctx.Err() == nil {
+		m := q.waiting[0]
+		q.waiting[0] = nil
+		q.waiting = q.waiting[1:]
+		return m
+	}
+	q.inFlight--
+	if q.inFlight == 0 && len(q.waiting) == 0 {
+		delete(p.dests, dest)
+	}
+	return nil
+}
+
+// touchWaiting tells the server, every third of the ack wait, that the
+// deliveries waiting in memory for their destination are being worked on, so
+// that they are not redelivered meanwhile.
+func (p *Pipeline) touchWaiting() {
+	defer p.wg.Done()
+	t := time.NewTicker(ackWait / 3)
+	defer t.Stop()
 	for {
 		select {
 		case <-p.quit:
 			return
-		case <-changed:
-		case <-sweep.C:
+		case <-t.C:
 		}
-		changed = p.reg.Changed()
-		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-		if err := p.syncConsumers(ctx); err != nil && p.ctx.Err() == nil {
-			p.log.Warn("updating delivery consumers", zap.Error(err))
+		p.destMu.Lock()
+		var all []jetstream.Msg
+		for _, q := range p.dests {
+			all = append(all, q.waiting...)
 		}
-		cancel()
-		select { // coalesce bursts of changes
-		case <-p.quit:
-			return
-		case <-time.After(100 * time.Millisecond):
+		p.destMu.Unlock()
+		for _, m := range all {
+			_ = m.InProgress()
 		}
 	}
 }
 
-// syncConsumers consumes the queue of every current destination, and of
-// every destination that still has a consumer (its deliveries then fail as
-// "destination no longer exists" and the consumer is removed when empty).
-func (p *Pipeline) syncConsumers(ctx context.Context) error {
-	js := p.eng.JetStream()
-	want := map[string]bool{}
-	for _, id := range p.reg.DestinationIDs() {
-		want[id] = true
-	}
-	existing := map[string]bool{}
-	names := p.eng.QueueStream.ConsumerNames(ctx)
-	for name := range names.Name() {
-		if id, ok := strings.CutPrefix(name, ConsumerDestPrefix); ok {
-			existing[id] = true
-		}
-	}
-	if err := names.Err(); err != nil {
-		return fmt.Errorf("listing delivery consumers: %w", err)
-	}
-	direct := p.eng.EventStream.ConsumerNames(ctx)
-	for name := range direct.Name() {
-		if id, ok := strings.CutPrefix(name, ConsumerDirectPrefix); ok {
-			existing[id] = true
-		}
-	}
-	if err := direct.Err(); err != nil {
-		return fmt.Errorf("listing direct delivery consumers: %w", err)
-	}
-	// Queued deliveries whose destination never had a consumer here (it came
-	// and went between two syncs, or they were queued by an older version).
-	info, err := p.eng.QueueStream.Info(ctx, jetstream.WithSubjectFilter(engine.SubjectDeliveries+".>"))
-	if err != nil {
-		return fmt.Errorf("reading the delivery queue: %w", err)
-	}
-	queued := map[string]bool{}
-	for subject, n := range info.State.Subjects {
-		if id, ok := strings.CutPrefix(subject, engine.SubjectDeliveries+"."); ok && n > 0 {
-			existing[id], queued[id] = true, true
-		}
-	}
-	for id := range existing {
-		if want[id] {
-			continue
-		}
-		if !queued[id] && p.drained(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id) && p.drained(ctx, engine.StreamEvents, ConsumerDirectPrefix+id) {
-			p.unconsume(id)
-			_ = js.DeleteConsumer(ctx, engine.StreamDeliveries, ConsumerDestPrefix+id)
-			_ = js.DeleteConsumer(ctx, engine.StreamEvents, ConsumerDirectPrefix+id)
-			continue
-		}
-		want[id] = true // drain it first
-	}
-	for id := range want {
-		if err := p.consume(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// drained reports whether a consumer is absent or has nothing left to do.
-func (p *Pipeline) drained(ctx context.Context, stream, name string) bool {
-	c, err := p.eng.JetStream().Consumer(ctx, stream, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-}
-
-// consume starts the two delivery consumers of destination id, once: its
-// queue (fanned-out deliveries, replays) and its direct events. They share
-// the destination's concurrency bound.
-func (p *Pipeline) consume(ctx context.Context, id string) error {
-	p.consMu.Lock()
-	defer p.consMu.Unlock()
-	if _, ok := p.consumed[id]; p.consumed == nil || ok || p.ctx.Err() != nil {
-		return nil
-	}
-	js := p.eng.JetStream()
-	handler := p.dispatcher()
-	var ccs [2]jetstream.ConsumeContext
-	for i, c := range []struct{ stream, name, filter string }{
-		{engine.StreamDeliveries, ConsumerDestPrefix + id, engine.SubjectDeliveries + "." + id},
-		{engine.StreamEvents, ConsumerDirectPrefix + id, engine.SubjectDirect + "." + id + ".*"},
-	} {
-		cons, err := js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
-			Durable:       c.name,
-			Description:   "hookgate deliveries to " + id,
-			FilterSubject: c.filter,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       ackWait,
-			MaxAckPending: destMaxAckPending,
-			MaxDeliver:    -1,
-		})
-		if err == nil {
-			ccs[i], err = cons.Consume(handler, p.onErr, jetstream.PullMaxMessages(p.opts.PerDestination))
-		}
-		if err != nil {
-			if ccs[0] != nil {
-				ccs[0].Stop()
-			}
-			return fmt.Errorf("delivery consumer for %s: %w", id, err)
-		}
-	}
-	p.consumed[id] = ccs
-	p.ready.Store(id, true)
-	return nil
-}
-
-func (p *Pipeline) unconsume(id string) {
-	p.consMu.Lock()
-	ccs := p.consumed[id]
-	delete(p.consumed, id)
-	p.ready.Delete(id)
-	p.consMu.Unlock()
-	for _, cc := range ccs {
-		if cc != nil {
-			cc.Stop()
+func (p *Pipeline) release(dest string) {
+	p.destMu.Lock()
+	defer p.destMu.Unlock()
+	if q := p.dests[dest]; q != nil {
+		q.inFlight--
+		if q.inFlight == 0 && len(q.waiting) == 0 {
+			delete(p.dests, dest)
 		}
 	}
 }
@@ -374,33 +393,41 @@ func (p *Pipeline) Stop() {
 	p.stopOnce.Do(p.stop)
 }
 
+func (p *Pipeline) stopConsumers() {
+	p.consMu.Lock()
+	all := p.consumed
+	p.consumed, p.stopped = nil, true
+	p.consMu.Unlock()
+	for _, cc := range all {
+		cc.Stop()
+		<-cc.Closed()
+	}
+}
+
 func (p *Pipeline) stop() {
 	close(p.quit)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		p.consMu.Lock()
-		all := []jetstream.ConsumeContext{p.fanout}
-		for _, ccs := range p.consumed {
-			all = append(all, ccs[:]...)
-		}
-		p.consumed = nil // no new consumers from now on
-		p.consMu.Unlock()
-		for _, cc := range all {
-			if cc != nil {
-				cc.Stop()
-				<-cc.Closed()
-			}
-		}
+		p.stopConsumers()
 	}()
 	drained := make(chan struct{})
 	go func() {
 		<-stopped
 		// No more messages come in: the fan-out workers finish the queue
-		// and end, so that the wait below sees the attempts only.
+		// and end, and deliveries waiting for their destination go back to
+		// the stream at once.
 		if p.fanQueue != nil {
 			close(p.fanQueue)
 		}
+		p.destMu.Lock()
+		for _, q := range p.dests {
+			for _, m := range q.waiting {
+				_ = m.Nak()
+			}
+			q.waiting = nil
+		}
+		p.destMu.Unlock()
 		p.wg.Wait()
 		close(drained)
 	}()
@@ -412,386 +439,22 @@ func (p *Pipeline) stop() {
 	<-drained
 }
 
-// Destinations returns where ev goes now: the workflow's targets, or the
-// enabled subscriptions whose topics and predicates match.
-func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
-	if ev.Workflow != "" {
-		w, ok := p.reg.Workflow(ev.Workflow)
-		if !ok {
-			return nil
-		}
-		return w.Targets
-	}
-	var fe *filters.Event
-	var out []*registry.Destination
-	for _, s := range p.reg.Subscriptions() {
-		if !s.Dest.Enabled || !s.MatchesTopic(ev.Topic) {
-			continue
-		}
-		if s.Include != nil || s.Exclude != nil {
-			if fe == nil {
-				fe = filterEvent(ev)
-			}
-			inc, exc, err := s.Predicates(fe)
-			if err != nil {
-				// A failing predicate counts as not matched: a failing
-				// include keeps the event out, a failing exclude does not.
-				p.log.Warn("subscription predicate failed: counted as not matched",
-					zap.String("subscription", s.Def.ID), zap.String("event", ev.ID),
-					zap.Bool("delivered", inc && !exc), zap.Error(err))
-			}
-			if !inc || exc {
-				continue
-			}
-		}
-		out = append(out, s.Dest)
-	}
-	return out
-}
-
-// filterEvent is the predicate environment of ev.
-func filterEvent(ev *Event) *filters.Event {
-	fe := &filters.Event{ID: ev.ID, Topic: ev.Topic, Tenant: ev.Tenant, User: ev.User, Time: ev.Time}
-	if len(ev.Data) > 0 {
-		_ = json.Unmarshal(ev.Data, &fe.Data)
-	}
-	return fe
-}
-
-// FilterEvent is the predicate environment of ev (for test-predicates).
-func FilterEvent(ev *Event) *filters.Event { return filterEvent(ev) }
-
-// fanOut queues one delivery per destination of the event, then acks it.
-// Delivery messages carry a message id, so a fan-out repeated after a crash
-// queues nothing twice.
-func (p *Pipeline) fanOut(m jetstream.Msg) {
-	ev, err := eventFromMessage(m.Headers(), m.Data())
-	if err != nil {
-		p.log.Error("unreadable event dropped from fan-out", zap.Error(err))
-		_ = m.Term()
-		return
-	}
-	js := p.eng.JetStream()
-	for _, d := range p.Destinations(ev) {
-		dm := ev.message(engine.SubjectDeliveries + "." + d.ID)
-		dm.Header.Set(hdrDest, d.ID)
-		if _, err := js.PublishMsg(p.ctx, dm, jetstream.WithMsgID(recordID(d.ID, ev.ID))); err != nil {
-			if p.ctx.Err() == nil {
-				p.log.Warn("queueing delivery failed; the event will be fanned out again",
-					zap.String("event", ev.ID), zap.String("destination", d.ID), zap.Error(err))
-			}
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-	}
-	_ = m.Ack()
-}
-
-// dispatcher returns the message handler of one destination's consumer: it
-// runs each delivery on a worker, at most PerDestination at once for the
-// destination and Concurrency in all. Waiting here holds up this
-// destination's consumer only.
-func (p *Pipeline) dispatcher() jetstream.MessageHandler {
-	mine := make(chan struct{}, p.opts.PerDestination)
-	return func(m jetstream.Msg) {
-		select {
-		case mine <- struct{}{}:
-		case <-p.ctx.Done():
-			return
-		}
-		select {
-		case p.sem <- struct{}{}:
-		case <-p.ctx.Done():
-			<-mine
-			return
-		}
-		p.wg.Add(1)
-		go func() {
-			defer func() { <-p.sem; <-mine; p.wg.Done() }()
-			p.deliverOne(m)
-		}()
-	}
-}
-
-func (p *Pipeline) deliverOne(m jetstream.Msg) {
-	ev, err := eventFromMessage(m.Headers(), m.Data())
-	if err != nil {
-		p.log.Error("unreadable delivery dropped", zap.Error(err))
-		_ = m.Term()
-		return
-	}
-	destID := m.Headers().Get(hdrDest)
-	replay, _ := strconv.Atoi(m.Headers().Get(hdrReplay))
-	rid := recordID(destID, ev.ID)
-	meta, _ := m.Metadata()
-
-	var rec *Record
-	if replay > 0 || (meta != nil && meta.NumDelivered > 1) {
-		rec, err = p.Record(p.ctx, rid)
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-	}
-	if rec == nil {
-		rec = &Record{ID: rid, EventID: ev.ID, Destination: destID, Status: StatusPending, Attempts: []Attempt{}}
-	}
-	if rec.Status == StatusSucceeded && rec.Replays == replay {
-		_ = m.Ack() // delivered before a crash; the ack was lost
-		return
-	}
-	dest, ok := p.reg.Destination(destID)
-	if !ok {
-		p.finish(m, rec, StatusFailed, "destination no longer exists")
-		return
-	}
-	rec.SubscriptionID, rec.WorkflowID = dest.SubscriptionID, dest.WorkflowID
-	if !dest.Enabled {
-		p.finish(m, rec, StatusFailed, "subscription disabled")
-		return
-	}
-	stopProgress := keepInProgress(m, dest.Timeout)
-	res := p.sender.Attempt(p.ctx, dest, ev)
-	stopProgress()
-	if p.ctx.Err() != nil && res.Err != nil {
-		_ = m.Nak() // shutting down: not an attempt; redelivered at once elsewhere or after restart
-		return
-	}
-
-	at := Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body)}
-	if res.Err != nil {
-		at.Error = res.Err.Error()
-	} else if !res.Success() {
-		at.Error = http.StatusText(res.StatusCode)
-	}
-	rec.Attempts = append(rec.Attempts, at)
-	made := len(rec.Attempts) - rec.ReplayBase
-	outcome := ""
-	switch {
-	case res.Success():
-		outcome = StatusSucceeded
-		p.finish(m, rec, StatusSucceeded, "")
-	case res.StatusCode == http.StatusGone && dest.SubscriptionID != "":
-		outcome = StatusFailed
-		reason := "the subscriber answered 410 Gone: subscription disabled"
-		if err := p.reg.SetSubscriptionEnabled(p.ctx, dest.SubscriptionID, false, reason); err != nil && !errors.Is(err, registry.ErrReadOnly) {
-			p.log.Warn("disabling subscription after 410 failed", zap.String("subscription", dest.SubscriptionID), zap.Error(err))
-		}
-		p.log.Info("subscription disabled: 410 Gone", zap.String("subscription", dest.SubscriptionID))
-		p.finish(m, rec, StatusFailed, reason)
-	case made >= dest.MaxAttempts:
-		outcome = StatusFailed
-		p.finish(m, rec, StatusFailed, fmt.Sprintf("gave up after %d attempts", made))
-	default:
-		outcome = "retrying"
-		wait := res.RetryAfter
-		if wait <= 0 {
-			wait = dest.RetryDelay(made)
-		}
-		wait = min(wait, maxRetryAfter)
-		next := time.Now().Add(wait).UTC()
-		rec.Status, rec.NextAttemptAt = StatusPending, &next
-		_ = p.saveRecord(p.ctx, rec)
-		_ = m.NakWithDelay(wait)
-	}
-	if p.opts.Observer != nil {
-		p.opts.Observer.Attempted(dest, outcome, res.Duration)
-	}
-	if ce := p.log.Check(zap.DebugLevel, "delivery attempt"); ce != nil {
-		ce.Write(zap.String("event", ev.ID), zap.String("destination", destID),
-			zap.Int("status", res.StatusCode), zap.Int("attempt", made), zap.String("outcome", outcome))
-	}
-}
-
-// keepInProgress extends the ack deadline while a long attempt runs.
-func keepInProgress(m jetstream.Msg, timeout time.Duration) func() {
-	if timeout < ackWait*2/3 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// finish records the final state of a delivery and removes it from the queue.
-func (p *Pipeline) finish(m jetstream.Msg, rec *Record, status, reason string) {
-	rec.Status, rec.Reason, rec.NextAttemptAt = status, reason, nil
-	_ = p.saveRecord(p.ctx, rec)
-	if status == StatusSucceeded {
-		_ = m.Ack()
-	} else {
-		_ = m.Term()
-	}
-}
-
-func (p *Pipeline) saveRecord(ctx context.Context, rec *Record) error {
-	rec.UpdatedAt = time.Now().UTC()
-	doc, _ := json.Marshal(rec)
-	_, err := p.eng.Deliveries.Put(ctx, rec.ID, doc)
-	if err != nil && ctx.Err() == nil {
-		p.log.Warn("recording delivery attempt failed", zap.String("delivery", rec.ID), zap.Error(err))
-	}
-	return err
-}
-
-// Record returns a delivery record by id.
-func (p *Pipeline) Record(ctx context.Context, id string) (*Record, error) {
-	e, err := p.eng.Deliveries.Get(ctx, id)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-			return nil, registry.ErrNotFound
-		}
-		return nil, err
-	}
-	var rec Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
-}
-
-// Event reads an accepted event back by id.
-func (p *Pipeline) Event(ctx context.Context, id string) (*Event, error) {
-	if !registry.ValidID(id) {
-		return nil, registry.ErrNotFound
-	}
-	raw, err := p.eng.EventStream.GetLastMsgForSubject(ctx, eventSubject(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		raw, err = p.eng.EventStream.GetLastMsgForSubject(ctx, engine.SubjectDirect+".*."+id)
-	}
-	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, registry.ErrNotFound
-		}
-		return nil, err
-	}
-	return eventFromMessage(raw.Header, raw.Data)
-}
-
-// Query selects delivery records.
-type Query struct {
-	Subscription string
-	Workflow     string
-	Event        string
-	Status       string
-	// Limit caps the page. Default: 100, at most 1000.
-	Limit int
-	// After is the id of the last record of the previous page.
-	After string
-}
-
-// Deliveries lists the records matching q, ordered by id, and the cursor of
-// the next page ("" when none).
-func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, error) {
-	filter := ">"
-	switch {
-	case q.Subscription != "" && q.Event != "":
-		filter = recordID(q.Subscription, q.Event)
-	case q.Subscription != "":
-		filter = q.Subscription + ".*"
-	case q.Event != "":
-		filter = "*." + q.Event
-	}
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	q.Limit = min(q.Limit, 1000)
-	lister, err := p.eng.Deliveries.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, "", err
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		if q.After == "" || k > q.After {
-			keys = append(keys, k)
-		}
-	}
-	sortStrings(keys)
-	var out []*Record
-	for i, k := range keys {
-		rec, err := p.Record(ctx, k)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		if (q.Status != "" && rec.Status != q.Status) || (q.Workflow != "" && rec.WorkflowID != q.Workflow) {
-			continue
-		}
-		out = append(out, rec)
-		if len(out) == q.Limit {
-			if i < len(keys)-1 {
-				return out, k, nil
-			}
-			break
-		}
-	}
-	return out, "", nil
-}
-
-// ErrNotReplayable is returned when a delivery is still pending.
-var ErrNotReplayable = errors.New("delivery is still pending")
-
-// Retry queues a finished delivery again (a manual replay); its attempt
-// budget starts afresh.
-func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
-	rec, err := p.Record(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if rec.Status == StatusPending {
-		return nil, ErrNotReplayable
-	}
-	ev, err := p.Event(ctx, rec.EventID)
-	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", rec.EventID, err)
-	}
-	if _, ok := p.reg.Destination(rec.Destination); !ok {
-		return nil, fmt.Errorf("destination %s: %w", rec.Destination, registry.ErrNotFound)
-	}
-	rec.Replays++
-	rec.ReplayBase = len(rec.Attempts)
-	rec.Status, rec.Reason, rec.NextAttemptAt = StatusPending, "", nil
-	if err := p.saveRecord(ctx, rec); err != nil {
-		return nil, fmt.Errorf("recording retry: %w", err)
-	}
-	dm := ev.message(engine.SubjectDeliveries + "." + rec.Destination)
-	dm.Header.Set(hdrDest, rec.Destination)
-	dm.Header.Set(hdrReplay, strconv.Itoa(rec.Replays))
-	if _, err := p.eng.JetStream().PublishMsg(ctx, dm, jetstream.WithMsgID(fmt.Sprintf("%s.r%d", id, rec.Replays))); err != nil {
-		return nil, fmt.Errorf("queueing retry: %w", err)
-	}
-	return rec, nil
-}
-
-// QueueDepth is the number of deliveries waiting or in flight: the messages
-// of the delivery work queue, and the direct events not yet delivered.
+// QueueDepth is the number of deliveries waiting or in flight: the pending
+// and unacknowledged messages of the pipeline's consumers. It costs one
+// request per consumer (2×engine.Partitions+1), whatever the number of
+// destinations or messages.
 func (p *Pipeline) QueueDepth(ctx context.Context) (uint64, error) {
-	info, err := p.eng.QueueStream.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	total := info.State.Msgs
-	p.consMu.Lock()
-	ids := slices.Collect(maps.Keys(p.consumed))
-	p.consMu.Unlock()
-	for _, id := range ids {
-		c, err := p.eng.JetStream().Consumer(ctx, engine.StreamEvents, ConsumerDirectPrefix+id)
+	var total uint64
+	for _, spec := range p.consumerSpecs() {
+		c, err := p.eng.JetStream().Consumer(ctx, spec.stream, spec.name)
 		if err != nil {
-			continue
+			return 0, err
 		}
-		if ci, err := c.Info(ctx); err == nil {
-			total += ci.NumPending + uint64(ci.NumAckPending)
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
 		}
+		total += ci.NumPending + uint64(ci.NumAckPending)
 	}
 	return total, nil
 }

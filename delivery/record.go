@@ -1,9 +1,6 @@
 package delivery
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // Delivery statuses.
 const (
@@ -23,7 +20,8 @@ type Attempt struct {
 }
 
 // Record is the state and history of one delivery: one event to one
-// destination. It is kept in the deliveries bucket under its id.
+// destination. It is the fold of the delivery's entries in the delivery log
+// (see records.go).
 type Record struct {
 	// ID is "<destination>.<event id>".
 	ID             string     `json:"id"`
@@ -45,5 +43,3 @@ type Record struct {
 
 // recordID is the key of the delivery of event to destination.
 func recordID(dest, event string) string { return dest + "." + event }
-
-func sortStrings(s []string) { slices.Sort(s) }

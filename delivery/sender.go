@@ -79,6 +79,7 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 				ID: ev.ID, Topic: topic, Data: data, Tenant: ev.Tenant, User: ev.User, Time: ev.Time,
 			},
 			Subscription: dest.Subscription,
+			DataSize:     len(ev.Data),
 		}
 		var err error
 		if body, err = dest.Envelope.Build(in); err != nil {

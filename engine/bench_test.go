@@ -40,7 +40,7 @@ func BenchmarkPublish(b *testing.B) {
 					n++
 					id := fmt.Sprintf("evt_%d", n)
 					mu <- struct{}{}
-					m := nats.NewMsg(SubjectEvents + "." + id)
+					m := nats.NewMsg(SubjectFanout)
 					m.Data = payload
 					if _, err := js.PublishMsg(context.Background(), m, jetstream.WithMsgID(id)); err != nil {
 						b.Error(err)

@@ -46,8 +46,8 @@ func checkReplicated(t *testing.T, e *Engine) {
 	t.Helper()
 	names := []string{
 		"KV_" + BucketWorkflows, "KV_" + BucketKeys, "KV_" + BucketTopics,
-		"KV_" + BucketSubscriptions, "KV_" + BucketDeliveries,
-		StreamEvents, StreamDeliveries,
+		"KV_" + BucketSubscriptions, "KV_" + BucketEventIDs,
+		StreamEvents, StreamQueue, StreamRecords,
 	}
 	for _, name := range names {
 		eventually(t, 10*time.Second, "stream "+name+" replicated", func(ctx context.Context) error {
@@ -152,7 +152,7 @@ func TestClusterReplicatedAndSurvivesNodeLoss(t *testing.T) {
 		}
 		return nil
 	})
-	msg, err := e.EventStream.GetLastMsgForSubject(ctx, SubjectEvents+".ev1")
+	msg, err := e.EventStream.GetMsg(ctx, ack.Sequence)
 	if err != nil || string(msg.Data) != "one" {
 		t.Fatalf("event after node loss: %v, %v", msg, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,20 +32,40 @@ const (
 	BucketKeys          = "hookgate_keys"
 	BucketTopics        = "hookgate_topics"
 	BucketSubscriptions = "hookgate_subscriptions"
-	BucketDeliveries    = "hookgate_deliveries"
+	// BucketEventIDs maps event ids chosen by publishers to the stream
+	// sequence of their event, for the dedupe window only.
+	BucketEventIDs = "hookgate_event_ids"
 
-	StreamEvents     = "HOOKGATE_EVENTS"
-	StreamDeliveries = "HOOKGATE_DELIVERIES"
+	// StreamEvents keeps every accepted event for the retention period.
+	StreamEvents = "HOOKGATE_EVENTS"
+	// StreamQueue is the work queue of fanned-out deliveries and replays.
+	StreamQueue = "HOOKGATE_QUEUE"
+	// StreamRecords is the delivery log: one message per attempt or outcome.
+	StreamRecords = "HOOKGATE_RECORDS"
 
-	// SubjectEvents prefixes accepted events that go through fan-out:
-	// hookgate.events.<event id>.
-	SubjectEvents = "hookgate.events"
-	// SubjectDirect prefixes accepted events that have exactly one
-	// destination: the stored event is also its delivery message, with no
-	// fan-out hop. hookgate.direct.<destination>.<event id>.
-	SubjectDirect = "hookgate.direct"
-	// SubjectDeliveries prefixes every queued delivery: hookgate.deliveries.<owner>.
-	SubjectDeliveries = "hookgate.deliveries"
+	// SubjectDirect + "." + partition holds events with exactly one
+	// destination: the stored event is also its delivery message.
+	SubjectDirect = "hookgate.in"
+	// SubjectFanout holds events that go to several destinations (or none).
+	SubjectFanout = "hookgate.fan"
+	// SubjectQueue + "." + partition holds queued deliveries.
+	SubjectQueue = "hookgate.q"
+	// SubjectRecords + "." + status + "." + bucket holds delivery records.
+	SubjectRecords = "hookgate.rec"
+)
+
+// Partitions is the number of delivery partitions. A destination belongs to
+// one partition (by a hash of its id); each partition has one consumer on the
+// event stream and one on the queue, so the number of consumers does not grow
+// with the number of destinations. It is part of the storage layout.
+const Partitions = 16
+
+// The layout written by earlier versions: an event subject per event, delivery
+// records in a KV bucket, a consumer per destination. It is refused at start.
+const (
+	legacySubjectEvents = "hookgate.events.>"
+	legacyStreamQueue   = "HOOKGATE_DELIVERIES"
+	legacyBucketRecords = "hookgate_deliveries"
 )
 
 // Default limits.
@@ -149,9 +171,13 @@ type handles struct {
 	Keys          jetstream.KeyValue
 	Topics        jetstream.KeyValue
 	Subscriptions jetstream.KeyValue
-	Deliveries    jetstream.KeyValue
+	EventIDs      jetstream.KeyValue
 	EventStream   jetstream.Stream
 	QueueStream   jetstream.Stream
+	RecordStream  jetstream.Stream
+	// EventEpoch identifies this event stream among streams of the same
+	// name: generated event ids carry it with the event's sequence.
+	EventEpoch uint32
 }
 
 // Open starts (embedded) or connects to (cluster) the engine and ensures its
@@ -313,7 +339,10 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	if h.Subscriptions, err = kv(BucketSubscriptions, "hookgate subscriptions defined through the API", 1, 0); err != nil {
 		return err
 	}
-	if h.Deliveries, err = kv(BucketDeliveries, "hookgate delivery records and attempts", 1, cfg.Retention); err != nil {
+	if err := e.refuseLegacyLayout(ctx); err != nil {
+		return err
+	}
+	if h.EventIDs, err = kv(BucketEventIDs, "hookgate publisher-chosen event ids (dedupe window)", 1, min(cfg.DedupeWindow, cfg.Retention)); err != nil {
 		return err
 	}
 
@@ -325,36 +354,90 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		})
 		return s, err
 	}
+	direct := make([]string, 0, Partitions+1)
+	for p := range Partitions {
+		direct = append(direct, PartitionSubject(SubjectDirect, p))
+	}
 	if h.EventStream, err = stream(jetstream.StreamConfig{
-		Name:              StreamEvents,
-		Description:       "hookgate accepted events (incoming and published)",
-		Subjects:          []string{SubjectEvents + ".>", SubjectDirect + ".>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxAge:            cfg.Retention,
-		Duplicates:        min(cfg.DedupeWindow, cfg.Retention), // the server refuses a window longer than MaxAge
-		Storage:           jetstream.FileStorage,
-		Replicas:          cfg.Replicas,
-		AllowDirect:       true,
-		MaxMsgsPerSubject: 1,
+		Name:        StreamEvents,
+		Description: "hookgate accepted events (incoming and published)",
+		Subjects:    append(direct, SubjectFanout),
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Retention,
+		Duplicates:  min(cfg.DedupeWindow, cfg.Retention), // the server refuses a window longer than MaxAge
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		AllowDirect: true,
 	}); err != nil {
 		return err
 	}
 	if h.QueueStream, err = stream(jetstream.StreamConfig{
-		Name:        StreamDeliveries,
-		Description: "hookgate delivery queue (one message per event and destination)",
-		Subjects:    []string{SubjectDeliveries + ".>"},
+		Name:        StreamQueue,
+		Description: "hookgate delivery queue (fanned-out deliveries and replays)",
+		Subjects:    []string{SubjectQueue + ".*"},
 		Retention:   jetstream.WorkQueuePolicy,
 		MaxAge:      cfg.Retention,
-		Duplicates:  min(10*time.Minute, cfg.Retention),
+		Duplicates:  min(2*time.Minute, cfg.Retention),
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}); err != nil {
 		return err
 	}
+	if h.RecordStream, err = stream(jetstream.StreamConfig{
+		Name:        StreamRecords,
+		Description: "hookgate delivery log (one message per attempt or outcome)",
+		Subjects:    []string{SubjectRecords + ".*.*"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Retention,
+		Duplicates:  min(2*time.Minute, cfg.Retention),
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		AllowDirect: true,
+	}); err != nil {
+		return err
+	}
+	info, err := h.EventStream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", StreamEvents, err)
+	}
+	h.EventEpoch = uint32(info.Created.Unix())
 	if e.Workflows == nil {
 		e.handles = h
 	}
 	return nil
+}
+
+// PartitionSubject is prefix + "." + p.
+func PartitionSubject(prefix string, p int) string { return prefix + "." + strconv.Itoa(p) }
+
+// ErrLegacyLayout is returned by Open when the store holds data written by an
+// earlier, incompatible storage layout.
+var ErrLegacyLayout = errors.New("storage written by an earlier hookgate layout")
+
+// refuseLegacyLayout fails when the store was written by the layout of
+// earlier versions (an event subject per event, delivery records in a KV
+// bucket, a consumer per destination): this version neither reads nor
+// migrates it. The project has not been released; the error says what to do.
+func (e *Engine) refuseLegacyLayout(ctx context.Context) error {
+	var found []string
+	if s, err := e.js.Stream(ctx, StreamEvents); err == nil && slices.Contains(s.CachedInfo().Config.Subjects, legacySubjectEvents) {
+		found = append(found, "stream "+StreamEvents+" with subjects "+legacySubjectEvents)
+	}
+	if _, err := e.js.Stream(ctx, legacyStreamQueue); err == nil {
+		found = append(found, "stream "+legacyStreamQueue)
+	}
+	if _, err := e.js.KeyValue(ctx, legacyBucketRecords); err == nil {
+		found = append(found, "bucket "+legacyBucketRecords)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	what := "stop hookgate, move the storage directory " + e.cfg.StorageDir + " away (it holds the old events and records), and start again"
+	if !e.cfg.Embedded() {
+		what = "stop every hookgate instance, delete " + strings.Join(found, ", ") + " with the nats CLI (nats stream rm / nats kv del), and start again"
+	}
+	return fmt.Errorf("%w (%s): this version stores events without a subject per event and delivery records in stream %s; %s",
+		ErrLegacyLayout, strings.Join(found, "; "), StreamRecords, what)
 }
 
 // tryTimeout bounds one creation try. It is short on purpose: when two

@@ -67,8 +67,17 @@ func kvConfig(t *testing.T, ctx context.Context, js jetstream.JetStream, bucket 
 	return st.Config()
 }
 
+// eventSubjects are the event stream's subjects.
+func eventSubjects() []string {
+	var out []string
+	for p := range Partitions {
+		out = append(out, PartitionSubject(SubjectDirect, p))
+	}
+	return append(out, SubjectFanout)
+}
+
 func eventMsg(id, data string) *nats.Msg {
-	m := nats.NewMsg(SubjectEvents + "." + id)
+	m := nats.NewMsg(SubjectFanout)
 	m.Header.Set(jetstream.MsgIDHeader, id)
 	m.Data = []byte(data)
 	return m
@@ -88,7 +97,7 @@ func checkLayout(t *testing.T, ctx context.Context, e *Engine, want Config) {
 		{BucketKeys, e.Keys, 0},
 		{BucketTopics, e.Topics, 0},
 		{BucketSubscriptions, e.Subscriptions, 0},
-		{BucketDeliveries, e.Deliveries, want.Retention},
+		{BucketEventIDs, e.EventIDs, min(want.DedupeWindow, want.Retention)},
 	}
 	for _, b := range buckets {
 		if b.field == nil {
@@ -112,8 +121,9 @@ func checkLayout(t *testing.T, ctx context.Context, e *Engine, want Config) {
 		perSubj   int64
 	}{
 		// The server refuses a dedupe window longer than the stream's max age.
-		{StreamEvents, e.EventStream, []string{SubjectEvents + ".>", SubjectDirect + ".>"}, jetstream.LimitsPolicy, min(want.DedupeWindow, want.Retention), 1},
-		{StreamDeliveries, e.QueueStream, []string{SubjectDeliveries + ".>"}, jetstream.WorkQueuePolicy, min(10*time.Minute, want.Retention), -1},
+		{StreamEvents, e.EventStream, eventSubjects(), jetstream.LimitsPolicy, min(want.DedupeWindow, want.Retention), -1},
+		{StreamQueue, e.QueueStream, []string{SubjectQueue + ".*"}, jetstream.WorkQueuePolicy, min(2*time.Minute, want.Retention), -1},
+		{StreamRecords, e.RecordStream, []string{SubjectRecords + ".*.*"}, jetstream.LimitsPolicy, min(2*time.Minute, want.Retention), -1},
 	}
 	for _, s := range streams {
 		if s.field == nil {
@@ -171,7 +181,7 @@ func TestEmbeddedLayoutAndRestart(t *testing.T) {
 	if ack.Stream != StreamEvents || ack.Duplicate {
 		t.Fatalf("first publish ack %+v, want stream %s, not duplicate", ack, StreamEvents)
 	}
-	if ack, err := e.JetStream().Publish(ctx, SubjectDeliveries+".sub1", []byte("d1"), jetstream.WithMsgID("ev1:sub1")); err != nil || ack.Stream != StreamDeliveries {
+	if ack, err := e.JetStream().Publish(ctx, SubjectQueue+".1", []byte("d1"), jetstream.WithMsgID("ev1:sub1")); err != nil || ack.Stream != StreamQueue {
 		t.Fatalf("delivery publish: ack %+v, err %v", ack, err)
 	}
 
@@ -192,14 +202,14 @@ func TestEmbeddedLayoutAndRestart(t *testing.T) {
 	if err != nil || string(ent.Value()) != "v1" {
 		t.Fatalf("kv after restart: %v, %v", ent, err)
 	}
-	msg, err := e2.EventStream.GetLastMsgForSubject(ctx, SubjectEvents+".ev1")
+	msg, err := e2.EventStream.GetLastMsgForSubject(ctx, SubjectFanout)
 	if err != nil {
 		t.Fatalf("event after restart: %v", err)
 	}
 	if string(msg.Data) != `{"n":1}` || msg.Header.Get(jetstream.MsgIDHeader) != "ev1" {
 		t.Fatalf("event after restart: data %q, msg id %q", msg.Data, msg.Header.Get(jetstream.MsgIDHeader))
 	}
-	if info := streamInfo(t, ctx, e2.JetStream(), StreamDeliveries); info.State.Msgs != 1 {
+	if info := streamInfo(t, ctx, e2.JetStream(), StreamQueue); info.State.Msgs != 1 {
 		t.Fatalf("delivery queue after restart holds %d messages, want 1", info.State.Msgs)
 	}
 
@@ -211,7 +221,7 @@ func TestEmbeddedLayoutAndRestart(t *testing.T) {
 	if !ack2.Duplicate || ack2.Sequence != ack.Sequence {
 		t.Fatalf("re-publish ack %+v, want duplicate of seq %d", ack2, ack.Sequence)
 	}
-	if msg, _ := e2.EventStream.GetLastMsgForSubject(ctx, SubjectEvents+".ev1"); msg == nil || string(msg.Data) != `{"n":1}` {
+	if msg, _ := e2.EventStream.GetLastMsgForSubject(ctx, SubjectFanout); msg == nil || string(msg.Data) != `{"n":1}` {
 		t.Fatalf("duplicate overwrote the stored event: %v", msg)
 	}
 	// A new id is accepted.
@@ -445,6 +455,48 @@ func TestIdentity(t *testing.T) {
 				if !tc.a.Embedded() && strings.Contains(ia, secretish) {
 					t.Errorf("cluster identity %q shows file names", ia)
 				}
+			}
+		})
+	}
+}
+
+// A store written by the earlier layout (an event subject per event, the
+// delivery queue HOOKGATE_DELIVERIES, records in a KV bucket) is refused at
+// start with an error that names what was found and what to do.
+func TestLegacyLayoutRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		create func(context.Context, jetstream.JetStream) error
+		want   string
+	}{
+		{"per-event subjects", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamEvents, Subjects: []string{legacySubjectEvents}})
+			return err
+		}, "subjects hookgate.events.>"},
+		{"old queue", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: legacyStreamQueue, Subjects: []string{"hookgate.deliveries.>"}})
+			return err
+		}, "stream HOOKGATE_DELIVERIES"},
+		{"records bucket", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: legacyBucketRecords})
+			return err
+		}, "bucket hookgate_deliveries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := testCtx(t, 30*time.Second)
+			// An engine over a bare server writes what the old version wrote.
+			bare := openEmbedded(t, Config{StorageDir: dir})
+			for _, s := range []string{StreamEvents, StreamQueue, StreamRecords} {
+				_ = bare.JetStream().DeleteStream(ctx, s)
+			}
+			if err := tc.create(ctx, bare.JetStream()); err != nil {
+				t.Fatal(err)
+			}
+			bare.Close()
+			_, err := Open(ctx, Config{StorageDir: dir, CreateTimeout: 5 * time.Second}, nil)
+			if !errors.Is(err, ErrLegacyLayout) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("Open over the old layout: %v", err)
 			}
 		})
 	}

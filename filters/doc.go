@@ -57,6 +57,17 @@
 //	rfc3339(t)    t (a time, such as event.time) in UTC as RFC 3339 with
 //	              nanoseconds and a Z suffix, e.g. 2024-12-30T19:18:23.8711593Z
 //
+// # Bounds
+//
+// Expressions come from API clients as well as from the configuration, so
+// what they may cost is bounded (see limits.go for the values): the source
+// length and bracket nesting are checked before expr parses it, the syntax
+// tree size by expr, and every evaluation runs with a budget of closure
+// iterations, time and memory (strings, arrays and maps it builds). Over a
+// bound, compilation or evaluation fails with an [*Error] wrapping a
+// [*LimitError] that names the bound; an expression envelope's JSON is
+// bounded too (MaxEnvelopeBytes).
+//
 // # Envelopes
 //
 // An envelope spec is "standard" (or empty), "raw", the name of one of the

@@ -66,4 +66,8 @@ type EnvelopeInput struct {
 	Event Event `expr:"event"`
 	// Subscription is the subscription it is delivered to.
 	Subscription Subscription `expr:"subscription"`
+	// DataSize is the size in bytes of the event data as received (0 when
+	// unknown). An expression envelope may build at most MaxEnvelopeBytes
+	// more than it. Expressions do not see it.
+	DataSize int `expr:"-"`
 }

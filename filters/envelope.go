@@ -101,7 +101,7 @@ func CompileEnvelope(spec string) (*Envelope, error) {
 	if preset, ok := Presets[name]; ok {
 		src, label = preset, name
 	}
-	p, err := compile(KindEnvelope, label, src, EnvelopeInput{})
+	p, err := compile(KindEnvelope, label, src, envelopeEnv{})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,11 @@ func CompileEnvelope(spec string) (*Envelope, error) {
 // Build evaluates the envelope for in and returns the JSON body. Objects
 // built by expressions have their keys sorted; HTML characters (<, >, &) are
 // not escaped; the output is otherwise what encoding/json produces. An
-// evaluation or marshalling error is returned as an [*Error].
+// evaluation or marshalling error is returned as an [*Error]; an expression
+// envelope whose output would be over in.DataSize + MaxEnvelopeBytes, or
+// whose evaluation
+// goes over a bound of limits.go, fails with an [*Error] wrapping a
+// [*LimitError].
 func (e *Envelope) Build(in *EnvelopeInput) ([]byte, error) {
 	if in == nil {
 		return nil, &Error{Kind: KindEnvelope, Expr: e.label(), Line: 1, Column: 1,
@@ -129,7 +133,7 @@ func (e *Envelope) Build(in *EnvelopeInput) ([]byte, error) {
 		if v, err = e.p.run(in); err != nil {
 			return nil, err // already an *Error
 		}
-		b, err = marshal(v)
+		b, err = marshalLimit(v, MaxEnvelopeBytes+max(in.DataSize, 0))
 	}
 	if err != nil {
 		return nil, &Error{Kind: KindEnvelope, Expr: e.label(), Line: 1, Column: 1,

@@ -31,6 +31,10 @@ type jsonWriter struct {
 	keys []string // a stack of key ranges, one per open map
 	enc  *json.Encoder
 	fb   bytes.Buffer // fallback encoder output
+	// limit, when positive, bounds the output: value fails with
+	// errEnvelope once it is over, so that a value built of shared
+	// references costs no more than limit to refuse.
+	limit int
 }
 
 var writerPool = sync.Pool{New: func() any { return new(jsonWriter) }}
@@ -41,9 +45,19 @@ const maxPooled = 1 << 20
 // marshal encodes v as JSON (see jsonWriter) and returns a slice owned by
 // the caller.
 func marshal(v any) ([]byte, error) {
+	return marshalLimit(v, 0)
+}
+
+// marshalLimit is marshal failing with an envelope_size *LimitError when
+// the output is over limit bytes (no bound when limit is 0).
+func marshalLimit(v any, limit int) ([]byte, error) {
 	w := writerPool.Get().(*jsonWriter)
 	w.buf = w.buf[:0]
+	w.limit = limit
 	err := w.value(v, 0)
+	if err == errEnvelope || (err == nil && limit > 0 && len(w.buf) > limit) {
+		err = &LimitError{Limit: errEnvelope.Limit, Max: int64(limit)}
+	}
 	var out []byte
 	if err == nil {
 		out = bytes.Clone(w.buf)
@@ -55,6 +69,7 @@ func marshal(v any) ([]byte, error) {
 // marshalStandard encodes the standard envelope {"type","timestamp","data"}.
 func marshalStandard(topic string, t time.Time, data any) ([]byte, error) {
 	w := writerPool.Get().(*jsonWriter)
+	w.limit = 0
 	w.buf = append(w.buf[:0], `{"type":`...)
 	w.buf = appendString(w.buf, topic)
 	w.buf = append(w.buf, `,"timestamp":`...)
@@ -84,6 +99,9 @@ func (w *jsonWriter) release() {
 func (w *jsonWriter) value(v any, depth int) error {
 	if depth > maxDepth {
 		return errTooDeep
+	}
+	if w.limit > 0 && len(w.buf) > w.limit {
+		return errEnvelope
 	}
 	switch x := v.(type) {
 	case nil:

@@ -14,7 +14,7 @@ type RequestPredicate struct {
 // expression is an error too: a workflow without a filter has no predicate
 // (a nil *RequestPredicate, which matches every request).
 func CompileRequestPredicate(src string) (*RequestPredicate, error) {
-	p, err := compile(KindFilter, src, src, Request{}, expr.AsBool())
+	p, err := compile(KindFilter, src, src, requestEnv{}, expr.AsBool())
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ type EventPredicate struct {
 // error: a subscription without an include (or exclude) condition has no
 // predicate.
 func CompileEventPredicate(src string) (*EventPredicate, error) {
-	p, err := compile(KindPredicate, src, src, Event{}, expr.AsBool())
+	p, err := compile(KindPredicate, src, src, eventEnv{}, expr.AsBool())
 	if err != nil {
 		return nil, err
 	}

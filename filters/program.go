@@ -76,19 +76,39 @@ type program struct {
 	prog *vm.Program
 }
 
-// vmPool recycles expr virtual machines (their stacks) between evaluations.
-// A vm.Program is immutable and shared; a vm.VM is not, hence the pool.
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+// machine is what one evaluation needs: an expr virtual machine (its
+// stacks), the meter of the evaluation and the environment wrappers that
+// carry it. A vm.Program is immutable and shared; a machine is not, hence
+// the pool.
+type machine struct {
+	vm  vm.VM
+	m   meter
+	req requestEnv
+	ev  eventEnv
+	env envelopeEnv
+}
 
-// compile compiles src against env with the package functions.
+var machinePool = sync.Pool{New: func() any {
+	mc := new(machine)
+	mc.vm.MemoryBudget = MaxEvalMemory / elemBytes
+	mc.req.m, mc.ev.m, mc.env.m = &mc.m, &mc.m, &mc.m
+	return mc
+}}
+
+// compile compiles src against env (one of the environment wrappers) with
+// the package functions and the bounds of limits.go.
 func compile(kind, name, src string, env any, opts ...expr.Option) (*program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Kind: kind, Expr: name, Line: 1, Column: 1, Message: "empty expression", Err: errEmpty}
 	}
-	all := make([]expr.Option, 0, len(opts)+1+len(functions))
+	if err := checkSource(kind, name, src); err != nil {
+		return nil, err
+	}
+	all := make([]expr.Option, 0, len(opts)+1+len(functions)+len(limitOptions))
 	all = append(all, expr.Env(env))
 	all = append(all, opts...)
 	all = append(all, functions...)
+	all = append(all, limitOptions...)
 	p, err := expr.Compile(src, all...)
 	if err != nil {
 		return nil, newError(kind, name, err)
@@ -98,15 +118,33 @@ func compile(kind, name, src string, env any, opts ...expr.Option) (*program, er
 
 var errEmpty = errors.New("empty expression")
 
-// run evaluates the program against env (a pointer to the typed environment).
+// run evaluates the program against env (a *Request, *Event or
+// *EnvelopeInput, as the program was compiled for), within the bounds of
+// limits.go.
 func (p *program) run(env any) (any, error) {
-	m := vmPool.Get().(*vm.VM)
-	out, err := m.Run(p.prog, env)
+	mc := machinePool.Get().(*machine)
+	var wrapped any
+	switch e := env.(type) {
+	case *Request:
+		mc.req.Request = e
+		wrapped = &mc.req
+	case *Event:
+		mc.ev.Event = e
+		wrapped = &mc.ev
+	case *EnvelopeInput:
+		mc.env.EnvelopeInput = e
+		wrapped = &mc.env
+	default:
+		wrapped = env
+	}
+	mc.m.reset()
+	out, err := mc.vm.Run(p.prog, wrapped)
 	// Drop references to the environment (request bodies can be large)
 	// before the machine goes back to the pool.
-	clear(m.Stack[:cap(m.Stack)])
-	clear(m.Variables)
-	vmPool.Put(m)
+	clear(mc.vm.Stack[:cap(mc.vm.Stack)])
+	clear(mc.vm.Variables)
+	mc.req.Request, mc.ev.Event, mc.env.EnvelopeInput = nil, nil, nil
+	machinePool.Put(mc)
 	if err != nil {
 		return nil, newError(p.kind, p.src, err)
 	}

@@ -42,6 +42,9 @@ const (
 	OutcomeSignature    = "bad_signature"
 	OutcomeUnavailable  = "unavailable"
 	OutcomeNotFound     = "not_found"
+	// OutcomeOverBound: the filter went over an evaluation bound
+	// (filters.LimitError) on this request.
+	OutcomeOverBound = "over_bound"
 )
 
 // Result is what the ingress decided for a request.
@@ -109,6 +112,14 @@ func KeyFromHeaders(h http.Header) string {
 	return ""
 }
 
+// logger returns Logger, or a no-op logger when it is nil.
+func (in *Ingress) logger() *zap.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return zap.NewNop()
+}
+
 func (in *Ingress) now() time.Time {
 	if in.Now != nil {
 		return in.Now()
@@ -137,12 +148,13 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		res.Status, res.Outcome = http.StatusMethodNotAllowed, OutcomeMethod
 		return res
 	}
+	tooLarge := ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
 	if r.ContentLength > w.MaxBody {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
 	}
 	body, err := readBody(r.Body, r.ContentLength, w.MaxBody)
 	if errors.Is(err, errTooLarge) {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", w.MaxBody)})
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
 	}
 	if err != nil {
 		return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "reading body: " + err.Error()})
@@ -179,8 +191,16 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 
 	if w.Filter != nil {
 		matched, err := w.Filter.Match(RequestEnv(r, w, decoded))
+		if le := filters.AsLimit(err); le != nil {
+			// This body makes the filter too costly to decide: refuse it,
+			// naming the bound, rather than guess a verdict.
+			in.logger().Warn("filter went over an evaluation bound: request refused",
+				zap.String("workflow", w.Def.ID), zap.String("bound", le.Limit), zap.Error(err))
+			return fail(http.StatusUnprocessableEntity, OutcomeOverBound,
+				ErrorBody{Error: "the workflow's filter went over its evaluation bound on this payload: " + le.Error()})
+		}
 		if err != nil {
-			in.Logger.Warn("filter failed at run time: request not forwarded",
+			in.logger().Warn("filter failed at run time: request not forwarded",
 				zap.String("workflow", w.Def.ID), zap.Error(err))
 		}
 		if !matched {
@@ -190,13 +210,15 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		}
 	}
 
-	res.EventID = delivery.NewEventID()
 	if h := w.Def.IdempotencyHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
 			res.EventID = IdempotentEventID(w.Def.ID, v)
 		}
 	}
 	if len(w.Targets) == 0 {
+		if res.EventID == "" {
+			res.EventID = delivery.NewEventID()
+		}
 		res.Pass, res.Outcome = true, OutcomePassed
 		return res
 	}
@@ -213,6 +235,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		res.Err = err
 		return fail(http.StatusServiceUnavailable, OutcomeUnavailable, ErrorBody{Error: "the event could not be stored; retry later"})
 	}
+	res.EventID = ev.ID // made from the event's place in the stream when it had none
 	if dup {
 		res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
 		res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
@@ -259,29 +282,54 @@ func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filter
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads at most limit bytes; more is errTooLarge. A known
-// Content-Length (which net/http enforces) is read into one exact buffer.
+// Body buffers start small and grow as bytes arrive: a Content-Length is a
+// claim, not bytes, so it never sizes more than the first buffer.
+const (
+	// maxPrealloc is the most allocated up front for an announced length.
+	maxPrealloc = 64 << 10
+	// minBuffer is the first buffer of a body of unknown length.
+	minBuffer = 512
+)
+
+// readBody reads at most limit bytes; more is errTooLarge, whether the
+// length was announced or the body streamed. An announced length at or
+// under the limit (net/http enforces it) is read up to that length; the
+// buffer grows geometrically from min(size, 64 KiB) as bytes come in, so
+// memory follows what arrived, never what was claimed.
 func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
 	if rc == nil {
 		return nil, nil
 	}
-	var b []byte
-	var err error
+	want := limit + 1 // one byte over the limit tells a body that is too large
+	first := int64(minBuffer)
 	if size >= 0 && size <= limit {
-		b = make([]byte, size)
-		_, err = io.ReadFull(rc, b)
-	} else {
-		b, err = io.ReadAll(io.LimitReader(rc, limit+1))
+		want, first = size, size
 	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errTooLarge
+	b := make([]byte, 0, min(first, want, maxPrealloc))
+	for int64(len(b)) < want {
+		if len(b) == cap(b) {
+			next := make([]byte, len(b), min(max(2*int64(cap(b)), minBuffer), want))
+			copy(next, b)
+			b = next
 		}
-		return nil, err
+		n, err := rc.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, errTooLarge
+			}
+			return nil, err
+		}
 	}
 	if int64(len(b)) > limit {
 		return nil, errTooLarge
+	}
+	if size >= 0 && size <= limit && int64(len(b)) < size {
+		return nil, io.ErrUnexpectedEOF
 	}
 	return b, nil
 }

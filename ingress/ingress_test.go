@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,24 @@ func post(path, ctype string, body string, headers ...string) *http.Request {
 	return r
 }
 
+// twoArrays returns {"a":[0..n-1],"b":[n..2n-1]}: disjoint, so that
+// any(body.a, # in body.b) compares every pair.
+func twoArrays(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"a":[`)
+	for i := range 2 * n {
+		switch {
+		case i == n:
+			b.WriteString(`],"b":[`)
+		case i > 0:
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(i))
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
 // chunked makes r look like a request without Content-Length.
 func chunked(r *http.Request) *http.Request {
 	r.ContentLength = -1
@@ -100,6 +119,10 @@ func TestStatusTable(t *testing.T) {
 		registry.Workflow{ID: "gh", Sample: []byte(`{}`), Verify: &registry.Verify{HMACHeader: "X-Hub-Signature-256", HMACSecret: hmacKey}},
 		registry.Workflow{ID: "off", Enabled: new(bool)},
 		registry.Workflow{ID: "hdr", Sample: []byte(`{}`), Filter: `headers["x-event"] == "push" && query.source == "gh" && method == "POST" && workflow.id == "hdr"`},
+		// The CPU-bound filter of issue #8 (5.6 s an evaluation before).
+		registry.Workflow{ID: "costly", Sample: []byte(`{}`), Filter: `let r = 1..700; all(r, all(r, all(r, true)))`},
+		// The quadratic filter of issue #8 (3.8 s a webhook before).
+		registry.Workflow{ID: "quadratic", Sample: []byte(`{}`), Filter: `any(body.a, # in body.b)`},
 	)
 	ghSig := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	big := `{"pad":"` + strings.Repeat("x", 5000) + `"}`
@@ -150,6 +173,24 @@ func TestStatusTable(t *testing.T) {
 		{"filter on headers: no match", post("/?source=gh", "application/json", `{}`, "X-Event", "pull"), "hdr", testKey, 202, OutcomeFiltered, nil},
 		{"hmac ok", post("/", "application/json", "Hello, World!", "X-Hub-Signature-256", ghSig), "gh", testKey, 400, OutcomeBadJSON, nil},
 		{"hmac bad", post("/", "application/json", `{}`, "X-Hub-Signature-256", ghSig), "gh", testKey, 401, OutcomeSignature, nil},
+		{"filter over its bound", post("/", "application/json", `{}`), "costly", testKey, 422, OutcomeOverBound,
+			func(t *testing.T, res *Result) {
+				if msg := res.Response.(ErrorBody).Error; !strings.Contains(msg, "eval_steps") && !strings.Contains(msg, "eval_time") {
+					t.Errorf("error %q names no bound", msg)
+				}
+			}},
+		{"quadratic filter over its bound", post("/", "application/json", twoArrays(20_000)), "quadratic", testKey, 422, OutcomeOverBound,
+			func(t *testing.T, res *Result) {
+				if msg := res.Response.(ErrorBody).Error; !strings.Contains(msg, "eval_time") {
+					t.Errorf("error %q does not name eval_time", msg)
+				}
+			}},
+		{"too large names max_body", post("/", "application/json", big), "prov", testKey, 413, OutcomeTooLarge,
+			func(t *testing.T, res *Result) {
+				if msg := res.Response.(ErrorBody).Error; !strings.Contains(msg, "max_body of 4096") {
+					t.Errorf("error %q", msg)
+				}
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/delivery"
@@ -87,6 +88,7 @@ type App struct {
 	prefixes  []string
 	rt        *atomic.Pointer[runtime]
 	started   chan struct{} // closed once Start has stored rt
+	listening chan struct{} // closed at Caddy's "started" event: servers listen
 	stopped   *atomic.Bool
 	config    *registry.ConfigSet
 	logger    *zap.Logger
@@ -110,6 +112,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.started = make(chan struct{})
 	a.stopped = new(atomic.Bool)
 	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
+	a.listening = make(chan struct{})
+	if err := a.followStarted(ctx); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 
 	cfg := engine.Config{
@@ -263,11 +269,7 @@ func (a *App) Start() error {
 	if loaded && rt.pipe != nil && (a.Concurrency != rt.concurrency || a.PerDestination != rt.perDest) {
 		a.logger.Warn("concurrency and per_destination changes take effect at the next restart of Caddy")
 	}
-	if err := rt.startPipeline(a.Concurrency, a.PerDestination, a.metrics); err != nil {
-		a.config.Release()
-		_, _ = runtimes.Delete(a.engineCfg.Identity())
-		return err
-	}
+	rt.startPipeline(a.Concurrency, a.PerDestination, a.metrics, a.listening)
 	if allowChanged {
 		// Pooled connections were dialled under the previous allowlist.
 		rt.pipe.Sender().Client.CloseIdleConnections()
@@ -314,7 +316,8 @@ type runtime struct {
 	log   *zap.Logger
 
 	startOnce   sync.Once
-	startErr    error
+	quit        chan struct{} // closed by Destruct
+	delivering  sync.WaitGroup
 	concurrency int // as configured when the pipeline started
 	perDest     int
 }
@@ -334,26 +337,59 @@ func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*run
 		eng.Close()
 		return nil, err
 	}
-	return &runtime{eng: eng, reg: reg, guard: guard, log: log}, nil
+	return &runtime{eng: eng, reg: reg, guard: guard, log: log, quit: make(chan struct{})}, nil
 }
 
-// startPipeline starts delivering once, after the first configuration
-// declared its resources (so queued deliveries find their destinations).
-func (rt *runtime) startPipeline(concurrency, perDest int, m *metrics) error {
+// listenWait bounds how long deliveries wait for Caddy's servers to listen
+// (the "started" event) before they start anyway.
+var listenWait = 10 * time.Second
+
+// startPipeline creates the pipeline once, after the first configuration
+// declared its resources (so queued deliveries find their destinations):
+// events can be published at once. Deliveries start once Caddy's servers
+// listen (listening is closed), so that targets served by this same Caddy
+// are up, and retry their start until they run or the runtime ends.
+func (rt *runtime) startPipeline(concurrency, perDest int, m *metrics, listening <-chan struct{}) {
 	rt.startOnce.Do(func() {
 		rt.concurrency, rt.perDest = concurrency, perDest
 		rt.pipe = delivery.New(rt.eng, rt.reg, rt.guard.Client(), rt.log.Named("delivery"), delivery.Options{
 			Concurrency: concurrency, PerDestination: perDest, Observer: m,
 		})
-		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
-		defer cancel()
-		rt.startErr = rt.pipe.Start(ctx)
+		rt.delivering.Add(1)
+		go rt.deliver(listening)
 	})
-	return rt.startErr
+}
+
+func (rt *runtime) deliver(listening <-chan struct{}) {
+	defer rt.delivering.Done()
+	select {
+	case <-listening:
+	case <-time.After(listenWait):
+		rt.log.Warn("Caddy's servers did not report listening: deliveries start anyway", zap.Duration("waited", listenWait))
+	case <-rt.quit:
+		return
+	}
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
+		err := rt.pipe.Start(ctx)
+		cancel()
+		if err == nil {
+			rt.log.Debug("deliveries started")
+			return
+		}
+		rt.log.Error("starting deliveries failed; trying again", zap.Duration("in", wait), zap.Error(err))
+		select {
+		case <-time.After(wait):
+		case <-rt.quit:
+			return
+		}
+	}
 }
 
 // Destruct stops delivering and closes the engine.
 func (rt *runtime) Destruct() error {
+	close(rt.quit)
+	rt.delivering.Wait()
 	if rt.pipe != nil {
 		rt.pipe.Stop()
 	}
@@ -361,10 +397,38 @@ func (rt *runtime) Destruct() error {
 	return rt.eng.Close()
 }
 
+// followStarted subscribes to Caddy's "started" event, emitted once every
+// app has started (the HTTP servers listen), to close a.listening.
+func (a *App) followStarted(ctx caddy.Context) error {
+	evApp, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("loading the events app: %w", err)
+	}
+	events, ok := evApp.(*caddyevents.App)
+	if !ok {
+		return fmt.Errorf("events app is %T", evApp)
+	}
+	var once sync.Once
+	listening := a.listening
+	return events.Subscribe(&caddyevents.Subscription{
+		Events: []string{"started"},
+		Handlers: []caddyevents.Handler{startedHandler(func() {
+			once.Do(func() { close(listening) })
+		})},
+	})
+}
+
+// startedHandler runs a function on an event.
+type startedHandler func()
+
+// Handle implements caddyevents.Handler.
+func (h startedHandler) Handle(context.Context, caddy.Event) error { h(); return nil }
+
 // Interface guards.
 var (
-	_ caddy.App          = (*App)(nil)
-	_ caddy.Provisioner  = (*App)(nil)
-	_ caddy.CleanerUpper = (*App)(nil)
-	_ caddy.Destructor   = (*runtime)(nil)
+	_ caddy.App           = (*App)(nil)
+	_ caddy.Provisioner   = (*App)(nil)
+	_ caddy.CleanerUpper  = (*App)(nil)
+	_ caddy.Destructor    = (*runtime)(nil)
+	_ caddyevents.Handler = startedHandler(nil)
 )

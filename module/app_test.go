@@ -2,33 +2,41 @@ package module
 
 import (
 	"context"
-	"sync/atomic"
+	"encoding/json"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/internal/testenv"
+	"github.com/hookgate/hookgate/registry"
 )
 
-// A request that arrives while the app is still starting waits for it,
-// rather than being refused; a cancelled request stops waiting.
-func TestAwaitRuntime(t *testing.T) {
-	a := &App{rt: new(atomic.Pointer[runtime]), started: make(chan struct{})}
-	want := &runtime{}
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		a.rt.Store(want)
-		close(a.started)
-	}()
-	if got := a.awaitRuntime(context.Background()); got != want {
-		t.Fatalf("awaitRuntime = %p, want the started runtime %p", got, want)
+// Deliveries wait for Caddy's servers to listen: events can be published
+// at once, but no attempt is made before listening is closed.
+func TestDeliveriesWaitForListening(t *testing.T) {
+	s := newSink(t)
+	rt, err := openRuntime(engine.Config{StorageDir: t.TempDir()}, testenv.LoopbackGuard().Allow(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	b := &App{rt: new(atomic.Pointer[runtime]), started: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	t.Cleanup(func() { _ = rt.Destruct() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	start := time.Now()
-	if got := b.awaitRuntime(ctx); got != nil {
-		t.Fatalf("awaitRuntime before start = %p, want nil", got)
+	if _, err := rt.reg.CreateSubscription(ctx, registry.Subscription{ID: "s", Name: "s", Topics: []string{"t"}, URL: s.URL}); err != nil {
+		t.Fatal(err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("a cancelled request waited %s", d)
+	listening := make(chan struct{})
+	rt.startPipeline(0, 0, nil, listening)
+	if _, err := rt.pipe.Publish(ctx, &delivery.Event{Topic: "t", Data: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
 	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(s.received()); n != 0 {
+		t.Fatalf("%d deliveries before the servers listen", n)
+	}
+	close(listening)
+	waitFor(t, "the delivery once listening", 5*time.Second, func() bool { return len(s.received()) == 1 })
 }

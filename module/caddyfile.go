@@ -320,7 +320,7 @@ func parseSubscription(d *caddyfile.Dispenser) (SubscriptionConfig, error) {
 //			key <key>
 //			grace <duration>
 //			idempotency_header <header>
-//			max_body <size>
+//			max_body <size>          (at most 64MiB)
 //			methods <method...>
 //			disabled
 //			verify_hmac <header> <secret>
@@ -446,6 +446,9 @@ func parseWorkflow(d *caddyfile.Dispenser) (WorkflowConfig, error) {
 				n, perr := humanize.ParseBytes(v)
 				if perr != nil || n == 0 {
 					return wc, d.Errf("max_body: %q is not a size", v)
+				}
+				if n > registry.MaxBodyCeiling {
+					return wc, d.Errf("max_body: %s is over the ceiling of 64MiB", v)
 				}
 				w.MaxBody = int64(n)
 			}

@@ -189,6 +189,8 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"bad workflow id", "hookgate_ingress {\n\tworkflow a.b\n}", `"a.b" must be 1 to 128 letters`},
 		{"unknown workflow option", "hookgate_ingress {\n\tworkflow w {\n\t\tfliter x\n\t}\n}", `unrecognized workflow option "fliter", at Caddyfile:4`},
 		{"bad size", "hookgate_ingress {\n\tworkflow w {\n\t\tmax_body lots\n\t}\n}", `max_body: "lots" is not a size`},
+		{"max_body over the ceiling", "hookgate_ingress {\n\tworkflow w {\n\t\tmax_body 200GB\n\t}\n}", `max_body: 200GB is over the ceiling of 64MiB, at Caddyfile:4`},
+		{"filter nested too deep", "hookgate_ingress {\n\tworkflow w {\n\t\tfilter `" + strings.Repeat("(", 100) + "true" + strings.Repeat(")", 100) + "`\n\t}\n}", `expression_depth bound of 64`},
 		{"bad envelope", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tenvelope `{a:`\n\t\t}\n\t}\n}", `targets[0].envelope`},
 		{"target id twice", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid t\n\t\t}\n\t\tforward http://example.com/b {\n\t\t\tid t\n\t\t}\n\t}\n}", `targets[1].id: "t" is also the id of targets[0]`},
 		{"target id without name", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid\n\t\t}\n\t}\n}", `wrong argument count`},

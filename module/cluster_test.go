@@ -41,7 +41,7 @@ func TestClusterMode(t *testing.T) {
 		t.Fatalf("want one cluster-mode engine, got %d", len(rts))
 	}
 	js := rts[0].eng.JetStream()
-	for _, name := range []string{engine.StreamEvents, engine.StreamDeliveries, "KV_" + engine.BucketKeys, "KV_" + engine.BucketDeliveries} {
+	for _, name := range []string{engine.StreamEvents, engine.StreamQueue, engine.StreamRecords, "KV_" + engine.BucketKeys, "KV_" + engine.BucketEventIDs} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s, err := js.Stream(ctx, name)
 		if err != nil {

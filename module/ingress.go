@@ -66,6 +66,10 @@ func (h *Ingress) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("workflows[%d] %q: %w", i, wc.ID, err)
 		}
+		if c := cw.Contract; c != nil && c.FallbackReason() != "" {
+			h.logger.Info("workflow contract is validated by the JSON Schema engine, not the fast validator",
+				zap.String("workflow", wc.ID), zap.String("reason", c.FallbackReason()))
+		}
 		compiled = append(compiled, cw)
 	}
 	return h.app.addWorkflows(h.Prefix, compiled)

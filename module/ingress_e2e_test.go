@@ -1,7 +1,10 @@
 package module
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -177,6 +180,37 @@ func TestIngressEasyLifeEndToEnd(t *testing.T) {
 		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s %s: %d %s, want %d JSON", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), tc.status)
 		}
+	}
+
+	// Issue #8: a body announced as 200 GB is refused from its header, and
+	// a streamed body over max_body is cut off at the limit.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /hooks/easylife/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200000000000\r\n\r\n{}", pinnedKey)
+	// net/http reads up to 256 KiB of an unread body before it replies:
+	// end the sending side so that it stops waiting for the rest.
+	_ = conn.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("200 GB announced: %d, want 413", resp.StatusCode)
+	}
+	streamed := io.MultiReader(strings.NewReader(`{"pad":"`), strings.NewReader(strings.Repeat("x", 2<<20)), strings.NewReader(`"}`))
+	req, _ := http.NewRequest("POST", base+"/hooks/easylife/"+pinnedKey, streamed)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if req.ContentLength != 0 || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("streamed over max_body (length %d): %d, want 413", req.ContentLength, resp.StatusCode)
 	}
 }
 

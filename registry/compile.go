@@ -21,7 +21,10 @@ import (
 
 // Defaults applied when a resource leaves a field empty.
 const (
-	DefaultMaxBody     = 1 << 20
+	DefaultMaxBody = 1 << 20
+	// MaxBodyCeiling is the largest max_body a workflow may set (64 MiB):
+	// a body is held in memory while it is checked.
+	MaxBodyCeiling     = 64 << 20
 	DefaultTimeout     = 10 * time.Second
 	DefaultMaxAttempts = 6
 	DefaultRotateGrace = 24 * time.Hour
@@ -159,6 +162,9 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 		}
 	}
 	cw.MaxBody = w.MaxBody
+	if cw.MaxBody > MaxBodyCeiling {
+		return nil, invalid("max_body", "%d bytes is over the ceiling of %d bytes (64 MiB)", w.MaxBody, MaxBodyCeiling)
+	}
 	if cw.MaxBody <= 0 {
 		cw.MaxBody = DefaultMaxBody
 	}

@@ -52,6 +52,7 @@ type Registry struct {
 	broken     map[string]map[string]string   // kind -> id -> error
 	revisions  map[string]uint64              // bucket -> last applied revision
 	changed    chan struct{}                  // closed and replaced on every change
+	fresh      sync.Map                       // workflow id -> freshWorkflow (store.go)
 
 	workflows     *cowMap[*CompiledWorkflow]
 	keys          *cowMap[keyState]

@@ -35,8 +35,10 @@ func (r *Registry) CreateWorkflow(ctx context.Context, w Workflow) (*CompiledWor
 	if err != nil {
 		return nil, "", err
 	}
+	r.noteFresh(cw, doc)
 	rev, err := r.eng.Workflows.Create(ctx, w.ID, doc)
 	if err != nil {
+		r.fresh.Delete(w.ID)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, "", fmt.Errorf("workflow %q: %w", w.ID, ErrConflict)
 		}
@@ -77,12 +79,39 @@ func (r *Registry) UpdateWorkflow(ctx context.Context, id string, patch []byte) 
 		return nil, err
 	}
 	doc, _ := json.Marshal(cw.Def)
+	r.noteFresh(cw, doc)
 	rev, err := r.eng.Workflows.Update(ctx, id, doc, e.Revision())
 	if err != nil {
+		r.fresh.Delete(id)
 		return nil, kvError(err)
 	}
 	r.waitApplied(ctx, r.eng.Workflows.Bucket(), rev)
 	return cw, nil
+}
+
+// freshWorkflow is a workflow this instance has just compiled and is
+// writing. When the watch applies exactly that document, it takes the
+// compiled value instead of compiling the same document a second time
+// (issue #8: a costly schema was compiled twice per create).
+type freshWorkflow struct {
+	doc []byte
+	cw  *CompiledWorkflow
+}
+
+// noteFresh records cw, about to be written as doc.
+func (r *Registry) noteFresh(cw *CompiledWorkflow, doc []byte) {
+	r.fresh.Store(cw.Def.ID, freshWorkflow{doc: doc, cw: cw})
+}
+
+// compileStored compiles a workflow read from the bucket as doc, or returns
+// the one noted by noteFresh for that very document.
+func (r *Registry) compileStored(w Workflow, doc []byte) (*CompiledWorkflow, error) {
+	if v, ok := r.fresh.LoadAndDelete(w.ID); ok {
+		if f := v.(freshWorkflow); bytes.Equal(f.doc, doc) {
+			return f.cw, nil
+		}
+	}
+	return CompileWorkflow(w, r.guard)
 }
 
 // keepSecrets carries secrets over a patch that replaced the targets or the

@@ -120,7 +120,8 @@ type Workflow struct {
 	IdempotencyHeader string `json:"idempotency_header,omitempty"`
 	// Methods accepted. Default: POST.
 	Methods []string `json:"methods,omitempty"`
-	// MaxBody is the body size limit in bytes. Default: 1 MiB.
+	// MaxBody is the body size limit in bytes. Default: 1 MiB; at most
+	// MaxBodyCeiling (64 MiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 	// Grace keeps the previous key valid this long after a regeneration.
 	// Default: 0 (the old key is refused at once).

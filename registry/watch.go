@@ -366,7 +366,7 @@ func (r *Registry) decodeWorkflow(e jetstream.KeyValueEntry) change {
 		return c
 	}
 	w.Source = SourceAPI
-	if c.value, c.err = CompileWorkflow(w, r.guard); c.err != nil {
+	if c.value, c.err = r.compileStored(w, e.Value()); c.err != nil {
 		c.value = nil
 	}
 	return c
@@ -377,7 +377,12 @@ func (t *txn) installWorkflow(c change) {
 	if c.del || c.err != nil {
 		delete(r.apiWF, c.id)
 	} else {
-		r.apiWF[c.id] = c.value.(*CompiledWorkflow)
+		cw := c.value.(*CompiledWorkflow)
+		r.apiWF[c.id] = cw
+		if ct := cw.Contract; ct != nil && ct.FallbackReason() != "" {
+			r.log.Info("workflow contract is validated by the JSON Schema engine, not the fast validator",
+				zap.String("workflow", c.id), zap.String("reason", ct.FallbackReason()))
+		}
 	}
 	r.setBroken(KindWorkflow, c.id, c.err)
 	t.refreshWorkflow(c.id)

@@ -53,3 +53,35 @@ func FuzzFromSample(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSchemaCompile compiles any document as an inline JSON Schema (as the
+// API does): nothing may panic, nothing may be fetched, a document over the
+// bounds of limits.go is refused, and what compiles validates a few values
+// without panicking.
+func FuzzSchemaCompile(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"object","properties":{"a":{"type":"string","format":"uri-template"}},"required":["a"]}`,
+		`{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"x":{"$ref":"#/definitions/x"}},"$ref":"#/definitions/x"}`,
+		`{"$schema":"http://json-schema.org/draft-04/schema#","type":["string","null"],"pattern":"^a+$"}`,
+		`{"$dynamicAnchor":"n","anyOf":[{"$dynamicRef":"#n"},{"type":"integer"}]}`,
+		`{"$ref":"http://example.com/schema.json"}`,
+		`{"oneOf":[{"const":1},{"enum":[1,2]}],"not":{"multipleOf":0.5}}`,
+		`{"items":{"prefixItems":[true,false]},"uniqueItems":true,"contains":{"minimum":3}}`,
+		nestedProperties(70),
+	} {
+		f.Add([]byte(s))
+	}
+	values := []any{nil, true, 1.5, "a", []any{1.0, "x"}, map[string]any{"a": "b", "n": 3.0}}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := FromSchema(doc, "")
+		if err != nil {
+			return
+		}
+		if s, err := scan(doc); err != nil || s.bytes > MaxSchemaBytes || s.objects > MaxSchemaObjects {
+			t.Fatalf("compiled a document over the bounds: %+v %v", s, err)
+		}
+		for _, v := range values {
+			_ = c.Validate(v)
+		}
+	})
+}

@@ -4,7 +4,10 @@
 // compiled from a JSON Schema document ([FromSchema]). Both are compiled once
 // with github.com/santhosh-tekuri/jsonschema/v5 and then used to validate many
 // payloads ([Contract.Validate]); a compiled [Contract] is safe for concurrent
-// use.
+// use. On the request path a compiled validator decides without the engine:
+// for samples the sample validator (fast.go), errors included; for JSON
+// Schemas a fail-fast validator (fastschema.go), whose refusals the engine
+// validates again and reports. The engine stays the reference for both.
 //
 // Schema loading never touches the network: only local files (relative to the
 // file the schema was read from) can be referenced; any other reference that
@@ -22,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +52,10 @@ type Contract struct {
 	// sample validates sample contracts on the request path; sch stays the
 	// reference (the two are held equal by tests).
 	sample *sampleNode
+	// fast decides JSON Schema contracts on the request path when the
+	// schema allows it (fastschema.go); otherwise fallback says why not.
+	fast     *fastNode
+	fallback string
 }
 
 // inlineBase is the base URL of a schema that was not read from a file.
@@ -65,6 +73,9 @@ const inlineBase = "inline:///schema.json"
 // the document) are never fetched: compiling fails with an error naming the
 // ref.
 func FromSchema(doc []byte, location string) (c *Contract, err error) {
+	if err := checkSize(doc); err != nil { // limits.go
+		return nil, err
+	}
 	if err := checkJSON(doc); err != nil {
 		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
 	}
@@ -88,7 +99,7 @@ func FromSchema(doc []byte, location string) (c *Contract, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Contract{sch: sch, doc: indented.Bytes()}, nil
+	return newSchemaContract(sch, indented.Bytes()), nil
 }
 
 // compile compiles doc, registered under base, with this package's settings.
@@ -102,6 +113,9 @@ func compile(base string, doc []byte, allowFiles bool) (sch *jsonschema.Schema, 
 	}()
 
 	c := newCompiler(allowFiles)
+	if err := bound(c, doc); err != nil { // limits.go: size, depth, work
+		return nil, err
+	}
 	if err := c.AddResource(base, bytes.NewReader(doc)); err != nil {
 		return nil, fmt.Errorf("invalid JSON Schema: %w", err)
 	}
@@ -112,17 +126,29 @@ func compile(base string, doc []byte, allowFiles bool) (sch *jsonschema.Schema, 
 	return sch, nil
 }
 
+// Compiler settings, shared with the fast validator (fastschema.go), which
+// must assert formats and content exactly where the engine does.
+const (
+	assertFormat  = true
+	assertContent = false
+)
+
+// formatOverrides replace the library's format checks in our compilers.
+var formatOverrides = map[string]func(any) bool{
+	"uri-template": isURITemplate,
+}
+
 // newCompiler returns a compiler configured for hookgate: 2020-12 default,
 // format assertions on, content assertions off, RFC 6570 uri-template check,
 // and a loader that never touches the network.
 func newCompiler(allowFiles bool) *jsonschema.Compiler {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
-	c.AssertFormat = true
-	c.AssertContent = false
+	c.AssertFormat = assertFormat
+	c.AssertContent = assertContent
 	// Compiler.Formats takes precedence over the global jsonschema.Formats,
-	// so this replacement is scoped to our compilers.
-	c.Formats["uri-template"] = isURITemplate
+	// so these replacements are scoped to our compilers.
+	maps.Copy(c.Formats, formatOverrides)
 	c.LoadURL = func(s string) (io.ReadCloser, error) { return loadURL(s, allowFiles) }
 	return c
 }
@@ -188,11 +214,24 @@ func (c *Contract) Validate(v any) []Error {
 		}
 		return sortErrors(w.errs)
 	}
+	if c.fast != nil && c.fast.accepts(v) {
+		return nil
+	}
+	// Refused by the fast validator (or none): the engine decides and
+	// reports.
 	return c.validateSchema(v)
 }
 
 // validateSchema validates with the JSON Schema engine.
-func (c *Contract) validateSchema(v any) []Error {
+func (c *Contract) validateSchema(v any) (errs []Error) {
+	// The engine panics on some values a schema may hold (an enum number
+	// beyond big.Rat's exponent range met by a payload number): such a
+	// payload is refused, the process stays up.
+	defer func() {
+		if r := recover(); r != nil {
+			errs = []Error{{Path: "", Message: fmt.Sprintf("the schema cannot be evaluated on this payload: %v", r)}}
+		}
+	}()
 	err := c.sch.Validate(v)
 	if err == nil {
 		return nil

@@ -1,0 +1,157 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/registry"
+)
+
+// A restart of the pipeline (and of the registry and engine over the same
+// storage) re-sends nothing that was delivered, to destinations declared in
+// the configuration (which are declared again after the restart) as well as
+// to API ones; a delivery waiting for a retry is still retried.
+func TestRestartResendsNothing(t *testing.T) {
+	ok := newSink(t, nil)
+	flaky := newSink(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	dir := t.TempDir()
+	const n = 200
+	run := func(publish bool) {
+		ctx := testCtx(t)
+		eng, err := engine.Open(ctx, engine.Config{StorageDir: dir}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		reg := registry.New(eng, testGuard(), nil)
+		if err := reg.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer reg.Stop()
+		conf, err := registry.CompileSubscription(registry.Subscription{ID: "conf", Name: "conf", Topics: []string{"t"}, URL: ok.URL}, "", testGuard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wf, err := registry.CompileWorkflow(registry.Workflow{ID: "wf", Targets: []registry.Target{{URL: ok.URL}}}, testGuard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := reg.DeclareConfig([]*registry.CompiledWorkflow{wf}, nil, []*registry.CompiledSubscription{conf})
+		defer set.Release()
+		if publish {
+			if _, err := reg.CreateSubscription(ctx, registry.Subscription{ID: "flaky", Name: "flaky", Topics: []string{"r"}, URL: flaky.URL,
+				RetrySchedule: []registry.Duration{registry.Duration(1500 * time.Millisecond)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := New(eng, reg, testGuard().Client(), nil, Options{})
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+		if publish {
+			for i := range n {
+				for _, ev := range []*Event{
+					{Topic: "t", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))},
+					{Workflow: "wf", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))},
+				} {
+					if _, err := p.Publish(ctx, ev); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if _, err := p.Publish(ctx, &Event{Topic: "r", Data: json.RawMessage(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			ok.waitCount(t, 2*n, 20*time.Second)
+			flaky.waitCount(t, 1, 5*time.Second) // the retry is due after the restart
+			return
+		}
+		flaky.waitCount(t, 2, 10*time.Second)
+		time.Sleep(time.Second) // anything re-sent would arrive meanwhile
+	}
+	run(true)
+	run(false)
+	if got := ok.count(); got != 2*n {
+		t.Errorf("sink received %d requests over a restart, want %d (nothing re-sent)", got, 2*n)
+	}
+	if got := flaky.count(); got != 2 {
+		t.Errorf("flaky sink received %d requests, want 2 (one failure, one retry after the restart)", got)
+	}
+}
+
+// 10,000 destinations on one engine: the number of consumers does not grow
+// with them, one event fans out to 3,000 subscriptions within the bound, and
+// every other destination is served.
+func TestTenThousandDestinations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 10,000 subscriptions")
+	}
+	s := newSink(t, nil)
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	e.ctx = ctx
+	const total, fan = 10000, 3000
+	start := time.Now()
+	for i := range total {
+		topic := "big"
+		if i >= fan {
+			topic = fmt.Sprintf("own.%d", i)
+		}
+		id := fmt.Sprintf("s%05d", i)
+		if _, err := e.reg.CreateSubscription(e.ctx, registry.Subscription{ID: id, Name: id, Topics: []string{topic}, URL: s.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("created %d subscriptions in %s", total, time.Since(start).Round(time.Millisecond))
+	e.start(Options{})
+
+	start = time.Now()
+	e.publish(&Event{Topic: "big", Data: json.RawMessage(`{"fan":"out"}`)})
+	s.waitCount(t, fan, 60*time.Second)
+	t.Logf("one event delivered to %d subscriptions in %s", fan, time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	for i := fan; i < total; i++ {
+		e.publish(&Event{Topic: fmt.Sprintf("own.%d", i), Data: json.RawMessage(`{}`)})
+	}
+	s.waitCount(t, total, 120*time.Second)
+	t.Logf("%d events to %d other subscriptions delivered in %s", total-fan, total-fan, time.Since(start).Round(time.Millisecond))
+
+	info, err := e.eng.EventStream.Info(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qinfo, err := e.eng.QueueStream.Info(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := engine.Partitions + 1; info.State.Consumers != want || qinfo.State.Consumers != engine.Partitions {
+		t.Errorf("consumers: %d on events, %d on the queue; want %d and %d", info.State.Consumers, qinfo.State.Consumers, want, engine.Partitions)
+	}
+	// A restart of the pipeline re-sends nothing and starts quickly.
+	e.stopPipeline(e.pipe)
+	start = time.Now()
+	e.start(Options{})
+	t.Logf("pipeline restarted in %s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(time.Second)
+	if got := s.count(); got != total {
+		t.Errorf("%d requests after the restart, want %d", got, total)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("heap in use %d MiB", ms.HeapInuse>>20)
+}
