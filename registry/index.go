@@ -9,7 +9,7 @@ import (
 
 // shardCount is the number of shards of a cowMap: a change copies one
 // shard, about 1/shardCount of the map.
-const shardCount = 128
+const shardCount = 256
 
 // cowMap is a map read without locks and changed by copying one shard:
 // every shard is an immutable map behind an atomic pointer. Writers are
