@@ -15,8 +15,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// Timings of the config watches. Variables so that tests can shorten them.
-var (
+// Timings of the config watches.
+//
+// A KV watch is an ordered push consumer: when the node holding it is lost,
+// the client library notices only after two missed idle heartbeats (10s),
+// and when it cannot recreate the consumer it closes the watch's channel.
+// So the registry also follows the bucket's subjects with a plain
+// subscription, which the cluster routes to every node: a write seen there
+// that the watch does not deliver within catchUp (the stream's last revision
+// is read to tell), or a reconnect of the connection, re-establishes the
+// watch from the revision after the last one applied, within about half a
+// second.
+const (
 	// watchRetryMin and watchRetryMax bound the backoff between attempts
 	// to watch a bucket again after its watch ended.
 	watchRetryMin = 50 * time.Millisecond
