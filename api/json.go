@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -153,4 +154,39 @@ func unmarshalBody(b []byte, v any, optional bool) error {
 		return badRequest("invalid JSON body: %v", err)
 	}
 	return nil
+}
+
+// brokenView is a stored resource that no longer reads or compiles: it is
+// not served (a broken workflow answers like an unknown one, a broken
+// subscription receives nothing) until it is fixed or deleted.
+type brokenView struct {
+	ID     string `json:"id"`
+	Source string `json:"source"`
+	Broken string `json:"broken"`
+}
+
+// withBroken merges the broken resources of a kind into a list sorted by
+// id, and keeps it sorted. Served resources win over broken ones of the
+// same id (a configuration resource shadows an API one).
+func withBroken[V any](served []V, idOf func(V) string, broken map[string]string) []any {
+	out := make([]any, 0, len(served)+len(broken))
+	ids := make([]string, 0, len(broken))
+	for id := range broken {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	i := 0
+	for _, v := range served {
+		id := idOf(v)
+		for ; i < len(ids) && ids[i] <= id; i++ {
+			if ids[i] != id {
+				out = append(out, brokenView{ID: ids[i], Source: registry.SourceAPI, Broken: broken[ids[i]]})
+			}
+		}
+		out = append(out, v)
+	}
+	for ; i < len(ids); i++ {
+		out = append(out, brokenView{ID: ids[i], Source: registry.SourceAPI, Broken: broken[ids[i]]})
+	}
+	return out
 }

@@ -59,13 +59,15 @@ func (h *Handler) subscription(id string) (*registry.CompiledSubscription, error
 	return cs, nil
 }
 
-// listSubscriptions serves GET /subscriptions.
+// listSubscriptions serves GET /subscriptions: the served subscriptions and
+// the broken stored ones, sorted by id.
 func (h *Handler) listSubscriptions(w http.ResponseWriter, _ *http.Request, _ []string) error {
 	out := []subscriptionView{}
 	for _, cs := range h.reg.Subscriptions() {
 		out = append(out, viewSubscription(cs))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
+	list := withBroken(out, func(v subscriptionView) string { return v.ID }, h.reg.Broken(registry.KindSubscription))
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": list})
 	return nil
 }
 
@@ -98,6 +100,10 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request, _ [
 func (h *Handler) getSubscription(w http.ResponseWriter, _ *http.Request, p []string) error {
 	cs, err := h.subscription(p[0])
 	if err != nil {
+		if reason, ok := h.reg.Broken(registry.KindSubscription)[p[0]]; ok {
+			writeJSON(w, http.StatusOK, brokenView{ID: p[0], Source: registry.SourceAPI, Broken: reason})
+			return nil
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewSubscription(cs))

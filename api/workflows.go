@@ -45,6 +45,7 @@ type verifyView struct {
 // targetView is a workflow target without its signing secret, the values of
 // credential-like headers redacted.
 type targetView struct {
+	ID            string              `json:"id"`
 	URL           string              `json:"url"`
 	Method        string              `json:"method"`
 	Headers       map[string]string   `json:"headers,omitempty"`
@@ -76,7 +77,7 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 	}
 	for i, t := range d.Targets {
 		tv := targetView{
-			URL: t.URL, Method: t.Method, Headers: registry.RedactHeaders(t.Headers), Timeout: t.Timeout,
+			ID: t.ID, URL: t.URL, Method: t.Method, Headers: registry.RedactHeaders(t.Headers), Timeout: t.Timeout,
 			RetrySchedule: t.RetrySchedule, Envelope: t.Envelope, HasSecret: t.Secret != "",
 		}
 		if i < len(cw.Targets) {
@@ -99,13 +100,15 @@ func (h *Handler) workflow(id string) (*registry.CompiledWorkflow, error) {
 	return cw, nil
 }
 
-// listWorkflows serves GET /workflows.
+// listWorkflows serves GET /workflows: the served workflows and the broken
+// stored ones, sorted by id.
 func (h *Handler) listWorkflows(w http.ResponseWriter, _ *http.Request, _ []string) error {
 	out := []workflowView{}
 	for _, cw := range h.reg.Workflows() {
 		out = append(out, h.viewWorkflow(cw))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
+	list := withBroken(out, func(v workflowView) string { return v.ID }, h.reg.Broken(registry.KindWorkflow))
+	writeJSON(w, http.StatusOK, map[string]any{"workflows": list})
 	return nil
 }
 
@@ -137,6 +140,10 @@ func (h *Handler) createWorkflow(w http.ResponseWriter, r *http.Request, _ []str
 func (h *Handler) getWorkflow(w http.ResponseWriter, _ *http.Request, p []string) error {
 	cw, err := h.workflow(p[0])
 	if err != nil {
+		if reason, ok := h.reg.Broken(registry.KindWorkflow)[p[0]]; ok {
+			writeJSON(w, http.StatusOK, brokenView{ID: p[0], Source: registry.SourceAPI, Broken: reason})
+			return nil
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, h.viewWorkflow(cw))

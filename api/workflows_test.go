@@ -391,3 +391,57 @@ func (e *env) streamMsgs() uint64 {
 	}
 	return info.State.Msgs
 }
+
+// Stored resources that no longer compile are listed and shown with the
+// reason in "broken", between the served ones in id order; they are not
+// served.
+func TestBrokenResourcesShown(t *testing.T) {
+	e := newEnv(t)
+	e.post("/workflows", map[string]any{"id": "a"}).expect(http.StatusCreated)
+	e.post("/workflows", map[string]any{"id": "c"}).expect(http.StatusCreated)
+	e.post("/subscriptions", map[string]any{"id": "s1", "name": "s1", "topics": []string{"*"}, "url": "http://127.0.0.1:9/"}).expect(http.StatusCreated)
+	ctx := t.Context()
+	if _, err := e.eng.Workflows.Put(ctx, "b", []byte(`{"id":"b","targets":[{"url":"http://10.0.0.1/"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.Subscriptions.Put(ctx, "s0", []byte(`{not json`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the broken resources are seen", func() bool {
+		return len(e.reg.Broken(registry.KindWorkflow)) == 1 && len(e.reg.Broken(registry.KindSubscription)) == 1
+	})
+
+	type entry struct {
+		ID     string `json:"id"`
+		Broken string `json:"broken"`
+	}
+	var wfs struct{ Workflows []entry }
+	e.get("/workflows").expect(http.StatusOK).decode(&wfs)
+	if len(wfs.Workflows) != 3 || wfs.Workflows[0].ID != "a" || wfs.Workflows[1].ID != "b" || wfs.Workflows[2].ID != "c" {
+		t.Fatalf("workflows listed: %+v", wfs.Workflows)
+	}
+	if !strings.HasPrefix(wfs.Workflows[1].Broken, "targets[0].url") || wfs.Workflows[0].Broken != "" || wfs.Workflows[2].Broken != "" {
+		t.Errorf("broken fields: %+v", wfs.Workflows)
+	}
+	var subs struct{ Subscriptions []entry }
+	e.get("/subscriptions").expect(http.StatusOK).decode(&subs)
+	if len(subs.Subscriptions) != 2 || subs.Subscriptions[0].ID != "s0" || !strings.HasPrefix(subs.Subscriptions[0].Broken, "unreadable") || subs.Subscriptions[1].Broken != "" {
+		t.Errorf("subscriptions listed: %+v", subs.Subscriptions)
+	}
+	var one entry
+	e.get("/workflows/b").expect(http.StatusOK).decode(&one)
+	if one.ID != "b" || one.Broken == "" {
+		t.Errorf("GET /workflows/b = %+v", one)
+	}
+	e.get("/subscriptions/s0").expect(http.StatusOK).decode(&one)
+	if one.ID != "s0" || one.Broken == "" {
+		t.Errorf("GET /subscriptions/s0 = %+v", one)
+	}
+	e.get("/workflows/nope").expect(http.StatusNotFound)
+	// Not served: a broken workflow is unknown to the request path.
+	if _, ok := e.reg.Workflow("b"); ok {
+		t.Error("broken workflow served")
+	}
+	e.del("/workflows/b").expect(http.StatusNoContent)
+	e.get("/workflows/b").expect(http.StatusNotFound)
+}

@@ -355,6 +355,7 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 //			verify_hmac <header> <secret>
 //			verify_standard <secret>
 //			forward <url> {
+//				id <name>
 //				method <method>
 //				header <name> <value>
 //				timeout <duration>
@@ -583,6 +584,8 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
+		case "id":
+			err = oneArg(d, &t.ID)
 		case "method":
 			err = oneArg(d, &t.Method)
 		case "header":

@@ -160,6 +160,7 @@ func TestAdaptDirectives(t *testing.T) {
 			methods POST PUT
 			verify_hmac X-Hub-Signature-256 {env.GH_SECRET}
 			forward http://127.0.0.1:3000/provisioned {
+				id crm
 				method PUT
 				header X-Source hookgate
 				timeout 5s
@@ -183,7 +184,7 @@ func TestAdaptDirectives(t *testing.T) {
 	b, _ := json.Marshal(cfg["apps"].(map[string]any)["http"])
 	s := string(b)
 	for _, want := range []string{
-		`"handler":"hookgate_ingress","prefix":"/in","workflows":[{"filter":"body.eventType == \"groupcreated\"","grace":"1h0m0s","id":"provisioning","idempotency_header":"X-Request-Id","key":"{env.PROVISIONING_KEY}","max_body":65536,"methods":["POST","PUT"],"sample_file":"../examples/easylife/groupcreated.json","strict":true,"targets":[{"envelope":"standard","headers":{"X-Source":"hookgate"},"method":"PUT","retry_schedule":["1s","10s"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","timeout":"5s","url":"http://127.0.0.1:3000/provisioned"}],"verify":{"hmac_header":"X-Hub-Signature-256","hmac_secret":"{env.GH_SECRET}"}}]`,
+		`"handler":"hookgate_ingress","prefix":"/in","workflows":[{"filter":"body.eventType == \"groupcreated\"","grace":"1h0m0s","id":"provisioning","idempotency_header":"X-Request-Id","key":"{env.PROVISIONING_KEY}","max_body":65536,"methods":["POST","PUT"],"sample_file":"../examples/easylife/groupcreated.json","strict":true,"targets":[{"envelope":"standard","headers":{"X-Source":"hookgate"},"id":"crm","method":"PUT","retry_schedule":["1s","10s"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","timeout":"5s","url":"http://127.0.0.1:3000/provisioned"}],"verify":{"hmac_header":"X-Hub-Signature-256","hmac_secret":"{env.GH_SECRET}"}}]`,
 		`"handler":"hookgate_api","prefix":"/admin","publish_tokens":["{env.PUBLISH_TOKEN}"],"token_files":["/etc/hookgate/token"],"tokens":["{env.HOOKGATE_TOKEN}"]`,
 	} {
 		if !strings.Contains(s, want) {
@@ -227,6 +228,8 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"grace over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tgrace 1000h\n\t}\n}", `grace: 1000h is over the maximum of 168h0m0s, at Caddyfile:4`},
 		{"idempotency header with space", "hookgate_ingress {\n\tworkflow w {\n\t\tidempotency_header \"X Request\"\n\t}\n}", `idempotency_header: header name "X Request"`},
 		{"workflow declared twice", "hookgate_ingress {\n\tworkflow w\n\tworkflow w\n}", `workflow "w" is declared twice, at Caddyfile:4`},
+		{"target id twice", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid t\n\t\t}\n\t\tforward http://example.com/b {\n\t\t\tid t\n\t\t}\n\t}\n}", `targets[1].id: "t" is also the id of targets[0]`},
+		{"target id without name", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid\n\t\t}\n\t}\n}", `wrong argument count`},
 		{"api without token", "hookgate_api", `needs token`},
 		{"api unknown option", "hookgate_api {\n\ttokn x\n}", `unrecognized hookgate_api option "tokn", at Caddyfile:3`},
 	}

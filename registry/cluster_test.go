@@ -1,12 +1,18 @@
 package registry
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/internal/natstest"
 )
 
 // startNATS runs one nats-server with JetStream on 127.0.0.1, on a random
@@ -115,5 +121,141 @@ func TestTwoInstances(t *testing.T) {
 	// A name taken on A is taken on B.
 	if _, err := a.CreateSubscription(ctx, Subscription{ID: "s2", Name: "s", Topics: []string{"*"}, URL: "http://127.0.0.1:9/"}); err == nil {
 		t.Error("A created a subscription with a name B uses")
+	}
+}
+
+// clusterEngine opens an engine with R3 buckets connected to one node of
+// c (the client learns the others from it).
+func clusterEngine(t *testing.T, url string) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	eng, err := engine.Open(ctx, engine.Config{URLs: []string{url}, Replicas: 3,
+		ConnectTimeout: 5 * time.Second, CreateTimeout: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("engine.Open(%s): %v", url, err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
+}
+
+// retryWrite retries a write until it succeeds (a stream may be electing a
+// leader) and returns when it did; a conflict means an earlier attempt
+// that timed out was stored.
+func retryWrite(t *testing.T, what string, write func(context.Context) error) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := write(ctx)
+		cancel()
+		if err == nil || errors.Is(err, ErrConflict) {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// crossChanges makes a change on each instance and checks that the other
+// sees it within 1s of the write's acknowledgement.
+func crossChanges(t *testing.T, a, b *Registry, tag string) {
+	t.Helper()
+	sub := "sub-" + tag
+	done := retryWrite(t, "subscription on B", func(ctx context.Context) error {
+		_, err := b.CreateSubscription(ctx, Subscription{ID: sub, Name: sub, Topics: []string{"*"}, URL: "http://127.0.0.1:9/"})
+		return err
+	})
+	if _, ok := b.Subscription(sub); !ok {
+		t.Errorf("%s: B does not read its own write", tag)
+	}
+	if !waitFor(time.Second, func() bool { _, ok := a.Subscription(sub); return ok }) {
+		t.Errorf("%s: subscription created on B not seen on A within 1s", tag)
+	} else {
+		t.Logf("%s: subscription created on B seen on A %v after the write", tag, time.Since(done).Round(time.Millisecond))
+	}
+
+	wf := "wf-" + tag
+	var key string
+	done = retryWrite(t, "workflow on A", func(ctx context.Context) error {
+		var err error
+		_, key, err = a.CreateWorkflow(ctx, Workflow{ID: wf})
+		if errors.Is(err, ErrConflict) { // stored by a timed-out attempt: give it a key again
+			key, err = a.Regenerate(ctx, wf, 0)
+		}
+		return err
+	})
+	if !waitFor(time.Second, func() bool { _, ok := b.Authenticate(wf, key, time.Now()); return ok }) {
+		t.Errorf("%s: workflow created on A not accepted on B within 1s", tag)
+	} else {
+		t.Logf("%s: workflow created on A accepted on B %v after the write", tag, time.Since(done).Round(time.Millisecond))
+	}
+}
+
+// streamLeader returns the name of the node leading the stream of bucket.
+func streamLeader(t *testing.T, eng *engine.Engine, bucket string) string {
+	t.Helper()
+	ctx := testCtx(t)
+	s, err := eng.JetStream().Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream info of %s: %+v, %v", bucket, info, err)
+	}
+	return info.Cluster.Leader
+}
+
+// Two instances on two nodes of a 3-node cluster keep seeing each other's
+// changes within 1s after a node stops: the node one of them is connected
+// to, or a node neither is connected to that leads the config streams.
+func TestClusterNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster")
+	}
+	tests := []struct {
+		name string
+		// pick returns the nodes A and B connect to and the node to stop.
+		pick func(c *natstest.Cluster, leader string) (a, b, stop int)
+	}{
+		{"node of A stops", func(c *natstest.Cluster, leader string) (int, int, int) { return 0, 1, 0 }},
+		{"stream leader stops", func(c *natstest.Cluster, leader string) (int, int, int) {
+			var others []int
+			stop := 0
+			for i, s := range c.Servers {
+				if s.Name() == leader {
+					stop = i
+				} else {
+					others = append(others, i)
+				}
+			}
+			return others[0], others[1], stop
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := natstest.StartCluster(t, 3)
+			boot := clusterEngine(t, c.URLs[0]) // creates the buckets
+			leader := streamLeader(t, boot, engine.BucketSubscriptions)
+			ai, bi, stop := tc.pick(c, leader)
+			t.Logf("A on %s, B on %s, stopping %s (subscriptions stream leader: %s)",
+				c.Servers[ai].Name(), c.Servers[bi].Name(), c.Servers[stop].Name(), leader)
+			core, logs := observer.New(zapcore.InfoLevel)
+			a := startRegistry(t, clusterEngine(t, c.URLs[ai]), zap.New(core))
+			b := startRegistry(t, clusterEngine(t, c.URLs[bi]), nil)
+			_ = boot.Close()
+
+			crossChanges(t, a, b, "before")
+			c.Servers[stop].Shutdown()
+			c.Servers[stop].WaitForShutdown()
+			crossChanges(t, a, b, "after")
+			crossChanges(t, a, b, "again")
+			for _, e := range logs.All() {
+				t.Logf("A logged %s %q %v", e.Level, e.Message, e.ContextMap())
+			}
+		})
 	}
 }

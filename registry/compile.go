@@ -2,7 +2,9 @@ package registry
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -50,7 +52,7 @@ type URLChecker interface {
 // uses: built from a workflow target or a subscription.
 type Destination struct {
 	// ID identifies the destination in delivery records: the subscription
-	// id, or "wf=<workflow>=<index>" for a workflow target.
+	// id, or "wf=<workflow>=<target id>" for a workflow target.
 	ID string
 	// WorkflowID is set for workflow targets.
 	WorkflowID string
@@ -195,12 +197,25 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 			cw.StandardKeys = [][]byte{k}
 		}
 	}
-	for i, t := range w.Targets {
-		d, err := compileTarget(w.ID, i, t, guard)
-		if err != nil {
-			return nil, err
+	if len(w.Targets) > 0 {
+		targets := make([]Target, len(w.Targets))
+		seen := make(map[string]int, len(w.Targets))
+		for i, t := range w.Targets {
+			if t.ID == "" {
+				t.ID = TargetID(t.Method, t.URL)
+			}
+			if j, dup := seen[t.ID]; dup {
+				return nil, invalid(fmt.Sprintf("targets[%d].id", i), "%q is also the id of targets[%d]: give one of them another id", t.ID, j)
+			}
+			seen[t.ID] = i
+			d, err := compileTarget(w.ID, i, t, guard)
+			if err != nil {
+				return nil, err
+			}
+			targets[i] = t
+			cw.Targets = append(cw.Targets, d)
 		}
-		cw.Targets = append(cw.Targets, d)
+		w.Targets = targets
 	}
 	if w.FixedKey != "" {
 		h := HashKey(w.FixedKey)
@@ -210,8 +225,26 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	return cw, nil
 }
 
+// TargetID is the default id of a workflow target: the first 8 hex digits
+// of the SHA-256 of its method (POST when empty) and URL.
+func TargetID(method, url string) string {
+	if method == "" {
+		method = http.MethodPost
+	}
+	sum := sha256.Sum256([]byte(strings.ToUpper(method) + " " + url))
+	return hex.EncodeToString(sum[:4])
+}
+
+// TargetDestinationID is the destination id of a workflow's target.
+func TargetDestinationID(workflow, target string) string {
+	return "wf=" + workflow + "=" + target
+}
+
 func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destination, error) {
 	field := fmt.Sprintf("targets[%d]", i)
+	if !ValidID(t.ID) {
+		return nil, invalid(field+".id", "%q must be 1 to 128 letters, digits, '-' or '_'", t.ID)
+	}
 	if t.URL == "" {
 		return nil, invalid(field+".url", "required")
 	}
@@ -230,7 +263,7 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 		return nil, err
 	}
 	d := &Destination{
-		ID:          fmt.Sprintf("wf=%s=%d", workflow, i),
+		ID:          TargetDestinationID(workflow, t.ID),
 		WorkflowID:  workflow,
 		URL:         t.URL,
 		Method:      strings.ToUpper(t.Method),

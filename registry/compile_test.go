@@ -198,6 +198,10 @@ func TestCompileWorkflowErrors(t *testing.T) {
 		{"target zero wait", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, RetrySchedule: []Duration{Duration(time.Second), 0}}}}, nil, "targets[0].retry_schedule"},
 		{"target negative wait", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, RetrySchedule: []Duration{Duration(-time.Second)}}}}, nil, "targets[0].retry_schedule"},
 		{"target bad secret", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL, Secret: "whsec_!!"}}}, nil, "targets[0].secret"},
+		{"target bad id", Workflow{ID: "w", Targets: []Target{{ID: "a.b", URL: okTarget.URL}}}, nil, "targets[0].id"},
+		{"target ids given twice", Workflow{ID: "w", Targets: []Target{{ID: "x", URL: okTarget.URL}, {ID: "y", URL: okTarget.URL + "b"}, {ID: "x", URL: okTarget.URL + "c"}}}, nil, "targets[2].id"},
+		{"same target twice", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {URL: okTarget.URL, Method: "post"}}}, nil, "targets[1].id"},
+		{"given id equal to a derived one", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {ID: TargetID("", okTarget.URL), URL: okTarget.URL + "b"}}}, nil, "targets[1].id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,7 +243,7 @@ func TestCompileWorkflowDefaults(t *testing.T) {
 		t.Errorf("unexpected optional parts: %+v", cw)
 	}
 	d := cw.Targets[0]
-	if d.ID != "wf=prov=0" || d.WorkflowID != "prov" || d.SubscriptionID != "" {
+	if d.ID != "wf=prov="+TargetID("POST", "http://127.0.0.1:9/a") || d.WorkflowID != "prov" || d.SubscriptionID != "" {
 		t.Errorf("target ids: %q %q %q", d.ID, d.WorkflowID, d.SubscriptionID)
 	}
 	if d.Method != http.MethodPost || d.Timeout != 10*time.Second || d.MaxAttempts != 6 || d.Schedule != nil {
@@ -281,7 +285,7 @@ func TestCompileWorkflowDefaults(t *testing.T) {
 		t.Error("pinned key hash not set")
 	}
 	a, b := cw.Targets[0], cw.Targets[1]
-	if a.ID != "wf=full=0" || b.ID != "wf=full=1" {
+	if a.ID != "wf=full="+TargetID("PUT", "http://127.0.0.1:9/a") || b.ID != "wf=full="+TargetID("", "http://127.0.0.1:9/b") {
 		t.Errorf("target ids %q %q", a.ID, b.ID)
 	}
 	if a.Method != "PUT" || a.Timeout != 3*time.Second || a.Headers["X-A"] != "1" {
@@ -439,5 +443,77 @@ func TestPredicates(t *testing.T) {
 	cs, _ = CompileSubscription(s, "", nil)
 	if inc, exc, err = cs.Predicates(ev); !inc || exc || err != nil {
 		t.Errorf("no predicates: %v %v %v", inc, exc, err)
+	}
+}
+
+func TestTargetID(t *testing.T) {
+	const u = "http://127.0.0.1:9/a"
+	tests := []struct {
+		name, method, url, want string
+	}{
+		// sha256("POST http://127.0.0.1:9/a"), first 4 bytes.
+		{"default method", "", u, TargetID("POST", u)},
+		{"method case", "post", u, TargetID("POST", u)},
+		{"other method", "PUT", u, ""},
+		{"other url", "", u + "b", ""},
+	}
+	base := TargetID("POST", u)
+	if len(base) != 8 || !ValidID(base) {
+		t.Fatalf("TargetID = %q: want 8 hex digits", base)
+	}
+	for _, tc := range tests {
+		got := TargetID(tc.method, tc.url)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("%s: TargetID = %q, want %q", tc.name, got, tc.want)
+		}
+		if tc.want == "" && got == base {
+			t.Errorf("%s: TargetID = %q, the same as for POST %s", tc.name, got, u)
+		}
+	}
+}
+
+// Reordering, adding or removing targets keeps every remaining target's
+// destination id, so queued retries stay with their URL and secret.
+func TestTargetIdentityStable(t *testing.T) {
+	a := Target{URL: "http://127.0.0.1:9/a", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	b := Target{URL: "http://127.0.0.1:9/b"}
+	c := Target{ID: "named", URL: "http://127.0.0.1:9/c"}
+	ids := func(targets ...Target) map[string]string { // URL -> destination id
+		t.Helper()
+		cw := mustCompileWorkflow(t, Workflow{ID: "w", Targets: targets})
+		out := map[string]string{}
+		for i, d := range cw.Targets {
+			if cw.Def.Targets[i].ID == "" {
+				t.Errorf("targets[%d]: compiled definition has no id", i)
+			}
+			if d.ID != TargetDestinationID("w", cw.Def.Targets[i].ID) {
+				t.Errorf("targets[%d]: destination %q, definition id %q", i, d.ID, cw.Def.Targets[i].ID)
+			}
+			out[d.URL] = d.ID
+		}
+		return out
+	}
+	first := ids(a, b, c)
+	if first[c.URL] != "wf=w=named" {
+		t.Errorf("named target: %q", first[c.URL])
+	}
+	if first[a.URL] == first[b.URL] {
+		t.Errorf("two targets share %q", first[a.URL])
+	}
+	for name, targets := range map[string][]Target{
+		"reordered":     {c, b, a},
+		"first removed": {b, c},
+		"one added":     {{URL: "http://127.0.0.1:9/new"}, a, b, c},
+	} {
+		for u, id := range ids(targets...) {
+			if want, ok := first[u]; ok && id != want {
+				t.Errorf("%s: %s has destination %q, was %q", name, u, id, want)
+			}
+		}
+	}
+	// A renamed URL keeps its destination when the id is given.
+	moved := ids(Target{ID: "named", URL: "http://127.0.0.1:9/moved"})
+	if moved["http://127.0.0.1:9/moved"] != "wf=w=named" {
+		t.Errorf("moved named target: %v", moved)
 	}
 }

@@ -17,6 +17,13 @@ func TestKeepSecrets(t *testing.T) {
 			t.Errorf("targets[%d].secret = %q, want %q", i, w.Targets[i].Secret, want)
 		}
 	}
+	// A target found by id keeps its secret when its URL changes.
+	old = Workflow{Targets: []Target{{ID: "t1", URL: "http://a/", Secret: "s1"}}}
+	w2 := Workflow{Targets: []Target{{ID: "t1", URL: "http://moved/"}}}
+	keepSecrets(&w2, &old)
+	if w2.Targets[0].Secret != "s1" {
+		t.Errorf("secret not kept by id: %q", w2.Targets[0].Secret)
+	}
 	if w.Verify.HMACSecret != "h" || w.Verify.StandardSecret != "whsec_x" {
 		t.Errorf("verify secrets not kept: %+v", w.Verify)
 	}

@@ -2,11 +2,8 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,18 +21,21 @@ type keyState struct {
 	previousUntil time.Time
 }
 
-// snapshot is an immutable view of every resource; readers load it without
-// locks, writers replace it.
-type snapshot struct {
-	workflows     map[string]*CompiledWorkflow
-	keys          map[string]keyState
-	topics        map[string]*CompiledTopic
-	subscriptions map[string]*CompiledSubscription
-	destinations  map[string]*Destination
-}
+// Kinds of resources, as Broken names them.
+const (
+	KindWorkflow     = "workflow"
+	KindTopic        = "topic"
+	KindSubscription = "subscription"
+)
 
 // Registry is the in-memory index of resources, fed by KV watches, and the
 // writer of API-managed resources.
+//
+// The index the request path reads (workflows, keys, destinations, topics,
+// subscriptions and the topic index) is made of copy-on-write shards: reads
+// take no lock, and a change copies only the shards it touches. Changes are
+// serialised by mu, which also guards the sources they are computed from:
+// the API resources (from the KV watches) and the configuration ones.
 type Registry struct {
 	eng   *engine.Engine
 	guard URLChecker
@@ -44,16 +44,23 @@ type Registry struct {
 	mu         sync.Mutex
 	apiWF      map[string]*CompiledWorkflow
 	confWF     map[string]configEntry[*CompiledWorkflow]
-	keys       map[string]keyState
 	apiTopics  map[string]*CompiledTopic
 	confTopics map[string]configEntry[*CompiledTopic]
 	apiSubs    map[string]*CompiledSubscription
 	confSubs   map[string]configEntry[*CompiledSubscription]
-	revisions  map[string]uint64 // bucket -> last applied revision
-	changed    chan struct{}     // closed and replaced on every apply
-	fresh      sync.Map          // workflow id -> freshWorkflow (store.go)
+	subNames   map[string]map[string]struct{} // name -> ids of served subscriptions
+	broken     map[string]map[string]string   // kind -> id -> error
+	revisions  map[string]uint64              // bucket -> last applied revision
+	changed    chan struct{}                  // closed and replaced on every change
+	fresh      sync.Map                       // workflow id -> freshWorkflow (store.go)
 
-	snap   atomic.Pointer[snapshot]
+	workflows     *cowMap[*CompiledWorkflow]
+	keys          *cowMap[keyState]
+	topics        *cowMap[*CompiledTopic]
+	subscriptions *cowMap[*CompiledSubscription]
+	destinations  *cowMap[*Destination]
+	byTopic       *topicIndex
+
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -70,96 +77,27 @@ func New(eng *engine.Engine, guard URLChecker, log *zap.Logger) *Registry {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	r := &Registry{
+	return &Registry{
 		eng: eng, guard: guard, log: log,
 		apiWF: map[string]*CompiledWorkflow{}, confWF: map[string]configEntry[*CompiledWorkflow]{},
-		keys:      map[string]keyState{},
 		apiTopics: map[string]*CompiledTopic{}, confTopics: map[string]configEntry[*CompiledTopic]{},
 		apiSubs: map[string]*CompiledSubscription{}, confSubs: map[string]configEntry[*CompiledSubscription]{},
+		subNames:  map[string]map[string]struct{}{},
+		broken:    map[string]map[string]string{KindWorkflow: {}, KindTopic: {}, KindSubscription: {}},
 		revisions: map[string]uint64{},
 		changed:   make(chan struct{}),
+
+		workflows:     newCowMap[*CompiledWorkflow](),
+		keys:          newCowMap[keyState](),
+		topics:        newCowMap[*CompiledTopic](),
+		subscriptions: newCowMap[*CompiledSubscription](),
+		destinations:  newCowMap[*Destination](),
+		byTopic:       newTopicIndex(),
 	}
-	r.rebuild()
-	return r
 }
 
 // Guard returns the URL checker resources are validated with.
 func (r *Registry) Guard() URLChecker { return r.guard }
-
-// Start watches the buckets and returns once their current content is
-// loaded (or ctx ends).
-func (r *Registry) Start(ctx context.Context) error {
-	wctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	buckets := []struct {
-		kv    jetstream.KeyValue
-		apply func(jetstream.KeyValueEntry)
-	}{
-		{r.eng.Workflows, r.applyWorkflow},
-		{r.eng.Keys, r.applyKey},
-		{r.eng.Topics, r.applyTopic},
-		{r.eng.Subscriptions, r.applySubscription},
-	}
-	ready := make(chan error, len(buckets))
-	for _, b := range buckets {
-		w, err := b.kv.WatchAll(wctx)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("watching %s: %w", b.kv.Bucket(), err)
-		}
-		r.done.Add(1)
-		go r.watch(wctx, w, b.kv.Bucket(), b.apply, ready)
-	}
-	for range buckets {
-		select {
-		case err := <-ready:
-			if err != nil {
-				cancel()
-				return err
-			}
-		case <-ctx.Done():
-			cancel()
-			return fmt.Errorf("loading resources: %w", ctx.Err())
-		}
-	}
-	return nil
-}
-
-func (r *Registry) watch(ctx context.Context, w jetstream.KeyWatcher, bucket string, apply func(jetstream.KeyValueEntry), ready chan<- error) {
-	defer r.done.Done()
-	defer func() { _ = w.Stop() }()
-	signalled := false
-	for {
-		select {
-		case <-ctx.Done():
-			if !signalled {
-				ready <- ctx.Err()
-			}
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				if !signalled {
-					ready <- fmt.Errorf("watch of %s closed", bucket)
-				}
-				return
-			}
-			if e == nil {
-				if !signalled {
-					signalled = true
-					ready <- nil
-				}
-				continue
-			}
-			r.mu.Lock()
-			apply(e)
-			if e.Revision() > r.revisions[bucket] {
-				r.revisions[bucket] = e.Revision()
-			}
-			r.rebuildLocked()
-			r.mu.Unlock()
-		}
-	}
-}
 
 // Stop ends the watches.
 func (r *Registry) Stop() {
@@ -189,15 +127,15 @@ func (r *Registry) waitApplied(ctx context.Context, bucket string, rev uint64) {
 	}
 }
 
-// waitUntil blocks (at most 2s) until cond holds for the current snapshot.
-func (r *Registry) waitUntil(ctx context.Context, cond func(*snapshot) bool) {
+// waitUntil blocks (at most 2s) until cond holds.
+func (r *Registry) waitUntil(ctx context.Context, cond func() bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	for {
 		r.mu.Lock()
 		ch := r.changed
 		r.mu.Unlock()
-		if cond(r.snap.Load()) {
+		if cond() {
 			return
 		}
 		select {
@@ -208,205 +146,195 @@ func (r *Registry) waitUntil(ctx context.Context, cond func(*snapshot) bool) {
 	}
 }
 
-func isDelete(e jetstream.KeyValueEntry) bool {
-	return e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge
+// txn is one change of the index: the shards it touches are copied once
+// and published together by commit. It is used with r.mu held.
+type txn struct {
+	r       *Registry
+	wf      *cowBatch[*CompiledWorkflow]
+	keys    *cowBatch[keyState]
+	topics  *cowBatch[*CompiledTopic]
+	subs    *cowBatch[*CompiledSubscription]
+	dest    *cowBatch[*Destination]
+	byTopic *topicBatch
 }
 
-func (r *Registry) applyWorkflow(e jetstream.KeyValueEntry) {
-	if isDelete(e) {
-		delete(r.apiWF, e.Key())
-		return
+func (r *Registry) begin() *txn {
+	return &txn{
+		r: r, wf: r.workflows.batch(), keys: r.keys.batch(), topics: r.topics.batch(),
+		subs: r.subscriptions.batch(), dest: r.destinations.batch(), byTopic: r.byTopic.batch(),
 	}
-	var w Workflow
-	if err := json.Unmarshal(e.Value(), &w); err != nil {
-		r.log.Error("stored workflow is unreadable", zap.String("workflow", e.Key()), zap.Error(err))
-		return
-	}
-	w.Source = SourceAPI
-	cw, err := r.compileStored(w, e.Value())
-	if err != nil {
-		r.log.Error("stored workflow does not compile", zap.String("workflow", e.Key()), zap.Error(err))
-		return
-	}
-	if c := cw.Contract; c != nil && c.FallbackReason() != "" {
-		r.log.Info("workflow contract is validated by the JSON Schema engine, not the fast validator",
-			zap.String("workflow", w.ID), zap.String("reason", c.FallbackReason()))
-	}
-	r.apiWF[w.ID] = cw
 }
 
-func (r *Registry) applyKey(e jetstream.KeyValueEntry) {
-	if isDelete(e) {
-		delete(r.keys, e.Key())
-		return
-	}
-	var rec keyRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		r.log.Error("stored key record is unreadable", zap.String("workflow", e.Key()), zap.Error(err))
-		return
-	}
-	cur, ok := parseHash(rec.Hash)
-	if !ok {
-		r.log.Error("stored key hash is malformed", zap.String("workflow", e.Key()))
-		return
-	}
-	ks := keyState{current: cur}
-	if prev, ok := parseHash(rec.PreviousHash); ok {
-		ks.previous, ks.previousUntil = &prev, rec.PreviousUntil
-	}
-	r.keys[e.Key()] = ks
+// commit publishes the change and wakes the waiters of Changed.
+func (t *txn) commit() {
+	t.byTopic.commit()
+	t.dest.commit()
+	t.subs.commit()
+	t.topics.commit()
+	t.keys.commit()
+	t.wf.commit()
+	close(t.r.changed)
+	t.r.changed = make(chan struct{})
 }
 
-func (r *Registry) applyTopic(e jetstream.KeyValueEntry) {
-	name, err := decodeTopicKey(e.Key())
-	if err != nil {
+// refreshWorkflow serves the configuration workflow id if there is one,
+// else the API one, and their target destinations.
+func (t *txn) refreshWorkflow(id string) {
+	cur := t.r.apiWF[id]
+	if e, ok := t.r.confWF[id]; ok {
+		cur = e.value
+	}
+	old, _ := t.wf.get(id)
+	if old == cur {
 		return
 	}
-	if isDelete(e) {
-		delete(r.apiTopics, name)
-		return
+	if old != nil {
+		for _, d := range old.Targets {
+			t.dest.del(d.ID)
+		}
+		t.wf.del(id)
 	}
-	var t Topic
-	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		r.log.Error("stored topic is unreadable", zap.String("topic", name), zap.Error(err))
-		return
+	if cur != nil {
+		t.wf.set(id, cur)
+		for _, d := range cur.Targets {
+			t.dest.set(d.ID, d)
+		}
 	}
-	t.Source = SourceAPI
-	ct, err := CompileTopic(t)
-	if err != nil {
-		r.log.Error("stored topic does not compile", zap.String("topic", name), zap.Error(err))
-		return
-	}
-	r.apiTopics[name] = ct
 }
 
-func (r *Registry) applySubscription(e jetstream.KeyValueEntry) {
-	if isDelete(e) {
-		delete(r.apiSubs, e.Key())
-		return
+func (t *txn) refreshTopic(name string) {
+	cur := t.r.apiTopics[name]
+	if e, ok := t.r.confTopics[name]; ok {
+		cur = e.value
 	}
-	var st storedSubscription
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		r.log.Error("stored subscription is unreadable", zap.String("subscription", e.Key()), zap.Error(err))
-		return
+	if cur == nil {
+		t.topics.del(name)
+	} else {
+		t.topics.set(name, cur)
 	}
-	s := st.Subscription
-	s.Secret = st.Secret
-	s.Source = SourceAPI
-	prev := ""
-	if st.PreviousSecret != "" && time.Now().Before(st.PreviousUntil) {
-		prev = st.PreviousSecret
-	}
-	cs, err := CompileSubscription(s, prev, r.guard)
-	if err != nil {
-		r.log.Error("stored subscription does not compile", zap.String("subscription", e.Key()), zap.Error(err))
-		return
-	}
-	if prev != "" {
-		cs.previousUntil = st.PreviousUntil
-		r.scheduleRebuild(st.PreviousUntil)
-	}
-	r.apiSubs[s.ID] = cs
 }
 
-// scheduleRebuild recompiles API subscriptions at t, so that a rotated-away
-// secret stops signing when its grace period ends. Only subscriptions whose
-// own grace period has ended are recompiled: another one rotated with a
-// longer grace keeps its previous secret.
-func (r *Registry) scheduleRebuild(t time.Time) {
+// refreshSubscription serves the configuration subscription id if there is
+// one, else the API one, in the topic index, the name index and the
+// destinations.
+func (t *txn) refreshSubscription(id string) {
+	cur := t.r.apiSubs[id]
+	if e, ok := t.r.confSubs[id]; ok {
+		cur = e.value
+	}
+	old, _ := t.subs.get(id)
+	if old == cur {
+		return
+	}
+	names := t.r.subNames
+	if old != nil {
+		t.byTopic.remove(old)
+		t.dest.del(old.Dest.ID)
+		t.subs.del(id)
+		if ids := names[old.Def.Name]; ids != nil {
+			delete(ids, id)
+			if len(ids) == 0 {
+				delete(names, old.Def.Name)
+			}
+		}
+	}
+	if cur != nil {
+		t.byTopic.add(cur)
+		t.dest.set(cur.Dest.ID, cur.Dest)
+		t.subs.set(id, cur)
+		if names[cur.Def.Name] == nil {
+			names[cur.Def.Name] = map[string]struct{}{}
+		}
+		names[cur.Def.Name][id] = struct{}{}
+	}
+}
+
+// scheduleExpiry recompiles API subscription id without its previous
+// secret at t, so that a rotated-away secret stops signing when its grace
+// period ends.
+func (r *Registry) scheduleExpiry(id string, t time.Time) {
 	time.AfterFunc(time.Until(t)+time.Millisecond, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		now := time.Now()
-		for id, cs := range r.apiSubs {
-			if len(cs.Dest.Keys) > 1 && !now.Before(cs.previousUntil) {
-				if ncs, err := CompileSubscription(cs.Def, "", r.guard); err == nil {
-					r.apiSubs[id] = ncs
-				}
-			}
+		cs, ok := r.apiSubs[id]
+		if !ok || len(cs.Dest.Keys) < 2 || time.Now().Before(cs.previousUntil) {
+			return // changed since, or a later rotation with a longer grace
 		}
-		r.rebuildLocked()
+		ncs, err := CompileSubscription(cs.Def, "", r.guard)
+		if err != nil {
+			return
+		}
+		r.apiSubs[id] = ncs
+		tx := r.begin()
+		tx.refreshSubscription(id)
+		tx.commit()
 	})
 }
 
-func (r *Registry) rebuild() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rebuildLocked()
+// setBroken records (err != nil) or clears why a stored resource is not
+// served. It is logged once per stored version.
+func (r *Registry) setBroken(kind, id string, err error) {
+	if err == nil {
+		delete(r.broken[kind], id)
+		return
+	}
+	r.broken[kind][id] = err.Error()
+	r.log.Error("stored "+kind+" is broken: not served", zap.String(kind, id), zap.Error(err))
 }
 
-// rebuildLocked publishes a new snapshot; configuration entries win over API
-// entries with the same id (the API refuses to create those).
-func (r *Registry) rebuildLocked() {
-	s := &snapshot{
-		workflows:     make(map[string]*CompiledWorkflow, len(r.apiWF)+len(r.confWF)),
-		keys:          maps.Clone(r.keys),
-		topics:        make(map[string]*CompiledTopic, len(r.apiTopics)+len(r.confTopics)),
-		subscriptions: make(map[string]*CompiledSubscription, len(r.apiSubs)+len(r.confSubs)),
-		destinations:  map[string]*Destination{},
-	}
-	maps.Copy(s.workflows, r.apiWF)
-	for id, e := range r.confWF {
-		s.workflows[id] = e.value
-	}
-	maps.Copy(s.topics, r.apiTopics)
-	for id, e := range r.confTopics {
-		s.topics[id] = e.value
-	}
-	maps.Copy(s.subscriptions, r.apiSubs)
-	for id, e := range r.confSubs {
-		s.subscriptions[id] = e.value
-	}
-	for _, w := range s.workflows {
-		for _, d := range w.Targets {
-			s.destinations[d.ID] = d
-		}
-	}
-	for _, sub := range s.subscriptions {
-		s.destinations[sub.Dest.ID] = sub.Dest
-	}
-	r.snap.Store(s)
-	close(r.changed)
-	r.changed = make(chan struct{})
+// Broken returns the stored resources of a kind (KindWorkflow, KindTopic or
+// KindSubscription) that do not read or compile any more, by id (the name
+// for topics), with the reason. They are not served: a broken workflow
+// answers like an unknown one, a broken subscription receives nothing.
+func (r *Registry) Broken(kind string) map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.broken[kind])
+}
+
+func (r *Registry) isBroken(kind, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.broken[kind][id]
+	return ok
 }
 
 // --- reads (lock-free) ---
 
 // Workflow returns a compiled workflow by id.
 func (r *Registry) Workflow(id string) (*CompiledWorkflow, bool) {
-	w, ok := r.snap.Load().workflows[id]
-	return w, ok
+	return r.workflows.get(id)
 }
 
 // Workflows returns every workflow, sorted by id.
-func (r *Registry) Workflows() []*CompiledWorkflow {
-	return sortedValues(r.snap.Load().workflows)
-}
+func (r *Registry) Workflows() []*CompiledWorkflow { return r.workflows.sortedValues() }
 
 // Topic returns a compiled topic by name.
-func (r *Registry) Topic(name string) (*CompiledTopic, bool) {
-	t, ok := r.snap.Load().topics[name]
-	return t, ok
-}
+func (r *Registry) Topic(name string) (*CompiledTopic, bool) { return r.topics.get(name) }
 
 // Topics returns every topic, sorted by name.
-func (r *Registry) Topics() []*CompiledTopic { return sortedValues(r.snap.Load().topics) }
+func (r *Registry) Topics() []*CompiledTopic { return r.topics.sortedValues() }
 
 // Subscription returns a compiled subscription by id.
 func (r *Registry) Subscription(id string) (*CompiledSubscription, bool) {
-	s, ok := r.snap.Load().subscriptions[id]
-	return s, ok
+	return r.subscriptions.get(id)
 }
 
 // Subscriptions returns every subscription, sorted by id.
 func (r *Registry) Subscriptions() []*CompiledSubscription {
-	return sortedValues(r.snap.Load().subscriptions)
+	return r.subscriptions.sortedValues()
 }
 
-// DestinationIDs returns the ids of every current destination.
-func (r *Registry) DestinationIDs() []string {
-	return slices.Sorted(maps.Keys(r.snap.Load().destinations))
+// SubscriptionsForTopic returns every subscription whose topic patterns
+// cover topic (as TopicsMatch decides), enabled or not, sorted by id. It
+// takes no lock and reads only the matching entries of a topic index: the
+// exact name, "*", and the "prefix.*" patterns that are prefixes of topic.
+func (r *Registry) SubscriptionsForTopic(topic string) []*CompiledSubscription {
+	return r.byTopic.lookup(topic)
 }
+
+// DestinationIDs returns the ids of every current destination, sorted.
+func (r *Registry) DestinationIDs() []string { return r.destinations.sortedKeys() }
 
 // Changed returns a channel closed at the next change of the resources.
 func (r *Registry) Changed() <-chan struct{} {
@@ -417,17 +345,7 @@ func (r *Registry) Changed() <-chan struct{} {
 
 // Destination returns a delivery destination by id.
 func (r *Registry) Destination(id string) (*Destination, bool) {
-	d, ok := r.snap.Load().destinations[id]
-	return d, ok
-}
-
-func sortedValues[T any](m map[string]T) []T {
-	keys := slices.Sorted(maps.Keys(m))
-	out := make([]T, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, m[k])
-	}
-	return out
+	return r.destinations.get(id)
 }
 
 // dummyHash is compared against when a workflow is unknown, so that unknown
@@ -438,11 +356,10 @@ var dummyHash = HashKey("hookgate: no such workflow")
 // previous key within the grace period. Unknown, disabled and keyless
 // workflows are refused exactly like a wrong key.
 func (r *Registry) Authenticate(id, key string, now time.Time) (*CompiledWorkflow, bool) {
-	s := r.snap.Load()
 	h := HashKey(key)
-	w, ok := s.workflows[id]
+	w, ok := r.workflows.get(id)
 	var want *[32]byte
-	ks, hasKey := s.keys[id]
+	ks, hasKey := r.keys.get(id)
 	switch {
 	case ok && w.fixedHash != nil:
 		want = w.fixedHash
@@ -464,11 +381,10 @@ func (r *Registry) Authenticate(id, key string, now time.Time) (*CompiledWorkflo
 
 // HasKey reports whether the workflow has a key (pinned or generated).
 func (r *Registry) HasKey(id string) bool {
-	s := r.snap.Load()
-	if w, ok := s.workflows[id]; ok && w.fixedHash != nil {
+	if w, ok := r.workflows.get(id); ok && w.fixedHash != nil {
 		return true
 	}
-	_, ok := s.keys[id]
+	_, ok := r.keys.get(id)
 	return ok
 }
 
@@ -487,16 +403,20 @@ func (r *Registry) DeclareConfig(workflows []*CompiledWorkflow, topics []*Compil
 	owner := ownerSeq.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	t := r.begin()
 	for _, w := range workflows {
 		r.confWF[w.Def.ID] = configEntry[*CompiledWorkflow]{owner, w}
+		t.refreshWorkflow(w.Def.ID)
 	}
-	for _, t := range topics {
-		r.confTopics[t.Def.Name] = configEntry[*CompiledTopic]{owner, t}
+	for _, tp := range topics {
+		r.confTopics[tp.Def.Name] = configEntry[*CompiledTopic]{owner, tp}
+		t.refreshTopic(tp.Def.Name)
 	}
 	for _, s := range subs {
 		r.confSubs[s.Def.ID] = configEntry[*CompiledSubscription]{owner, s}
+		t.refreshSubscription(s.Def.ID)
 	}
-	r.rebuildLocked()
+	t.commit()
 	return &ConfigSet{r: r, owner: owner}
 }
 
@@ -508,10 +428,26 @@ func (c *ConfigSet) Release() {
 	r := c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	maps.DeleteFunc(r.confWF, func(_ string, e configEntry[*CompiledWorkflow]) bool { return e.owner == c.owner })
-	maps.DeleteFunc(r.confTopics, func(_ string, e configEntry[*CompiledTopic]) bool { return e.owner == c.owner })
-	maps.DeleteFunc(r.confSubs, func(_ string, e configEntry[*CompiledSubscription]) bool { return e.owner == c.owner })
-	r.rebuildLocked()
+	t := r.begin()
+	for id, e := range r.confWF {
+		if e.owner == c.owner {
+			delete(r.confWF, id)
+			t.refreshWorkflow(id)
+		}
+	}
+	for name, e := range r.confTopics {
+		if e.owner == c.owner {
+			delete(r.confTopics, name)
+			t.refreshTopic(name)
+		}
+	}
+	for id, e := range r.confSubs {
+		if e.owner == c.owner {
+			delete(r.confSubs, id)
+			t.refreshSubscription(id)
+		}
+	}
+	t.commit()
 }
 
 func (r *Registry) isConfigWorkflow(id string) bool {

@@ -2,9 +2,11 @@ package registry
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -334,5 +336,100 @@ func TestStartLoadsExisting(t *testing.T) {
 	}
 	if n := logs.Len(); n != 3 {
 		t.Errorf("%d errors logged, want 3: %v", n, logs.All())
+	}
+}
+
+// A stored resource that no longer compiles never stops a start: it is
+// logged once, kept aside as broken (not served), the others are served,
+// and it leaves Broken once fixed or deleted.
+func TestBrokenStoredResources(t *testing.T) {
+	eng := openEngine(t)
+	ctx := testCtx(t)
+	first := startRegistry(t, eng, nil)
+	_, key, err := first.CreateWorkflow(ctx, Workflow{ID: "ok", Targets: []Target{{URL: "http://127.0.0.1:9/ok"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.CreateSubscription(ctx, Subscription{ID: "sok", Name: "sok", Topics: []string{"t.*"}, URL: "http://127.0.0.1:9/"}); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop()
+	// Written behind the registry's back: a target the guard now refuses,
+	// a duplicate target id, unreadable JSON, a subscription to a refused
+	// URL, a topic whose schema does not compile.
+	raw := []struct {
+		kv       jetstream.KeyValue
+		key, doc string
+	}{
+		{eng.Workflows, "refused", `{"id":"refused","targets":[{"url":"http://10.0.0.1/x"}]}`},
+		{eng.Workflows, "twice", `{"id":"twice","targets":[{"id":"a","url":"http://127.0.0.1:9/a"},{"id":"a","url":"http://127.0.0.1:9/b"}]}`},
+		{eng.Workflows, "garbled", `{not json`},
+		{eng.Subscriptions, "sbad", `{"id":"sbad","name":"sbad","topics":["t.*"],"url":"http://10.0.0.1/"}`},
+		{eng.Topics, "t.bad", `{"name":"t.bad","schema":{"type":12}}`},
+	}
+	for _, e := range raw {
+		if _, err := e.kv.Put(ctx, e.key, []byte(e.doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	core, logs := observer.New(zapcore.ErrorLevel)
+	r := startRegistry(t, eng, zap.New(core))
+	if _, ok := r.Authenticate("ok", key, time.Now()); !ok {
+		t.Error("the workflow that compiles is not served")
+	}
+	if subs := r.SubscriptionsForTopic("t.x"); len(subs) != 1 || subs[0].Def.ID != "sok" {
+		t.Errorf("SubscriptionsForTopic(t.x) = %v, want sok only", subs)
+	}
+	for _, id := range []string{"refused", "twice", "garbled"} {
+		if _, ok := r.Workflow(id); ok {
+			t.Errorf("broken workflow %q is served", id)
+		}
+	}
+	if _, ok := r.Destination("sbad"); ok {
+		t.Error("broken subscription has a destination")
+	}
+	if _, ok := r.Topic("t.bad"); ok {
+		t.Error("broken topic is served")
+	}
+	wantBroken := map[string]map[string]string{
+		KindWorkflow:     {"refused": "targets[0].url", "twice": "targets[1].id", "garbled": "unreadable"},
+		KindSubscription: {"sbad": "url"},
+		KindTopic:        {"t.bad": "schema"},
+	}
+	for kind, want := range wantBroken {
+		got := r.Broken(kind)
+		if len(got) != len(want) {
+			t.Errorf("Broken(%s) = %v, want %d entries", kind, got, len(want))
+		}
+		for id, prefix := range want {
+			if !strings.HasPrefix(got[id], prefix) {
+				t.Errorf("Broken(%s)[%s] = %q, want it to start with %q", kind, id, got[id], prefix)
+			}
+		}
+	}
+	// Logged once each, naming the resource.
+	if n := logs.Len(); n != 5 {
+		t.Errorf("%d errors logged, want 5: %v", n, logs.All())
+	}
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		if m["workflow"] == nil && m["subscription"] == nil && m["topic"] == nil {
+			t.Errorf("log %q names no resource: %v", e.Message, m)
+		}
+	}
+
+	// Fixed, deleted: no longer broken.
+	if _, err := eng.Workflows.Put(ctx, "refused", []byte(`{"id":"refused","targets":[{"url":"http://127.0.0.1:9/x"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteWorkflow(ctx, "garbled"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(time.Second, func() bool { _, ok := r.Workflow("refused"); return ok }) {
+		t.Fatal("fixed workflow not served")
+	}
+	if got := r.Broken(KindWorkflow); len(got) != 1 || got["twice"] == "" {
+		t.Errorf("Broken(workflow) after the fixes = %v, want twice only", got)
 	}
 }

@@ -117,17 +117,33 @@ func (r *Registry) compileStored(w Workflow, doc []byte) (*CompiledWorkflow, err
 // keepSecrets carries secrets over a patch that replaced the targets or the
 // verify block without repeating them (the API never shows secrets, so a
 // client cannot send them back): a target keeps the secret of the old target
-// with the same URL.
+// with the same id, or else of the old target with the same URL.
 func keepSecrets(w, old *Workflow) {
-	secrets := map[string]string{}
+	byID, byURL := map[string]string{}, map[string]string{}
 	for _, t := range old.Targets {
-		if t.Secret != "" {
-			secrets[t.URL] = t.Secret
+		if t.Secret == "" {
+			continue
 		}
+		id := t.ID
+		if id == "" {
+			id = TargetID(t.Method, t.URL)
+		}
+		byID[id] = t.Secret
+		byURL[t.URL] = t.Secret
 	}
 	for i := range w.Targets {
-		if w.Targets[i].Secret == "" {
-			w.Targets[i].Secret = secrets[w.Targets[i].URL]
+		t := &w.Targets[i]
+		if t.Secret != "" {
+			continue
+		}
+		id := t.ID
+		if id == "" {
+			id = TargetID(t.Method, t.URL)
+		}
+		if s, ok := byID[id]; ok {
+			t.Secret = s
+		} else {
+			t.Secret = byURL[t.URL]
 		}
 	}
 	if w.Verify != nil && old.Verify != nil {
@@ -152,7 +168,7 @@ func (r *Registry) DeleteWorkflow(ctx context.Context, id string) error {
 		return err
 	}
 	_ = r.eng.Keys.Delete(ctx, id)
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.workflows[id]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Workflow(id); return !ok && !r.isBroken(KindWorkflow, id) })
 	return nil
 }
 
@@ -180,7 +196,7 @@ func (r *Registry) putKey(ctx context.Context, id string, grace time.Duration) (
 	}
 	rec := keyRecord{Hash: hashHex(HashKey(key))}
 	if grace > 0 {
-		if old, ok := r.snap.Load().keys[id]; ok {
+		if old, ok := r.keys.get(id); ok {
 			rec.PreviousHash = hashHex(old.current)
 			rec.PreviousUntil = time.Now().Add(grace).UTC()
 		}
@@ -225,7 +241,7 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.eng.Topics.Delete(ctx, key); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.topics[name]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Topic(name); return !ok && !r.isBroken(KindTopic, name) })
 	return nil
 }
 
@@ -268,9 +284,13 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	return cs, nil
 }
 
+// nameTaken reports whether a served subscription other than exceptID is
+// named name.
 func (r *Registry) nameTaken(name, exceptID string) bool {
-	for _, s := range r.Subscriptions() {
-		if s.Def.Name == name && s.Def.ID != exceptID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.subNames[name] {
+		if id != exceptID {
 			return true
 		}
 	}
@@ -405,7 +425,7 @@ func (r *Registry) DeleteSubscription(ctx context.Context, id string) error {
 	if err := r.eng.Subscriptions.Delete(ctx, id); err != nil {
 		return err
 	}
-	r.waitUntil(ctx, func(s *snapshot) bool { _, ok := s.subscriptions[id]; return !ok })
+	r.waitUntil(ctx, func() bool { _, ok := r.Subscription(id); return !ok && !r.isBroken(KindSubscription, id) })
 	return nil
 }
 

@@ -188,7 +188,7 @@ func TestDeleteWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.Destination("wf=w=0"); !ok {
+	if _, ok := r.Destination(TargetDestinationID("w", TargetID("", "http://127.0.0.1:9/"))); !ok {
 		t.Fatal("target destination missing")
 	}
 	if err := r.DeleteWorkflow(ctx, "w"); err != nil {
@@ -197,7 +197,7 @@ func TestDeleteWorkflow(t *testing.T) {
 	if _, ok := r.Workflow("w"); ok {
 		t.Error("workflow still in the registry")
 	}
-	if _, ok := r.Destination("wf=w=0"); ok {
+	if _, ok := r.Destination(TargetDestinationID("w", TargetID("", "http://127.0.0.1:9/"))); ok {
 		t.Error("target destination still in the registry")
 	}
 	if _, err := eng.Keys.Get(ctx, "w"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {

@@ -63,6 +63,11 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // Target is an outgoing HTTP request made for every accepted event of a
 // workflow.
 type Target struct {
+	// ID identifies the target within its workflow, and so its queued
+	// deliveries and their history: it survives reordering the targets.
+	// Letters, digits, '-' and '_'. Default: the first 8 hex digits of the
+	// SHA-256 of the method and the URL (TargetID).
+	ID string `json:"id,omitempty"`
 	// URL of the target; http or https.
 	URL string `json:"url"`
 	// Method of the request. Default: POST.
