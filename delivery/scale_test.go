@@ -155,3 +155,55 @@ func TestTenThousandDestinations(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	t.Logf("heap in use %d MiB", ms.HeapInuse>>20)
 }
+
+// Reordering a workflow's targets while a delivery waits for its retry
+// keeps the delivery, and its history, with its own target: the retry goes
+// to the same URL and the record grows there.
+func TestReorderedTargetsKeepTheirDeliveries(t *testing.T) {
+	flaky := newSink(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	steady := newSink(t, nil)
+	e := newEnv(t)
+	wait := registry.Duration(time.Second)
+	cw, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "prov", Targets: []registry.Target{
+		{URL: flaky.URL + "/a", RetrySchedule: []registry.Duration{wait}},
+		{URL: steady.URL + "/b", RetrySchedule: []registry.Duration{wait}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flakyID := cw.Targets[0].ID
+	e.start(Options{})
+	ev := &Event{Workflow: "prov", Data: json.RawMessage(`{"n":1}`)}
+	e.publish(ev)
+	flaky.waitCount(t, 1, 5*time.Second)
+	e.waitRecord(flakyID+"."+ev.ID, 5*time.Second, statusIs(StatusPending))
+
+	// The targets swap places (and the steady one's URL changes).
+	patch := fmt.Sprintf(`{"targets":[{"url":%q,"retry_schedule":["1s"]},{"url":%q,"retry_schedule":["1s"]}]}`, steady.URL+"/b2", flaky.URL+"/a")
+	updated, err := e.reg.UpdateWorkflow(e.ctx, "prov", []byte(patch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.Targets[1].ID != flakyID {
+		t.Fatalf("the flaky target's id changed with its position: %s, was %s", updated.Targets[1].ID, flakyID)
+	}
+	flaky.waitCount(t, 2, 5*time.Second)
+	rec := e.waitRecord(flakyID+"."+ev.ID, 5*time.Second, statusIs(StatusSucceeded))
+	if len(rec.Attempts) != 2 || rec.Attempts[0].StatusCode != http.StatusServiceUnavailable || rec.Attempts[1].StatusCode != http.StatusOK {
+		t.Errorf("history of the reordered target: %+v", rec.Attempts)
+	}
+	for _, r := range flaky.requests() {
+		if r.Path != "/a" {
+			t.Errorf("the retry went to %s", r.Path)
+		}
+	}
+	if n := steady.count(); n != 1 {
+		t.Errorf("the other target got %d requests, want 1", n)
+	}
+}
