@@ -266,6 +266,7 @@ func (h *Handler) routeTable() []route {
 		newRoute("/events", map[string]endpoint{http.MethodPost: small(h.publishEvent)}),
 		newRoute("/events/{id}", map[string]endpoint{http.MethodGet: small(h.getEvent)}),
 		newRoute("/deliveries", map[string]endpoint{http.MethodGet: small(h.listDeliveries)}),
+		newRoute("/deliveries/retry", map[string]endpoint{http.MethodPost: small(h.retryDeliveries)}),
 		newRoute("/deliveries/{id}", map[string]endpoint{http.MethodGet: small(h.getDelivery)}),
 		newRoute("/deliveries/{id}/retry", map[string]endpoint{http.MethodPost: small(h.retryDelivery)}),
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -263,4 +264,40 @@ func TestRetry(t *testing.T) {
 	})
 	errorCheck(t, e.post("/deliveries/"+pid+"/retry", nil), http.StatusConflict, "")
 	errorCheck(t, e.post("/deliveries/nope.evt_nope/retry", nil), http.StatusNotFound, "")
+}
+
+// POST /deliveries/retry queues every failed delivery of a subscription
+// again: {"queued": n}; a request without a subscription or workflow is 422.
+func TestBulkRetryAPI(t *testing.T) {
+	e := newEnv(t)
+	s := newSink(t, http.StatusServiceUnavailable)
+	e.put("/topics/document.deleted", nil).expect(http.StatusCreated)
+	var sub subscriptionView
+	body := orangeLogicSub(s.srv.URL)
+	body["max_attempts"] = 1
+	e.post("/subscriptions", body).expect(http.StatusCreated).decode(&sub)
+	var ids []string
+	for i := range 3 {
+		var ans struct{ ID string }
+		e.post("/events", map[string]any{"topic": "document.deleted", "data": map[string]any{"RecordID": fmt.Sprint(i)}}).
+			expect(http.StatusAccepted).decode(&ans)
+		ids = append(ids, sub.ID+"."+ans.ID)
+	}
+	for _, id := range ids {
+		e.waitDelivery(id, delivery.StatusFailed)
+	}
+	errorCheck(t, e.post("/deliveries/retry", map[string]any{"status": "failed"}), http.StatusUnprocessableEntity, "")
+	errorCheck(t, e.post("/deliveries/retry", map[string]any{"subscription": sub.ID, "status": "pending"}), http.StatusUnprocessableEntity, "")
+	errorCheck(t, e.post("/deliveries/retry", map[string]any{"subscription": sub.ID, "since": "yesterday"}), http.StatusBadRequest, "")
+	s.status.Store(http.StatusOK)
+	var res delivery.BulkResult
+	e.post("/deliveries/retry", map[string]any{"subscription": sub.ID, "status": "failed"}).expect(http.StatusAccepted).decode(&res)
+	if res.Queued != 3 {
+		t.Fatalf("bulk retry answer %+v, want 3 queued", res)
+	}
+	for _, id := range ids {
+		if rec := e.waitDelivery(id, delivery.StatusSucceeded); rec.Replays != 1 {
+			t.Errorf("record %+v", rec)
+		}
+	}
 }

@@ -292,12 +292,12 @@ func parseLogPos(s string) (logPos, bool) {
 // position from, until fn returns false, the end, or limit entries (0: no
 // limit).
 func (p *Pipeline) scan(ctx context.Context, subjects []string, from logPos, limit int, fn func(pos logPos, e *logEntry) bool) error {
-	_, err := p.scanFrom(ctx, subjects, from, limit, fn)
+	_, err := p.scanFrom(ctx, subjects, from, time.Time{}, limit, fn)
 	return err
 }
 
 // scanFrom is scan, and reports the position of the last entry it read.
-func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, from logPos, limit int, fn func(pos logPos, e *logEntry) bool) (last logPos, err error) {
+func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, from logPos, since time.Time, limit int, fn func(pos logPos, e *logEntry) bool) (last logPos, err error) {
 	cfg := jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -306,8 +306,11 @@ func (p *Pipeline) scanFrom(ctx context.Context, subjects []string, from logPos,
 		MemoryStorage:     true,
 		Replicas:          1,
 	}
-	if from.Seq > 0 {
+	switch {
+	case from.Seq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from.Seq
+	case !since.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
 	js := p.eng.JetStream()
 	cons, err := js.CreateConsumer(ctx, engine.StreamRecords, cfg)
@@ -495,7 +498,7 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	var lastEmitted logPos
 	var failed error
 	more := false
-	last, err := p.scanFrom(ctx, subjects, after, maxScan, func(pos logPos, e *logEntry) bool {
+	last, err := p.scanFrom(ctx, subjects, after, time.Time{}, maxScan, func(pos logPos, e *logEntry) bool {
 		if len(out) == q.Limit {
 			more = true
 			return false
@@ -564,6 +567,12 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event %s: %w", rec.EventID, err)
 	}
+	return p.replay(ctx, rec, ev, evSeq)
+}
+
+// replay queues a finished delivery again with a fresh attempt budget.
+func (p *Pipeline) replay(ctx context.Context, rec *Record, ev *Event, evSeq uint64) (*Record, error) {
+	id := rec.ID
 	if _, ok := p.reg.Destination(rec.Destination); !ok {
 		return nil, fmt.Errorf("destination %s: %w", rec.Destination, ErrNotFound)
 	}

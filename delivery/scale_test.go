@@ -3,9 +3,11 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,5 +207,68 @@ func TestReorderedTargetsKeepTheirDeliveries(t *testing.T) {
 	}
 	if n := steady.count(); n != 1 {
 		t.Errorf("the other target got %d requests, want 1", n)
+	}
+}
+
+// A bulk retry queues every failed delivery of a subscription in the time
+// window again, in event order, with a fresh attempt budget; deliveries of
+// other subscriptions, and failures replayed since, are left alone.
+func TestBulkRetry(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	s := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		if down.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "a", Topics: []string{"t"}, URL: s.URL + "/a", MaxAttempts: 1})
+	e.subscribe(registry.Subscription{ID: "b", Topics: []string{"t"}, URL: s.URL + "/b", MaxAttempts: 1})
+	e.start(Options{PerDestination: 1}) // one at a time: arrival order is queue order
+	since := time.Now().UTC()
+	var ids []string
+	for i := range 5 {
+		ev := &Event{Topic: "t", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
+		e.publish(ev)
+		ids = append(ids, ev.ID)
+	}
+	for _, id := range ids {
+		e.waitRecord("a."+id, 5*time.Second, statusIs(StatusFailed))
+		e.waitRecord("b."+id, 5*time.Second, statusIs(StatusFailed))
+	}
+	for _, q := range []BulkQuery{{}, {Subscription: "a", Workflow: "w"}, {Subscription: "a", Status: StatusPending}, {Subscription: "a", Since: since, Until: since.Add(-time.Second)}} {
+		if _, err := e.pipe.BulkRetry(e.ctx, q); !errors.Is(err, ErrBadBulkQuery) {
+			t.Errorf("BulkRetry(%+v) = %v, want ErrBadBulkQuery", q, err)
+		}
+	}
+	down.Store(false)
+	before := s.count()
+	res, err := e.pipe.BulkRetry(e.ctx, BulkQuery{Subscription: "a", Since: since})
+	if err != nil || res.Queued != 5 || res.NextSince != nil {
+		t.Fatalf("BulkRetry = %+v, %v", res, err)
+	}
+	for _, id := range ids {
+		rec := e.waitRecord("a."+id, 5*time.Second, statusIs(StatusSucceeded))
+		if rec.Replays != 1 || len(rec.Attempts) != 2 {
+			t.Errorf("replayed record %+v", rec)
+		}
+		if rec := e.waitRecord("b."+id, time.Second, statusIs(StatusFailed)); rec.Replays != 0 {
+			t.Errorf("the other subscription's delivery was replayed: %+v", rec)
+		}
+	}
+	reqs := s.requests()[before:]
+	if len(reqs) != 5 {
+		t.Fatalf("%d requests after the bulk retry, want 5", len(reqs))
+	}
+	for i, r := range reqs {
+		if r.Header.Get("Webhook-Id") != ids[i] {
+			t.Errorf("request %d carries %s, want %s (event order)", i, r.Header.Get("Webhook-Id"), ids[i])
+		}
+	}
+	// Nothing failed is left: a second bulk retry queues nothing.
+	if res, err := e.pipe.BulkRetry(e.ctx, BulkQuery{Subscription: "a", Since: since}); err != nil || res.Queued != 0 {
+		t.Errorf("second BulkRetry = %+v, %v", res, err)
 	}
 }
