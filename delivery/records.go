@@ -246,6 +246,29 @@ func (p *Pipeline) bucket(ctx context.Context, evSeq uint64) (map[uint64]map[str
 	return out, err
 }
 
+// folds caches the folded buckets one query reads.
+type folds struct {
+	p       *Pipeline
+	buckets map[uint64]map[uint64]map[string]*folded
+}
+
+func (p *Pipeline) newFolds() *folds {
+	return &folds{p: p, buckets: map[uint64]map[uint64]map[string]*folded{}}
+}
+
+// of returns the folded record of the delivery entry e belongs to.
+func (c *folds) of(ctx context.Context, e *logEntry) (*folded, error) {
+	b := bucketOf(e.EventSeq)
+	if c.buckets[b] == nil {
+		f, err := c.p.bucket(ctx, e.EventSeq)
+		if err != nil {
+			return nil, err
+		}
+		c.buckets[b] = f
+	}
+	return c.buckets[b][e.EventSeq][e.Delivery], nil
+}
+
 // state returns the record of the delivery of an event to a destination.
 func (p *Pipeline) state(ctx context.Context, evSeq uint64, eventID, dest string) (*Record, error) {
 	b, err := p.bucket(ctx, evSeq)
@@ -492,7 +515,7 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	if q.Status != "" {
 		subjects = []string{engine.SubjectRecords + "." + q.Status + ".*"}
 	}
-	buckets := map[uint64]map[uint64]map[string]*folded{}
+	latest := p.newFolds()
 	var out []*Record
 	listed := map[string]bool{}
 	var lastEmitted logPos
@@ -507,17 +530,13 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 			(q.Workflow != "" && e.WorkflowID != q.Workflow) {
 			return true
 		}
-		b := bucketOf(e.EventSeq)
-		if buckets[b] == nil {
-			folded, err := p.bucket(ctx, e.EventSeq)
-			if err != nil {
-				failed = err
-				return false
-			}
-			buckets[b] = folded
+		f, err := latest.of(ctx, e)
+		if err != nil {
+			failed = err
+			return false
 		}
 		// Listed at the entry that is the delivery's latest only.
-		if f := buckets[b][e.EventSeq][e.Delivery]; f != nil && f.lastSeq == pos.Seq && keep(f.rec) && !listed[e.Delivery] {
+		if f != nil && f.lastSeq == pos.Seq && keep(f.rec) && !listed[e.Delivery] {
 			listed[e.Delivery] = true
 			out = append(out, f.rec)
 			lastEmitted = pos

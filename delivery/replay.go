@@ -62,7 +62,7 @@ func (p *Pipeline) BulkRetry(ctx context.Context, q BulkQuery) (*BulkResult, err
 		rec   *Record
 		evSeq uint64
 	}
-	buckets := map[uint64]map[uint64]map[string]*folded{}
+	latest := p.newFolds()
 	picked := map[string]*pick{}
 	var failed error
 	var lastAt time.Time
@@ -78,18 +78,13 @@ func (p *Pipeline) BulkRetry(ctx context.Context, q BulkQuery) (*BulkResult, err
 		if e.At.Before(q.Since) || picked[e.Delivery] != nil {
 			return true
 		}
-		b := bucketOf(e.EventSeq)
-		if buckets[b] == nil {
-			f, err := p.bucket(ctx, e.EventSeq)
-			if err != nil {
-				failed = err
-				return false
-			}
-			buckets[b] = f
+		f, err := latest.of(ctx, e)
+		if err != nil {
+			failed = err
+			return false
 		}
 		// Only deliveries whose latest state is this one: a failure replayed
 		// since is not queued twice.
-		f := buckets[b][e.EventSeq][e.Delivery]
 		if f == nil || f.lastSeq != pos.Seq || f.rec.Status != q.Status {
 			return true
 		}
