@@ -10,6 +10,7 @@ import (
 	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // workflowView is a workflow as the API shows it: secrets redacted, defaults
@@ -35,11 +36,13 @@ type workflowView struct {
 	Key               string            `json:"key,omitempty"`
 }
 
-// verifyView is a workflow's signature verification without its secrets.
+// verifyView is a workflow's signature verification without its secrets:
+// whether it has some, and how many (several during a rotation).
 type verifyView struct {
-	HMACHeader        string `json:"hmac_header,omitempty"`
-	HasHMACSecret     bool   `json:"has_hmac_secret"`
-	HasStandardSecret bool   `json:"has_standard_secret"`
+	Provider    string            `json:"provider"`
+	Tolerance   registry.Duration `json:"tolerance,omitempty"`
+	HasSecret   bool              `json:"has_secret"`
+	SecretCount int               `json:"secret_count"`
 }
 
 // targetView is a workflow target without its signing secret, the values of
@@ -70,9 +73,15 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 	}
 	if d.Verify != nil {
 		v.Verify = &verifyView{
-			HMACHeader:        d.Verify.HMACHeader,
-			HasHMACSecret:     d.Verify.HMACSecret != "",
-			HasStandardSecret: d.Verify.StandardSecret != "",
+			Provider:    d.Verify.Provider,
+			HasSecret:   len(d.Verify.Secrets) > 0,
+			SecretCount: len(d.Verify.Secrets),
+		}
+		if signature.Timestamped(d.Verify.Provider) {
+			v.Verify.Tolerance = d.Verify.Tolerance
+			if v.Verify.Tolerance == 0 {
+				v.Verify.Tolerance = registry.Duration(signature.DefaultTolerance)
+			}
 		}
 	}
 	for i, t := range d.Targets {
