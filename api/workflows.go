@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
 	"github.com/hookgate/hookgate/signature"
@@ -345,10 +346,22 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 			parsed = false
 		}
 	default:
-		if err := json.Unmarshal(body, &decoded); err != nil {
+		// As the ingress: a form body meets the contract as an object of
+		// strings.
+		if ingress.IsForm(r.Header.Get("Content-Type")) {
+			form, err := ingress.DecodeForm(body)
+			if err != nil {
+				invalid("the body is not a valid form: " + err.Error())
+				parsed = false
+				break
+			}
+			decoded = form
+		} else if err := json.Unmarshal(body, &decoded); err != nil {
 			invalid("the body is not valid JSON: " + err.Error())
 			parsed = false
-		} else if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
+			break
+		}
+		if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
 			res.Valid = false
 			res.Errors = append(res.Errors, errs...)
 		}

@@ -285,6 +285,10 @@ func TestWorkflowDryRun(t *testing.T) {
 			http.Header{"X-Github-Event": {"push"}}, false, true, outcomeInvalid, nil, []string{"/ref"}},
 		{"no contract, empty body", "/workflows/phrase/test", nil, nil, true, true, outcomePassthrough, nil, nil},
 		{"no contract, a body", "/workflows/phrase/test", `{"a":1}`, nil, false, false, outcomeInvalid, nil, []string{""}},
+		{"form values are strings for the contract", "/workflows/small/test", "a=1",
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, false, true, outcomeInvalid, nil, []string{"/a"}},
+		{"bad form", "/workflows/small/test", "a=%zz",
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, false, false, outcomeInvalid, nil, []string{""}},
 		{"over max_body", "/workflows/small/test", `{"a":1,"padding":"xxxxxxxxxxxxxxxxxxxxxx"}`, nil, false, false, outcomeInvalid, nil, []string{""}},
 	}
 	before := e.streamMsgs()

@@ -206,8 +206,8 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 			if decoded, err = jsonvalue.Decode(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
 			}
-		case isForm(ct):
-			if decoded, err = decodeForm(body); err != nil {
+		case IsForm(ct):
+			if decoded, err = DecodeForm(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadForm, ErrorBody{Error: "body is not a valid form: " + err.Error()})
 			}
 			form = true
@@ -395,10 +395,10 @@ func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// decodeForm decodes an application/x-www-form-urlencoded body into the
+// DecodeForm decodes an application/x-www-form-urlencoded body into the
 // JSON object its contract and filter see: each name maps to its first
 // value, a string.
-func decodeForm(body []byte) (map[string]any, error) {
+func DecodeForm(body []byte) (map[string]any, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, err
@@ -410,8 +410,8 @@ func decodeForm(body []byte) (map[string]any, error) {
 	return obj, nil
 }
 
-// isForm reports whether contentType is application/x-www-form-urlencoded.
-func isForm(contentType string) bool {
+// IsForm reports whether contentType is application/x-www-form-urlencoded.
+func IsForm(contentType string) bool {
 	if contentType == "" {
 		return false
 	}

@@ -124,7 +124,7 @@ func TestProviderPresets(t *testing.T) {
 }
 
 func TestDecodeForm(t *testing.T) {
-	got, err := decodeForm([]byte("a=1&b=x+y&a=2&c="))
+	got, err := DecodeForm([]byte("a=1&b=x+y&a=2&c="))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestDecodeForm(t *testing.T) {
 	if string(b) != `{"a":"1","b":"x y","c":""}` {
 		t.Errorf("decodeForm = %s", b)
 	}
-	if _, err := decodeForm([]byte("a=%zz")); err == nil {
+	if _, err := DecodeForm([]byte("a=%zz")); err == nil {
 		t.Error("a bad escape decoded")
 	}
 	for ct, want := range map[string]bool{
@@ -141,8 +141,8 @@ func TestDecodeForm(t *testing.T) {
 		"multipart/form-data; boundary=x":                  false,
 		"":                                                 false,
 	} {
-		if isForm(ct) != want {
-			t.Errorf("isForm(%q) != %v", ct, want)
+		if IsForm(ct) != want {
+			t.Errorf("IsForm(%q) != %v", ct, want)
 		}
 	}
 }
