@@ -1,7 +1,8 @@
 // Package ingress is the request path of incoming webhooks: it checks a
 // request against its workflow (key, method, size, provider signature and
-// handshakes, content type, contract, filter, idempotency) and either writes the event to the
-// durable stream for its targets or lets the request through to the app.
+// handshakes, content type, contract, filter, idempotency) and either
+// writes the event to the durable stream for its targets or lets the
+// request through to the app.
 //
 // The package imports nothing from Caddy; module/ wraps it in a handler.
 package ingress
@@ -269,11 +270,9 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	}
 	data := body
 	if form {
-		// Targets receive JSON: the form as the contract and filter saw it.
-		if data, err = json.Marshal(decoded); err != nil {
-			res.Err = err
-			return fail(http.StatusInternalServerError, OutcomeUnavailable, ErrorBody{Error: "the form could not be converted to JSON"})
-		}
+		// Targets receive JSON: the form as the contract and filter saw
+		// it. An object of strings always marshals.
+		data, _ = json.Marshal(decoded)
 	}
 	if len(data) == 0 {
 		data = nil
