@@ -65,6 +65,7 @@ type stripe struct {
 	tolerance time.Duration
 }
 
+// Verify implements Verifier.
 func (v stripe) Verify(r *http.Request, body []byte, now time.Time) error {
 	raw, err := header(r, HeaderStripe)
 	if err != nil {
@@ -90,6 +91,7 @@ type paddle struct {
 	tolerance time.Duration
 }
 
+// Verify implements Verifier.
 func (v paddle) Verify(r *http.Request, body []byte, now time.Time) error {
 	raw, err := header(r, HeaderPaddle)
 	if err != nil {
@@ -161,6 +163,7 @@ type slack struct {
 	tolerance time.Duration
 }
 
+// Verify implements Verifier.
 func (v slack) Verify(r *http.Request, body []byte, now time.Time) error {
 	return v0(v.keys, v.tolerance, r, body, now, HeaderSlackSignature, HeaderSlackTimestamp)
 }
@@ -172,6 +175,7 @@ type zoom struct {
 	tolerance time.Duration
 }
 
+// Verify implements Verifier.
 func (v zoom) Verify(r *http.Request, body []byte, now time.Time) error {
 	return v0(v.keys, v.tolerance, r, body, now, HeaderZoomSignature, HeaderZoomTimestamp)
 }
@@ -183,6 +187,7 @@ type standard struct {
 	tolerance time.Duration
 }
 
+// Verify implements Verifier.
 func (v standard) Verify(r *http.Request, body []byte, now time.Time) error {
 	return VerifyStandard(v.keys, r.Header, body, v.tolerance, now)
 }

@@ -32,6 +32,7 @@ const HeaderTwilio = "X-Twilio-Signature"
 // the scheme's default port; so does this.
 type twilio struct{ keys [][]byte }
 
+// Verify implements Verifier.
 func (v twilio) Verify(r *http.Request, body []byte, _ time.Time) error {
 	raw, err := header(r, HeaderTwilio)
 	if err != nil {

@@ -226,6 +226,7 @@ type github struct{ keys [][]byte }
 // HeaderGitHub is GitHub's signature header.
 const HeaderGitHub = "X-Hub-Signature-256"
 
+// Verify implements Verifier.
 func (v github) Verify(r *http.Request, body []byte, _ time.Time) error {
 	raw, err := header(r, HeaderGitHub)
 	if err != nil {
@@ -258,6 +259,7 @@ func newGitLab(keys [][]byte) gitlab {
 	return g
 }
 
+// Verify implements Verifier.
 func (v gitlab) Verify(r *http.Request, _ []byte, _ time.Time) error {
 	raw := r.Header.Get(HeaderGitLab)
 	if raw == "" {
@@ -303,6 +305,7 @@ type shopify struct{ keys [][]byte }
 // HeaderShopify is Shopify's signature header.
 const HeaderShopify = "X-Shopify-Hmac-Sha256"
 
+// Verify implements Verifier.
 func (v shopify) Verify(r *http.Request, body []byte, _ time.Time) error {
 	raw, err := header(r, HeaderShopify)
 	if err != nil {
