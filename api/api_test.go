@@ -183,6 +183,9 @@ func (e *env) do(q req) response {
 		body = bytes.NewReader(j)
 	}
 	r := httptest.NewRequest(q.method, "http://gw.test"+q.path, body)
+	if q.body != nil {
+		r.Header.Set("Content-Type", "application/json") // unless q.header sets another
+	}
 	for k, v := range q.header {
 		r.Header[k] = v
 	}
@@ -192,9 +195,6 @@ func (e *env) do(q req) response {
 	case "-":
 	default:
 		r.Header.Set("Authorization", "Bearer "+q.token)
-	}
-	if q.body != nil {
-		r.Header.Set("Content-Type", "application/json")
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)

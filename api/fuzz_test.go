@@ -20,7 +20,7 @@ func FuzzAPIDecode(f *testing.F) {
 		body string
 	}{
 		{0, `{"id":"w","sample":{"eventType":"groupcreated","n":1},"strict":true,"filter":"body.eventType == \"groupcreated\"","idempotency_header":"X-Request-Id","targets":[{"url":"http://127.0.0.1:3000/x","headers":{"X-Source":"hookgate","Authorization":"Bearer t"},"timeout":"5s","retry_schedule":["1s","1m"],"envelope":"standard"}]}`},
-		{0, `{"id":"s","schema":{"type":"object","properties":{"a":{"type":"string","format":"uri-template"}}},"methods":["POST","PUT"],"max_body":1024,"grace":"1h","verify":{"hmac_header":"X-Hub-Signature-256","hmac_secret":"s"}}`},
+		{0, `{"id":"s","schema":{"type":"object","properties":{"a":{"type":"string","format":"uri-template"}}},"methods":["POST","PUT"],"max_body":1024,"grace":"1h","verify":{"provider":"stripe","secrets":["s","t"],"tolerance":"10m"}}`},
 		{0, `{"id":"x","targets":[{"url":"http://127.0.0.1/","headers":{"X-A":"a\r\nb"},"timeout":"100000h"}]}`},
 		{1, `{"name":"dam","topics":["document.*","*"],"url":"http://127.0.0.1:9/","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","headers":{"X-Api-Key":"k"},"include":"tenant == \"ZZ1\"","exclude":"data.x == 1","envelope":"orangelogic","max_attempts":6,"retry_schedule":["10s"],"timeout":"10s"}`},
 		{1, `{"name":"s","topics":["a"],"url":"http://127.0.0.1:9/","max_attempts":1000000000,"include":"data.enabled"}`},

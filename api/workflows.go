@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // workflowView is a workflow as the API shows it: secrets redacted, defaults
@@ -35,11 +37,13 @@ type workflowView struct {
 	Key               string            `json:"key,omitempty"`
 }
 
-// verifyView is a workflow's signature verification without its secrets.
+// verifyView is a workflow's signature verification without its secrets:
+// whether it has some, and how many (several during a rotation).
 type verifyView struct {
-	HMACHeader        string `json:"hmac_header,omitempty"`
-	HasHMACSecret     bool   `json:"has_hmac_secret"`
-	HasStandardSecret bool   `json:"has_standard_secret"`
+	Provider    string            `json:"provider"`
+	Tolerance   registry.Duration `json:"tolerance,omitempty"`
+	HasSecret   bool              `json:"has_secret"`
+	SecretCount int               `json:"secret_count"`
 }
 
 // targetView is a workflow target without its signing secret, the values of
@@ -70,9 +74,15 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 	}
 	if d.Verify != nil {
 		v.Verify = &verifyView{
-			HMACHeader:        d.Verify.HMACHeader,
-			HasHMACSecret:     d.Verify.HMACSecret != "",
-			HasStandardSecret: d.Verify.StandardSecret != "",
+			Provider:    d.Verify.Provider,
+			HasSecret:   len(d.Verify.Secrets) > 0,
+			SecretCount: len(d.Verify.Secrets),
+		}
+		if signature.Timestamped(d.Verify.Provider) {
+			v.Verify.Tolerance = d.Verify.Tolerance
+			if v.Verify.Tolerance == 0 {
+				v.Verify.Tolerance = registry.Duration(signature.DefaultTolerance)
+			}
 		}
 	}
 	for i, t := range d.Targets {
@@ -336,10 +346,22 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 			parsed = false
 		}
 	default:
-		if err := json.Unmarshal(body, &decoded); err != nil {
+		// As the ingress: a form body meets the contract as an object of
+		// strings.
+		if ingress.IsForm(r.Header.Get("Content-Type")) {
+			form, err := ingress.DecodeForm(body)
+			if err != nil {
+				invalid("the body is not a valid form: " + err.Error())
+				parsed = false
+				break
+			}
+			decoded = form
+		} else if err := json.Unmarshal(body, &decoded); err != nil {
 			invalid("the body is not valid JSON: " + err.Error())
 			parsed = false
-		} else if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
+			break
+		}
+		if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
 			res.Valid = false
 			res.Errors = append(res.Errors, errs...)
 		}

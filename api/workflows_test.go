@@ -24,7 +24,7 @@ func provisioning(t *testing.T, id, target string) map[string]any {
 			"url": target, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "timeout": "5s",
 			"headers": map[string]string{"X-Team": "provisioning"},
 		}},
-		"verify": map[string]any{"hmac_header": "X-Hub-Signature-256", "hmac_secret": "gh-hmac-secret"},
+		"verify": map[string]any{"provider": "github", "secrets": []string{"gh-hmac-secret"}},
 	}
 }
 
@@ -68,7 +68,7 @@ func TestWorkflowLifecycle(t *testing.T) {
 		got.Targets[0].Timeout.Std() != 5*time.Second || got.Targets[0].Envelope != "raw" || got.Targets[0].Headers["X-Team"] != "provisioning" {
 		t.Errorf("targets: %+v", got.Targets)
 	}
-	if got.Verify == nil || got.Verify.HMACHeader != "X-Hub-Signature-256" || !got.Verify.HasHMACSecret || got.Verify.HasStandardSecret {
+	if got.Verify == nil || got.Verify.Provider != "github" || !got.Verify.HasSecret || got.Verify.SecretCount != 1 || got.Verify.Tolerance != 0 {
 		t.Errorf("verify: %+v", got.Verify)
 	}
 	if len(got.Sample) == 0 || len(got.Schema) != 0 {
@@ -114,12 +114,12 @@ func TestWorkflowLifecycle(t *testing.T) {
 		"description": "patched",
 		"schema":      json.RawMessage(`{"type":"object","required":["eventType"]}`),
 		"enabled":     false,
-		"verify":      map[string]any{"hmac_header": "X-Signature"},
+		"verify":      map[string]any{"provider": "stripe", "tolerance": "10m"},
 	}).expect(http.StatusOK).decode(&patched)
 	if patched.Description != "patched" || patched.Enabled || len(patched.Sample) != 0 || len(patched.Schema) == 0 {
 		t.Errorf("patched: %+v", patched)
 	}
-	if patched.Verify == nil || patched.Verify.HMACHeader != "X-Signature" || !patched.Verify.HasHMACSecret {
+	if patched.Verify == nil || patched.Verify.Provider != "stripe" || patched.Verify.Tolerance.Std() != 10*time.Minute || patched.Verify.SecretCount != 1 {
 		t.Errorf("patch merged verify badly: %+v", patched.Verify)
 	}
 	if patched.Filter == "" || len(patched.Targets) != 1 || !patched.Targets[0].HasSecret {
@@ -199,6 +199,10 @@ func TestWorkflowErrors(t *testing.T) {
 		{"blocked target", "POST", "/workflows", `{"id":"x","targets":[{"url":"http://10.0.0.1/x"}]}`, http.StatusUnprocessableEntity, "targets[0].url"},
 		{"metadata target", "POST", "/workflows", `{"id":"x","targets":[{"url":"http://169.254.169.254/"}]}`, http.StatusUnprocessableEntity, "targets[0].url"},
 		{"bad target secret", "POST", "/workflows", `{"id":"x","targets":[{"url":"http://127.0.0.1/","secret":"whsec_!!"}]}`, http.StatusUnprocessableEntity, "targets[0].secret"},
+		{"unknown verify provider", "POST", "/workflows", `{"id":"x","verify":{"provider":"bitbucket","secrets":["s"]}}`, http.StatusUnprocessableEntity, "verify.provider"},
+		{"verify without secrets", "POST", "/workflows", `{"id":"x","verify":{"provider":"github"}}`, http.StatusUnprocessableEntity, "verify.secrets"},
+		{"tolerance without timestamp", "POST", "/workflows", `{"id":"x","verify":{"provider":"gitlab","secrets":["s"],"tolerance":"1m"}}`, http.StatusUnprocessableEntity, "verify.tolerance"},
+		{"old verify shape", "POST", "/workflows", `{"id":"x","verify":{"hmac_header":"X-Sig","hmac_secret":"s"}}`, http.StatusBadRequest, ""},
 		{"duplicate id", "POST", "/workflows", `{"id":"taken"}`, http.StatusConflict, ""},
 		{"config id", "POST", "/workflows", `{"id":"pinned"}`, http.StatusConflict, ""},
 		{"body over 4 MiB", "POST", "/workflows", hugeSample, http.StatusRequestEntityTooLarge, ""},
@@ -281,6 +285,10 @@ func TestWorkflowDryRun(t *testing.T) {
 			http.Header{"X-Github-Event": {"push"}}, false, true, outcomeInvalid, nil, []string{"/ref"}},
 		{"no contract, empty body", "/workflows/phrase/test", nil, nil, true, true, outcomePassthrough, nil, nil},
 		{"no contract, a body", "/workflows/phrase/test", `{"a":1}`, nil, false, false, outcomeInvalid, nil, []string{""}},
+		{"form values are strings for the contract", "/workflows/small/test", "a=1",
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, false, true, outcomeInvalid, nil, []string{"/a"}},
+		{"bad form", "/workflows/small/test", "a=%zz",
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, false, false, outcomeInvalid, nil, []string{""}},
 		{"over max_body", "/workflows/small/test", `{"a":1,"padding":"xxxxxxxxxxxxxxxxxxxxxx"}`, nil, false, false, outcomeInvalid, nil, []string{""}},
 	}
 	before := e.streamMsgs()

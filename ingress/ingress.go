@@ -1,7 +1,8 @@
 // Package ingress is the request path of incoming webhooks: it checks a
-// request against its workflow (key, method, size, content type, contract,
-// provider signature, filter, idempotency) and either writes the event to the
-// durable stream for its targets or lets the request through to the app.
+// request against its workflow (key, method, size, provider signature and
+// handshakes, content type, contract, filter, idempotency) and either
+// writes the event to the durable stream for its targets or lets the
+// request through to the app.
 //
 // The package imports nothing from Caddy; module/ wraps it in a handler.
 package ingress
@@ -10,11 +11,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,8 +44,15 @@ const (
 	OutcomeBadJSON      = "bad_json"
 	OutcomeInvalid      = "invalid"
 	OutcomeSignature    = "bad_signature"
-	OutcomeUnavailable  = "unavailable"
-	OutcomeNotFound     = "not_found"
+	// OutcomeStale: the signed timestamp is outside the tolerance (a replay).
+	OutcomeStale = "stale_signature"
+	// OutcomeHandshake: a provider's endpoint handshake (Slack
+	// url_verification, Zoom endpoint.url_validation), answered here.
+	OutcomeHandshake = "handshake"
+	// OutcomeBadForm: a form-encoded body that does not parse.
+	OutcomeBadForm     = "bad_form"
+	OutcomeUnavailable = "unavailable"
+	OutcomeNotFound    = "not_found"
 	// OutcomeOverBound: the filter went over an evaluation bound
 	// (filters.LimitError) on this request.
 	OutcomeOverBound = "over_bound"
@@ -169,28 +179,41 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	}
 	res.Body = body
 
-	if w.HMACKey != nil {
-		if err := signature.VerifyHMAC(w.HMACKey, r.Header.Get(w.Def.Verify.HMACHeader), body); err != nil {
-			return fail(http.StatusUnauthorized, OutcomeSignature, ErrorBody{Error: "signature: " + err.Error()})
+	if w.Verifier != nil {
+		if err := w.Verifier.Verify(r, body, in.now()); err != nil {
+			outcome := OutcomeSignature
+			if errors.Is(err, signature.ErrOutsideTolerance) {
+				outcome = OutcomeStale
+			}
+			return fail(http.StatusUnauthorized, outcome, ErrorBody{Error: err.Error()})
 		}
-	}
-	if w.StandardKeys != nil {
-		if err := signature.VerifyStandard(w.StandardKeys, r.Header, body, 5*time.Minute, in.now()); err != nil {
-			return fail(http.StatusUnauthorized, OutcomeSignature, ErrorBody{Error: "signature: " + err.Error()})
+		if hs, ok := w.Verifier.(signature.Handshaker); ok {
+			if answer, ok := hs.Handshake(r, body); ok {
+				res.Status, res.Outcome, res.Response = http.StatusOK, OutcomeHandshake, answer
+				return res
+			}
 		}
 	}
 
 	var decoded any
+	form := false
 	if w.Contract == nil {
 		if len(body) > 0 {
 			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "this workflow has no payload contract: the body must be empty"})
 		}
 	} else {
-		if !isJSON(r.Header.Get("Content-Type")) {
-			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json"})
-		}
-		if decoded, err = jsonvalue.Decode(body); err != nil {
-			return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+		switch ct := r.Header.Get("Content-Type"); {
+		case isJSON(ct):
+			if decoded, err = jsonvalue.Decode(body); err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+			}
+		case IsForm(ct):
+			if decoded, err = DecodeForm(body); err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadForm, ErrorBody{Error: "body is not a valid form: " + err.Error()})
+			}
+			form = true
+		default:
+			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json or application/x-www-form-urlencoded"})
 		}
 		if errs := w.Contract.Validate(decoded); len(errs) > 0 {
 			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
@@ -246,6 +269,11 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		return res
 	}
 	data := body
+	if form {
+		// Targets receive JSON: the form as the contract and filter saw
+		// it. An object of strings always marshals.
+		data, _ = json.Marshal(decoded)
+	}
 	if len(data) == 0 {
 		data = nil
 	}
@@ -364,6 +392,30 @@ func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
 		return nil, io.ErrUnexpectedEOF
 	}
 	return b, nil
+}
+
+// DecodeForm decodes an application/x-www-form-urlencoded body into the
+// JSON object its contract and filter see: each name maps to its first
+// value, a string.
+func DecodeForm(body []byte) (map[string]any, error) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	obj := make(map[string]any, len(vals))
+	for k, v := range vals {
+		obj[k] = v[0]
+	}
+	return obj, nil
+}
+
+// IsForm reports whether contentType is application/x-www-form-urlencoded.
+func IsForm(contentType string) bool {
+	if contentType == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/x-www-form-urlencoded"
 }
 
 // isJSON accepts application/json and any application/*+json type.

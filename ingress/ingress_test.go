@@ -116,7 +116,7 @@ func TestStatusTable(t *testing.T) {
 			Targets:           []registry.Target{{URL: "http://127.0.0.1:1/sink"}}},
 		registry.Workflow{ID: "empty"},
 		registry.Workflow{ID: "pass", Sample: []byte(`{"a":1}`)},
-		registry.Workflow{ID: "gh", Sample: []byte(`{}`), Verify: &registry.Verify{HMACHeader: "X-Hub-Signature-256", HMACSecret: hmacKey}},
+		registry.Workflow{ID: "gh", Sample: []byte(`{}`), Verify: &registry.Verify{Provider: "github", Secrets: []string{hmacKey}}},
 		registry.Workflow{ID: "off", Enabled: new(bool)},
 		registry.Workflow{ID: "hdr", Sample: []byte(`{}`), Filter: `headers["x-event"] == "push" && query.source == "gh" && method == "POST" && workflow.id == "hdr"`},
 		// The CPU-bound filter of issue #8 (5.6 s an evaluation before).
@@ -142,6 +142,9 @@ func TestStatusTable(t *testing.T) {
 		{"too large, chunked", chunked(post("/", "application/json", big)), "prov", testKey, 413, OutcomeTooLarge, nil},
 		{"chunked within the limit", chunked(post("/", "application/json", group)), "prov", testKey, 202, OutcomeAccepted, nil},
 		{"media type", post("/", "text/plain", group), "prov", testKey, 415, OutcomeMediaType, nil},
+		{"form values are strings for the contract", post("/", "application/x-www-form-urlencoded", "a=1"), "pass", testKey, 422, OutcomeInvalid, nil},
+		{"form body passes", post("/", "application/x-www-form-urlencoded", "b=1"), "pass", testKey, 0, OutcomePassed, nil},
+		{"bad form", post("/", "application/x-www-form-urlencoded", "a=%zz"), "prov", testKey, 400, OutcomeBadForm, nil},
 		{"not json", post("/", "application/json", "{"), "prov", testKey, 400, OutcomeBadJSON, nil},
 		{"contract", post("/", "application/json", `{"eventType": 5}`), "prov", testKey, 422, OutcomeInvalid,
 			func(t *testing.T, res *Result) {
@@ -213,7 +216,7 @@ func TestStatusTable(t *testing.T) {
 func TestStandardWebhooksVerification(t *testing.T) {
 	e := newEnv(t)
 	secret, _ := signature.NewSecret()
-	e.declare(t, registry.Workflow{ID: "sw", Sample: []byte(`{"x":1}`), Verify: &registry.Verify{StandardSecret: secret}})
+	e.declare(t, registry.Workflow{ID: "sw", Sample: []byte(`{"x":1}`), Verify: &registry.Verify{Provider: "standard", Secrets: []string{secret}}})
 	key, _ := signature.ParseSecret(secret)
 	body := `{"x":2}`
 	r := post("/", "application/json", body)

@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // The handlers run before respond (and so before reverse_proxy, which comes
@@ -352,8 +353,10 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 //			max_body <size>          (at most 64MiB)
 //			methods <method...>
 //			disabled
-//			verify_hmac <header> <secret>
-//			verify_standard <secret>
+//			verify <provider> <secret> {
+//				secret <secret>           (another accepted secret, for a rotation)
+//				tolerance <duration>      (timestamped providers; default 5m, at most 1h)
+//			}
 //			forward <url> {
 //				id <name>
 //				method <method>
@@ -515,13 +518,11 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 		case "disabled":
 			f := false
 			w.Enabled = &f
-		case "verify_hmac":
-			v := ensureVerify(w)
-			if !d.AllArgs(&v.HMACHeader, &v.HMACSecret) {
-				return wc, d.ArgErr()
+		case "verify":
+			if w.Verify != nil {
+				return wc, d.Err("verify is given twice: one provider per workflow (more secrets go in its block)")
 			}
-		case "verify_standard":
-			err = oneArg(d, &ensureVerify(w).StandardSecret)
+			w.Verify, err = parseVerify(d)
 		case "forward":
 			lines["targets"] = d.Line()
 			lines[fmt.Sprintf("targets[%d]", len(w.Targets))] = d.Line()
@@ -542,8 +543,10 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 	probe.Key = ""
 	if v := probe.Verify; v != nil {
 		pv := *v
-		pv.HMACSecret = placeholderProbe(pv.HMACSecret)
-		pv.StandardSecret = placeholderProbe(pv.StandardSecret)
+		pv.Secrets = make([]string, len(v.Secrets))
+		for i, s := range v.Secrets {
+			pv.Secrets[i] = placeholderProbe(s)
+		}
 		probe.Verify = &pv
 	}
 	probe.Targets = append([]registry.Target(nil), wc.Targets...)
@@ -565,11 +568,47 @@ func placeholderProbe(s string) string {
 	return s
 }
 
-func ensureVerify(w *registry.Workflow) *registry.Verify {
-	if w.Verify == nil {
-		w.Verify = new(registry.Verify)
+// parseVerify reads a workflow's verify subdirective:
+//
+//	verify <provider> <secret> {
+//		secret <secret>
+//		tolerance <duration>
+//	}
+func parseVerify(d *caddyfile.Dispenser) (*registry.Verify, error) {
+	v := new(registry.Verify)
+	var secret string
+	if !d.AllArgs(&v.Provider, &secret) {
+		return nil, d.ArgErr()
 	}
-	return w.Verify
+	if !slices.Contains(signature.Providers, v.Provider) {
+		return nil, d.Errf("verify: unknown provider %q: use one of %s", v.Provider, strings.Join(signature.Providers, ", "))
+	}
+	v.Secrets = []string{secret}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "secret":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return nil, err
+			}
+			if len(v.Secrets) == signature.MaxSecrets {
+				return nil, d.Errf("verify: more than %d secrets", signature.MaxSecrets)
+			}
+			v.Secrets = append(v.Secrets, s)
+		case "tolerance":
+			if !signature.Timestamped(v.Provider) {
+				return nil, d.Errf("verify: %s signatures carry no timestamp: tolerance does not apply", v.Provider)
+			}
+			dur, err := parseDurationArg(d, signature.MaxTolerance)
+			if err != nil {
+				return nil, err
+			}
+			v.Tolerance = registry.Duration(dur)
+		default:
+			return nil, d.Errf("unrecognized verify option %q", d.Val())
+		}
+	}
+	return v, nil
 }
 
 func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
@@ -760,7 +799,7 @@ func fieldErr(d *caddyfile.Dispenser, lines map[string]int, kind, name string, e
 		if i := strings.IndexAny(field, ".["); i > 0 {
 			field = field[:i]
 		}
-		for _, f := range []string{item, field, map[string]string{"targets": "forward", "verify": "verify_hmac"}[field]} {
+		for _, f := range []string{item, field, map[string]string{"targets": "forward"}[field]} {
 			if l, ok := lines[f]; ok {
 				line = l
 				break

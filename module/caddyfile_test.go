@@ -158,7 +158,10 @@ func TestAdaptDirectives(t *testing.T) {
 			idempotency_header X-Request-Id
 			max_body 64KiB
 			methods POST PUT
-			verify_hmac X-Hub-Signature-256 {env.GH_SECRET}
+			verify stripe {env.STRIPE_SECRET} {
+				secret {env.STRIPE_PREVIOUS_SECRET}
+				tolerance 10m
+			}
 			forward http://127.0.0.1:3000/provisioned {
 				id crm
 				method PUT
@@ -184,7 +187,7 @@ func TestAdaptDirectives(t *testing.T) {
 	b, _ := json.Marshal(cfg["apps"].(map[string]any)["http"])
 	s := string(b)
 	for _, want := range []string{
-		`"handler":"hookgate_ingress","prefix":"/in","workflows":[{"filter":"body.eventType == \"groupcreated\"","grace":"1h0m0s","id":"provisioning","idempotency_header":"X-Request-Id","key":"{env.PROVISIONING_KEY}","max_body":65536,"methods":["POST","PUT"],"sample_file":"../examples/easylife/groupcreated.json","strict":true,"targets":[{"envelope":"standard","headers":{"X-Source":"hookgate"},"id":"crm","method":"PUT","retry_schedule":["1s","10s"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","timeout":"5s","url":"http://127.0.0.1:3000/provisioned"}],"verify":{"hmac_header":"X-Hub-Signature-256","hmac_secret":"{env.GH_SECRET}"}}]`,
+		`"handler":"hookgate_ingress","prefix":"/in","workflows":[{"filter":"body.eventType == \"groupcreated\"","grace":"1h0m0s","id":"provisioning","idempotency_header":"X-Request-Id","key":"{env.PROVISIONING_KEY}","max_body":65536,"methods":["POST","PUT"],"sample_file":"../examples/easylife/groupcreated.json","strict":true,"targets":[{"envelope":"standard","headers":{"X-Source":"hookgate"},"id":"crm","method":"PUT","retry_schedule":["1s","10s"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","timeout":"5s","url":"http://127.0.0.1:3000/provisioned"}],"verify":{"provider":"stripe","secrets":["{env.STRIPE_SECRET}","{env.STRIPE_PREVIOUS_SECRET}"],"tolerance":"10m0s"}}]`,
 		`"handler":"hookgate_api","prefix":"/admin","publish_tokens":["{env.PUBLISH_TOKEN}"],"token_files":["/etc/hookgate/token"],"tokens":["{env.HOOKGATE_TOKEN}"]`,
 	} {
 		if !strings.Contains(s, want) {
@@ -227,6 +230,15 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"retry wait over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/ {\n\t\t\tretry_schedule 1s 25h\n\t\t}\n\t}\n}", `retry_schedule: 25h is over the maximum of 24h0m0s, at Caddyfile:5`},
 		{"grace over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tgrace 1000h\n\t}\n}", `grace: 1000h is over the maximum of 168h0m0s, at Caddyfile:4`},
 		{"idempotency header with space", "hookgate_ingress {\n\tworkflow w {\n\t\tidempotency_header \"X Request\"\n\t}\n}", `idempotency_header: header name "X Request"`},
+		{"unknown verify provider", "hookgate_ingress {\n\tworkflow w {\n\t\tverify bitbucket s\n\t}\n}", `verify: unknown provider "bitbucket": use one of github, gitlab, stripe, shopify, slack, twilio, zoom, paddle, standard, at Caddyfile:4`},
+		{"verify without secret", "hookgate_ingress {\n\tworkflow w {\n\t\tverify github\n\t}\n}", `wrong argument count or unexpected line ending after 'github', at Caddyfile:4`},
+		{"old verify_hmac", "hookgate_ingress {\n\tworkflow w {\n\t\tverify_hmac X-Hub-Signature-256 s\n\t}\n}", `unrecognized workflow option "verify_hmac", at Caddyfile:4`},
+		{"verify twice", "hookgate_ingress {\n\tworkflow w {\n\t\tverify github s\n\t\tverify gitlab t\n\t}\n}", `verify is given twice: one provider per workflow (more secrets go in its block), at Caddyfile:5`},
+		{"tolerance without timestamp", "hookgate_ingress {\n\tworkflow w {\n\t\tverify github s {\n\t\t\ttolerance 1m\n\t\t}\n\t}\n}", `verify: github signatures carry no timestamp: tolerance does not apply, at Caddyfile:5`},
+		{"tolerance over bound", "hookgate_ingress {\n\tworkflow w {\n\t\tverify slack s {\n\t\t\ttolerance 2h\n\t\t}\n\t}\n}", `tolerance: 2h is over the maximum of 1h0m0s, at Caddyfile:5`},
+		{"too many verify secrets", "hookgate_ingress {\n\tworkflow w {\n\t\tverify github a {\n\t\t\tsecret b\n\t\t\tsecret c\n\t\t\tsecret d\n\t\t\tsecret e\n\t\t}\n\t}\n}", `verify: more than 4 secrets, at Caddyfile:8`},
+		{"unknown verify option", "hookgate_ingress {\n\tworkflow w {\n\t\tverify github a {\n\t\t\theader X\n\t\t}\n\t}\n}", `unrecognized verify option "header", at Caddyfile:5`},
+		{"bad standard secret line", "hookgate_ingress {\n\tworkflow w {\n\t\tdescription d\n\t\tverify standard whsec_!!\n\t}\n}", `workflow "w": verify.secrets: signature: secret has the "whsec_" prefix but is not valid base64, at Caddyfile:5`},
 		{"workflow declared twice", "hookgate_ingress {\n\tworkflow w\n\tworkflow w\n}", `workflow "w" is declared twice, at Caddyfile:4`},
 		{"target id twice", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid t\n\t\t}\n\t\tforward http://example.com/b {\n\t\t\tid t\n\t\t}\n\t}\n}", `targets[1].id: "t" is also the id of targets[0]`},
 		{"target id without name", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid\n\t\t}\n\t}\n}", `wrong argument count`},

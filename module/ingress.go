@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
+	"github.com/hookgate/hookgate/signature"
 )
 
 func init() {
@@ -94,6 +95,14 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	rt := h.app.awaitRuntime(r.Context())
 	if rt == nil {
 		return writeJSON(w, http.StatusServiceUnavailable, ingress.ErrorBody{Error: "hookgate is starting"})
+	}
+	// Behind a TLS-terminating proxy that Caddy trusts (the server's
+	// trusted_proxies), the scheme the sender used is X-Forwarded-Proto:
+	// the presets that sign the URL (Twilio) need it.
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			r = r.WithContext(signature.WithScheme(r.Context(), p))
+		}
 	}
 	core := h.coreFor(rt)
 	res := core.Handle(r, id, key)

@@ -71,8 +71,10 @@ func (wc WorkflowConfig) compile(repl *caddy.Replacer, guard registry.URLChecker
 	}
 	if v := w.Verify; v != nil {
 		vc := *v
-		vc.HMACSecret = repl.ReplaceAll(vc.HMACSecret, "")
-		vc.StandardSecret = repl.ReplaceAll(vc.StandardSecret, "")
+		vc.Secrets = make([]string, len(v.Secrets))
+		for i, s := range v.Secrets {
+			vc.Secrets[i] = repl.ReplaceAll(s, "")
+		}
 		w.Verify = &vc
 	}
 	return registry.CompileWorkflow(w, guard)

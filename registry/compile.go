@@ -109,10 +109,9 @@ type CompiledWorkflow struct {
 	Methods       []string
 	MaxBody       int64
 	Targets       []*Destination
-	// HMACKey and StandardKeys verify provider signatures when set.
-	HMACKey      []byte
-	StandardKeys [][]byte
-	fixedHash    *[32]byte
+	// Verifier checks the provider signature of every request when set.
+	Verifier  signature.Verifier
+	fixedHash *[32]byte
 }
 
 // AllowsMethod reports whether method is accepted.
@@ -177,24 +176,9 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	if len(w.Targets) > MaxTargets {
 		return nil, invalid("targets", "%d targets is over the maximum of %d", len(w.Targets), MaxTargets)
 	}
-	if v := w.Verify; v != nil {
-		if err := checkHeaderName("verify.hmac_header", v.HMACHeader); err != nil {
+	if w.Verify != nil {
+		if cw.Verifier, err = compileVerify(w.Verify); err != nil {
 			return nil, err
-		}
-		if (v.HMACHeader == "") != (v.HMACSecret == "") {
-			return nil, invalid("verify", "hmac_header and hmac_secret go together")
-		}
-		if v.HMACSecret != "" {
-			if cw.HMACKey, err = signature.ParseSecret(v.HMACSecret); err != nil {
-				return nil, invalid("verify.hmac_secret", "%v", err)
-			}
-		}
-		if v.StandardSecret != "" {
-			k, err := signature.ParseSecret(v.StandardSecret)
-			if err != nil {
-				return nil, invalid("verify.standard_secret", "%v", err)
-			}
-			cw.StandardKeys = [][]byte{k}
 		}
 	}
 	if len(w.Targets) > 0 {
@@ -223,6 +207,41 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	}
 	cw.Def = w
 	return cw, nil
+}
+
+// compileVerify builds the signature verifier of a workflow's verify block.
+func compileVerify(v *Verify) (signature.Verifier, error) {
+	if !slices.Contains(signature.Providers, v.Provider) {
+		if v.Provider == "" {
+			return nil, invalid("verify.provider", "required: one of %s", strings.Join(signature.Providers, ", "))
+		}
+		return nil, invalid("verify.provider", "unknown provider %.32q: use one of %s", v.Provider, strings.Join(signature.Providers, ", "))
+	}
+	switch {
+	case len(v.Secrets) == 0:
+		return nil, invalid("verify.secrets", "at least one secret is required")
+	case len(v.Secrets) > signature.MaxSecrets:
+		return nil, invalid("verify.secrets", "%d secrets is over the maximum of %d", len(v.Secrets), signature.MaxSecrets)
+	}
+	if v.Tolerance != 0 && !signature.Timestamped(v.Provider) {
+		return nil, invalid("verify.tolerance", "%s signatures carry no timestamp: a tolerance does not apply", v.Provider)
+	}
+	if v.Tolerance < 0 {
+		return nil, invalid("verify.tolerance", "must be positive")
+	}
+	if err := checkMax("verify.tolerance", v.Tolerance, signature.MaxTolerance); err != nil {
+		return nil, err
+	}
+	for i, s := range v.Secrets {
+		if s == "" {
+			return nil, invalid(fmt.Sprintf("verify.secrets[%d]", i), "empty secret")
+		}
+	}
+	vr, err := signature.New(v.Provider, v.Secrets, v.Tolerance.Std())
+	if err != nil {
+		return nil, invalid("verify.secrets", "%v", err)
+	}
+	return vr, nil
 }
 
 // TargetID is the default id of a workflow target: the first 8 hex digits

@@ -184,10 +184,15 @@ func TestCompileWorkflowErrors(t *testing.T) {
 		{"method empty", Workflow{ID: "w", Methods: []string{"POST", " "}}, nil, "methods"},
 		{"method with slash", Workflow{ID: "w", Methods: []string{"a/b"}}, nil, "methods"},
 		{"negative grace", Workflow{ID: "w", Grace: Duration(-time.Second)}, nil, "grace"},
-		{"hmac header without secret", Workflow{ID: "w", Verify: &Verify{HMACHeader: "X-Hub-Signature-256"}}, nil, "verify"},
-		{"hmac secret without header", Workflow{ID: "w", Verify: &Verify{HMACSecret: "s"}}, nil, "verify"},
-		{"bad standard secret", Workflow{ID: "w", Verify: &Verify{StandardSecret: "whsec_!!!"}}, nil, "verify.standard_secret"},
-		{"bad hmac secret", Workflow{ID: "w", Verify: &Verify{HMACHeader: "X-Sig", HMACSecret: "whsec_%%%"}}, nil, "verify.hmac_secret"},
+		{"verify without provider", Workflow{ID: "w", Verify: &Verify{Secrets: []string{"s"}}}, nil, "verify.provider"},
+		{"verify unknown provider", Workflow{ID: "w", Verify: &Verify{Provider: "bitbucket", Secrets: []string{"s"}}}, nil, "verify.provider"},
+		{"verify without secret", Workflow{ID: "w", Verify: &Verify{Provider: "github"}}, nil, "verify.secrets"},
+		{"verify empty secret", Workflow{ID: "w", Verify: &Verify{Provider: "github", Secrets: []string{"a", ""}}}, nil, "verify.secrets[1]"},
+		{"verify too many secrets", Workflow{ID: "w", Verify: &Verify{Provider: "github", Secrets: []string{"a", "b", "c", "d", "e"}}}, nil, "verify.secrets"},
+		{"bad standard secret", Workflow{ID: "w", Verify: &Verify{Provider: "standard", Secrets: []string{"whsec_!!!"}}}, nil, "verify.secrets"},
+		{"tolerance without timestamp", Workflow{ID: "w", Verify: &Verify{Provider: "github", Secrets: []string{"s"}, Tolerance: Duration(time.Minute)}}, nil, "verify.tolerance"},
+		{"tolerance over 1h", Workflow{ID: "w", Verify: &Verify{Provider: "stripe", Secrets: []string{"s"}, Tolerance: Duration(2 * time.Hour)}}, nil, "verify.tolerance"},
+		{"negative tolerance", Workflow{ID: "w", Verify: &Verify{Provider: "slack", Secrets: []string{"s"}, Tolerance: Duration(-time.Minute)}}, nil, "verify.tolerance"},
 		{"target without url", Workflow{ID: "w", Targets: []Target{{}}}, nil, "targets[0].url"},
 		{"target refused by the guard", Workflow{ID: "w", Targets: []Target{{URL: "http://10.0.0.1/x"}}}, refuse10, "targets[0].url"},
 		{"target loopback refused by default", Workflow{ID: "w", Targets: []Target{{URL: "http://127.0.0.1/x"}}}, refuse10, "targets[0].url"},
@@ -239,7 +244,7 @@ func TestCompileWorkflowDefaults(t *testing.T) {
 	if cw.MaxBody != 1<<20 {
 		t.Errorf("max body = %d", cw.MaxBody)
 	}
-	if cw.Contract != nil || cw.Filter != nil || cw.HMACKey != nil || cw.StandardKeys != nil || cw.fixedHash != nil {
+	if cw.Contract != nil || cw.Filter != nil || cw.Verifier != nil || cw.fixedHash != nil {
 		t.Errorf("unexpected optional parts: %+v", cw)
 	}
 	d := cw.Targets[0]
@@ -257,9 +262,8 @@ func TestCompileWorkflowDefaults(t *testing.T) {
 	w := Workflow{
 		ID: "full", Name: "Full", Sample: json.RawMessage(`{"eventType":"x"}`), Strict: true,
 		Filter: `body.eventType == "x"`, Methods: []string{" post", "put "}, MaxBody: 4096,
-		Grace: Duration(time.Minute),
-		Verify: &Verify{HMACHeader: "X-Hub-Signature-256", HMACSecret: "It's a Secret to Everybody",
-			StandardSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		Grace:  Duration(time.Minute),
+		Verify: &Verify{Provider: "stripe", Secrets: []string{"whsec_a", "whsec_b"}, Tolerance: Duration(10 * time.Minute)},
 		Targets: []Target{
 			{URL: "http://127.0.0.1:9/a", Method: "put", Headers: map[string]string{"X-A": "1"},
 				Timeout: Duration(3 * time.Second), RetrySchedule: []Duration{Duration(time.Second), Duration(time.Minute)},
@@ -278,8 +282,8 @@ func TestCompileWorkflowDefaults(t *testing.T) {
 	if !cw.AllowsMethod("POST") || !cw.AllowsMethod("PUT") || cw.AllowsMethod("post") {
 		t.Errorf("methods = %v", cw.Methods)
 	}
-	if string(cw.HMACKey) != "It's a Secret to Everybody" || len(cw.StandardKeys) != 1 {
-		t.Errorf("verify keys: %q %d", cw.HMACKey, len(cw.StandardKeys))
+	if cw.Verifier == nil {
+		t.Error("no verifier")
 	}
 	if cw.fixedHash == nil || *cw.fixedHash != HashKey("pinned-key-0123456789") {
 		t.Error("pinned key hash not set")

@@ -139,7 +139,7 @@ func checkHeaders(field string, h map[string]string) error {
 }
 
 // checkHeaderName checks a field that names a header (idempotency_header,
-// secret_header, verify.hmac_header).
+// secret_header).
 func checkHeaderName(field, name string) error {
 	if name == "" {
 		return nil

@@ -107,7 +107,7 @@ func TestCompileBounds(t *testing.T) {
 		}), "targets[0].headers", "over the maximum of 50"},
 		{"grace over 7 days", Workflow{ID: "w", Grace: dur(8 * 24 * time.Hour)}, "grace", "over the maximum"},
 		{"bad idempotency header", Workflow{ID: "w", IdempotencyHeader: "X Request Id"}, "idempotency_header", "not allowed"},
-		{"bad hmac header", Workflow{ID: "w", Verify: &Verify{HMACHeader: "X:Sig", HMACSecret: "s"}}, "verify.hmac_header", "not allowed"},
+		{"tolerance over 1h", Workflow{ID: "w", Verify: &Verify{Provider: "zoom", Secrets: []string{"s"}, Tolerance: dur(61 * time.Minute)}}, "verify.tolerance", "over the maximum of 1h0m0s"},
 		{"too many targets", Workflow{ID: "w", Targets: make([]Target, MaxTargets+1)}, "targets", "over the maximum of 50"},
 	}
 	for _, tt := range wfTests {

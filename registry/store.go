@@ -146,13 +146,8 @@ func keepSecrets(w, old *Workflow) {
 			t.Secret = byURL[t.URL]
 		}
 	}
-	if w.Verify != nil && old.Verify != nil {
-		if w.Verify.HMACSecret == "" && w.Verify.HMACHeader != "" {
-			w.Verify.HMACSecret = old.Verify.HMACSecret
-		}
-		if w.Verify.StandardSecret == "" {
-			w.Verify.StandardSecret = old.Verify.StandardSecret
-		}
+	if w.Verify != nil && old.Verify != nil && len(w.Verify.Secrets) == 0 {
+		w.Verify.Secrets = old.Verify.Secrets
 	}
 }
 

@@ -89,15 +89,22 @@ type Target struct {
 	Envelope string `json:"envelope,omitempty"`
 }
 
-// Verify configures provider signature verification on ingress.
+// Verify configures provider signature verification on ingress: a preset
+// that follows one provider's documented signing scheme.
 type Verify struct {
-	// HMACHeader names a hex HMAC-SHA256 header such as GitHub's
-	// X-Hub-Signature-256.
-	HMACHeader string `json:"hmac_header,omitempty"`
-	// HMACSecret is the shared secret for HMACHeader.
-	HMACSecret string `json:"hmac_secret,omitempty"`
-	// StandardSecret verifies Standard Webhooks signatures (whsec_...).
-	StandardSecret string `json:"standard_secret,omitempty"`
+	// Provider names the preset: github, gitlab, stripe, shopify, slack,
+	// twilio, zoom, paddle or standard (Standard Webhooks, Svix).
+	Provider string `json:"provider"`
+	// Secrets are the provider's signing secrets (the GitLab token, the
+	// Twilio auth token): 1 to 4, a request signed with any of them is
+	// accepted, so a secret can be rotated without refusing a webhook.
+	// Write-only: never returned by the API.
+	Secrets []string `json:"secrets,omitempty"`
+	// Tolerance is the largest distance between the signed timestamp and
+	// the current time, for the providers that sign one (stripe, slack,
+	// zoom, paddle, standard); a request outside it is refused as a
+	// replay. Default: 5m; at most 1h; not allowed for the others.
+	Tolerance Duration `json:"tolerance,omitempty"`
 }
 
 // Workflow is an incoming webhook endpoint.

@@ -6,9 +6,13 @@
 // webhook-signature header carries one or more space-separated "v1,<base64>"
 // values (several during secret rotation).
 //
-// Incoming requests can be verified either as Standard Webhooks
-// (VerifyStandard) or as a plain hex HMAC-SHA256 header such as GitHub's
-// X-Hub-Signature-256 (VerifyHMAC).
+// Incoming requests are verified by a Verifier built by New for one of the
+// provider presets (Providers): GitHub, GitLab, Stripe, Shopify, Slack,
+// Twilio, Zoom, Paddle and Standard Webhooks. Each follows the provider's
+// documented algorithm; every comparison is constant-time; the timestamped
+// providers refuse a signature whose time is outside a tolerance (a
+// replay). Slack and Zoom verifiers also answer the providers' endpoint
+// handshakes (Handshaker).
 //
 // No error returned by this package contains a secret, a key or a computed
 // signature.
@@ -43,8 +47,8 @@ const (
 // by the base64 encoding of the key bytes).
 const SecretPrefix = "whsec_"
 
-// DefaultTolerance is the maximum distance between a webhook-timestamp and the
-// current time that VerifyStandard accepts when given a zero tolerance.
+// DefaultTolerance is the maximum distance between a signed timestamp and the
+// current time that a verifier accepts when given a zero tolerance.
 const DefaultTolerance = 5 * time.Minute
 
 // secretBytes is the number of random key bytes in a secret made by NewSecret.
@@ -58,10 +62,15 @@ var (
 	ErrMissingHeader = errors.New("signature: missing header")
 	// ErrInvalidTimestamp means webhook-timestamp is not a Unix time in seconds.
 	ErrInvalidTimestamp = errors.New("signature: invalid timestamp")
-	// ErrTimestampTooOld means webhook-timestamp is older than the tolerance.
-	ErrTimestampTooOld = errors.New("signature: timestamp too old")
-	// ErrTimestampTooNew means webhook-timestamp is further in the future than the tolerance.
-	ErrTimestampTooNew = errors.New("signature: timestamp too new")
+	// ErrOutsideTolerance means the signed timestamp is further from the
+	// current time than the tolerance: the request may be a replay.
+	ErrOutsideTolerance = errors.New("signature timestamp outside the tolerance")
+	// ErrTimestampTooOld means the signed timestamp is older than the
+	// tolerance; it wraps ErrOutsideTolerance.
+	ErrTimestampTooOld = fmt.Errorf("%w: too old", ErrOutsideTolerance)
+	// ErrTimestampTooNew means the signed timestamp is further in the
+	// future than the tolerance; it wraps ErrOutsideTolerance.
+	ErrTimestampTooNew = fmt.Errorf("%w: too new", ErrOutsideTolerance)
 	// ErrMalformedSignature means the signature header could not be parsed.
 	ErrMalformedSignature = errors.New("signature: malformed signature")
 	// ErrNoMatchingSignature means no signature in the header matches any key.

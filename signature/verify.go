@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -59,15 +58,8 @@ func VerifyStandard(keys [][]byte, h http.Header, body []byte, tolerance time.Du
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	if now.IsZero() {
-		now = time.Now()
-	}
-	ts := time.Unix(sec, 0)
-	if d := now.Sub(ts); d > tolerance {
-		return fmt.Errorf("%w: %s is %s in the past (tolerance %s)", ErrTimestampTooOld, HeaderTimestamp, d.Truncate(time.Second), tolerance)
-	}
-	if d := ts.Sub(now); d > tolerance {
-		return fmt.Errorf("%w: %s is %s in the future (tolerance %s)", ErrTimestampTooNew, HeaderTimestamp, d.Truncate(time.Second), tolerance)
+	if err := checkTime(HeaderTimestamp, sec, tolerance, now); err != nil {
+		return err
 	}
 
 	// Collect the decoded v1 signatures.
@@ -115,44 +107,6 @@ func VerifyStandard(keys [][]byte, h http.Header, body []byte, tolerance time.Du
 		}
 	}
 	return ErrNoMatchingSignature
-}
-
-// VerifyHMAC verifies a hex-encoded HMAC-SHA256 of body under key, as sent in
-// GitHub's X-Hub-Signature-256 header ("sha256=<hex>"); the "sha256=" prefix
-// is optional and hex digits may be upper or lower case. The comparison is
-// constant-time.
-//
-// Errors wrap ErrNoKeys (empty key), ErrMissingHeader (empty value),
-// ErrMalformedSignature (other algorithm prefix, bad hex or wrong length) or
-// ErrNoMatchingSignature.
-func VerifyHMAC(key []byte, headerValue string, body []byte) error {
-	if len(key) == 0 {
-		return ErrNoKeys
-	}
-	v := strings.TrimSpace(headerValue)
-	if v == "" {
-		return ErrMissingHeader
-	}
-	if algo, rest, ok := strings.Cut(v, "="); ok {
-		if !strings.EqualFold(algo, "sha256") {
-			return fmt.Errorf("%w: unsupported algorithm %q (want sha256)", ErrMalformedSignature, truncate(algo, 16))
-		}
-		v = rest
-	}
-	if len(v) != hex.EncodedLen(sha256.Size) {
-		return fmt.Errorf("%w: want %d hex digits, got %d", ErrMalformedSignature, hex.EncodedLen(sha256.Size), len(v))
-	}
-	var got [sha256.Size]byte
-	if _, err := hex.Decode(got[:], []byte(v)); err != nil {
-		return fmt.Errorf("%w: not hexadecimal", ErrMalformedSignature)
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(body)
-	var sum [sha256.Size]byte
-	if !hmac.Equal(got[:], mac.Sum(sum[:0])) {
-		return ErrNoMatchingSignature
-	}
-	return nil
 }
 
 func truncate(s string, n int) string {
