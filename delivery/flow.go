@@ -81,6 +81,9 @@ type flowState struct {
 
 	timer   *time.Timer
 	timerAt time.Time
+	// dest is the destination as of the last transition, to report its
+	// circuit ended when the state is forgotten.
+	dest *registry.Destination
 }
 
 // flowOf returns the flow state of a destination, under destMu.
@@ -155,7 +158,7 @@ func (p *Pipeline) setState(dest *registry.Destination, f *flowState, state stri
 	if from == state {
 		return
 	}
-	f.state, f.since = state, now
+	f.state, f.since, f.dest = state, now, dest
 	switch state {
 	case CircuitOpen:
 		if from == CircuitClosed {
@@ -377,9 +380,23 @@ func (p *Pipeline) pruneFlows() {
 		}
 		full := !ok || dest.Flow.Rate == 0 || now.Sub(f.filled).Seconds()*dest.Flow.Rate >= float64(dest.Flow.Burst)
 		if !ok || (f.state == CircuitClosed && f.failingSince.IsZero() && full) {
-			delete(p.flows, id)
+			p.forgetFlow(id, f)
 		}
 	}
+}
+
+// forgetFlow drops a destination's flow state, under destMu; an observer
+// counting open circuits is told that this one ended (without a log line:
+// the destination is gone, or the pipeline stops).
+func (p *Pipeline) forgetFlow(id string, f *flowState) {
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	if o, ok := p.opts.Observer.(FlowObserver); ok && f.state != CircuitClosed && f.dest != nil {
+		o.CircuitChanged(f.dest, f.state, CircuitClosed)
+	}
+	delete(p.flows, id)
 }
 
 // subscriptionDisabled is the data of a hookgate.subscription.disabled

@@ -478,11 +478,8 @@ func (p *Pipeline) stop() {
 			}
 			q.waiting = nil
 		}
-		for _, f := range p.flows {
-			if f.timer != nil {
-				f.timer.Stop()
-				f.timer = nil
-			}
+		for id, f := range p.flows {
+			p.forgetFlow(id, f)
 		}
 		p.destMu.Unlock()
 		p.wg.Wait()
