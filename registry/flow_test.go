@@ -53,7 +53,9 @@ func TestCompileFlow(t *testing.T) {
 		{"in flight negative", FlowControl{MaxInFlight: -1}, "max_in_flight", nil},
 		{"breaker off", FlowControl{Breaker: &Breaker{Off: true}}, "", func(f Flow) bool { return f.BreakerOff }},
 		{"breaker", FlowControl{Breaker: &Breaker{Failures: 2, Cooldown: Duration(time.Second), MaxCooldown: Duration(4 * time.Second)}}, "",
-			func(f Flow) bool { return f.Failures == 2 && f.Cooldown == time.Second && f.MaxCooldown == 4*time.Second }},
+			func(f Flow) bool {
+				return f.Failures == 2 && f.Cooldown == time.Second && f.MaxCooldown == 4*time.Second
+			}},
 		{"long cooldown raises the cap", FlowControl{Breaker: &Breaker{Cooldown: Duration(10 * time.Minute)}}, "",
 			func(f Flow) bool { return f.MaxCooldown == 10*time.Minute }},
 		{"failures over", FlowControl{Breaker: &Breaker{Failures: 1001}}, "breaker.failures", nil},
