@@ -17,9 +17,9 @@ import (
 // bound on attempts in flight, and a circuit breaker. The state lives in the
 // memory of each instance (several instances sharing an engine each pace
 // and break on their own); only "failing since", which decides the
-// auto-disable, is kept in the engine (the KV bucket hookgate-flow) so that
-// it survives a restart. It is written when a circuit opens and removed
-// when it closes again.
+// auto-disable, is kept in the engine (the KV bucket hookgate_flow) so that
+// it survives a restart. It is written when the failures reach the breaker's
+// threshold (the circuit opens) and removed at the next success.
 
 // Circuit breaker states.
 const (
@@ -30,7 +30,7 @@ const (
 
 // flowBucket keeps, per destination, when it began failing without a
 // success since (RFC 3339).
-const flowBucket = "hookgate-flow"
+const flowBucket = "hookgate_flow"
 
 // Circuit is the state of a destination's circuit breaker on this instance.
 type Circuit struct {
@@ -303,6 +303,9 @@ func (p *Pipeline) observe(dest *registry.Destination, res *Result) {
 			load = !f.loaded
 			f.loaded = true
 		}
+		if f.failures >= fl.Failures && !f.persisted {
+			persist, f.persisted = true, true // with the breaker off too
+		}
 		expired := now.Sub(f.failingSince) >= fl.DisableAfter
 		if !fl.BreakerOff {
 			switch {
@@ -316,8 +319,6 @@ func (p *Pipeline) observe(dest *registry.Destination, res *Result) {
 				f.cooldown = fl.Cooldown
 				f.openUntil = now.Add(f.cooldown)
 				p.setState(dest, f, CircuitOpen, now)
-				persist = !f.persisted
-				f.persisted = true
 			}
 			if expired && f.state == CircuitOpen && f.cooldown < fl.MaxCooldown {
 				// Failing for disable_after: a workflow target (or a
@@ -456,6 +457,8 @@ func (p *Pipeline) flowKV(ctx context.Context) (jetstream.KeyValue, error) {
 		Bucket:      flowBucket,
 		Description: "hookgate: since when each failing destination fails without a success",
 		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, p.eng.Config().Replicas),
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -208,6 +210,59 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	if c := p.Circuit("cb"); c.Failures != 0 || !c.FailingSince.IsZero() {
 		t.Errorf("closed circuit %+v", c)
+	}
+	// "Failing since" was stored when the circuit opened, and removed at
+	// the success.
+	kv, err := e.eng.JetStream().KeyValue(e.ctx, flowBucket)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", flowBucket, err)
+	}
+	if en, err := kv.Get(e.ctx, "cb"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("failing since of a closed circuit: %v, %v", en, err)
+	}
+}
+
+// "Failing since" survives a restart: a subscription that failed before it
+// is disabled once disable_after has passed since its first failure, not
+// since the first failure after the restart.
+func TestFailingSinceSurvivesRestart(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusInternalServerError) })
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "ps", Topics: []string{"*"}, URL: s.URL, MaxAttempts: 100,
+		RetrySchedule: []registry.Duration{registry.Duration(100 * time.Millisecond)},
+		FlowControl: registry.FlowControl{DisableAfter: registry.Duration(3 * time.Second), Breaker: &registry.Breaker{
+			Failures: 1, Cooldown: registry.Duration(100 * time.Millisecond), MaxCooldown: registry.Duration(200 * time.Millisecond)}}})
+	p1 := e.start(Options{})
+	e.publish(&Event{ID: "p1", Topic: "t", Data: json.RawMessage(`{}`)})
+	if !waitFor(5*time.Second, func() bool { return p1.Circuit("ps").State != CircuitClosed }) {
+		t.Fatalf("circuit %+v, want open", p1.Circuit("ps"))
+	}
+	since := p1.Circuit("ps").FailingSince
+	e.stopPipeline(p1)
+	kv, err := e.eng.JetStream().KeyValue(e.ctx, flowBucket)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", flowBucket, err)
+	}
+	en, err := kv.Get(e.ctx, "ps")
+	if err != nil {
+		t.Fatalf("stored failing since: %v", err)
+	}
+	if stored, err := time.Parse(time.RFC3339Nano, string(en.Value())); err != nil || !stored.Equal(since) {
+		t.Errorf("stored failing since %s, want %s", en.Value(), since)
+	}
+	time.Sleep(time.Until(since.Add(3 * time.Second)))
+
+	restarted := time.Now()
+	e.start(Options{})
+	if !waitFor(5*time.Second, func() bool { sub, _ := e.reg.Subscription("ps"); return !sub.Dest.Enabled }) {
+		t.Fatal("the subscription was not disabled after the restart")
+	}
+	if took := time.Since(restarted); took > 2*time.Second {
+		t.Errorf("disabled %v after the restart: the failing time before it did not count", took)
+	}
+	sub, _ := e.reg.Subscription("ps")
+	if !strings.Contains(sub.Def.DisabledReason, since.Format(time.RFC3339)) {
+		t.Errorf("reason %q does not name the first failure %s", sub.Def.DisabledReason, since)
 	}
 }
 

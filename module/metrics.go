@@ -39,7 +39,7 @@ var (
 	}, []string{"kind"})
 	rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "hookgate", Subsystem: "delivery", Name: "rate_limited_total",
-		Help: "Deliveries that waited for their destination's rate limit, by kind of destination.",
+		Help: "Waits of deliveries for their destination's rate limit (a delivery parked, or a parked one found still early), by kind of destination.",
 	}, []string{"kind"})
 	queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "hookgate", Subsystem: "delivery", Name: "queue_depth",
