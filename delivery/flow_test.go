@@ -340,3 +340,43 @@ func TestTooManyRequestsRetryAfter(t *testing.T) {
 		t.Errorf("circuit after a success %+v", c)
 	}
 }
+
+// A workflow target failing for its disable_after is not disabled (it has
+// no enable flag): its circuit stays open, probed at the maximum cool-down.
+func TestTargetFailingForDisableAfterStaysOpen(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusBadGateway) })
+	e := newEnv(t)
+	// A target makes as many attempts as its schedule has waits, plus one.
+	schedule := slices.Repeat([]registry.Duration{registry.Duration(50 * time.Millisecond)}, 50)
+	wf, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "wfd", Targets: []registry.Target{{
+		URL: s.URL, RetrySchedule: schedule,
+		FlowControl: registry.FlowControl{DisableAfter: registry.Duration(time.Second), Breaker: &registry.Breaker{
+			Failures: 1, Cooldown: registry.Duration(100 * time.Millisecond), MaxCooldown: registry.Duration(3 * time.Second)}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := wf.Targets[0].ID
+	p := e.start(Options{})
+	e.publish(&Event{ID: "w1", Workflow: "wfd", Data: json.RawMessage(`{}`)})
+	// Probes at 100ms, 200ms, 400ms, 800ms: past 1s the next failure holds
+	// the circuit open for the maximum cool-down (3s).
+	if !waitFor(5*time.Second, func() bool {
+		c := p.Circuit(id)
+		return c.State == CircuitOpen && c.RetryAt.Sub(c.Since) >= 2900*time.Millisecond
+	}) {
+		t.Fatalf("circuit %+v, want open for the maximum cool-down", p.Circuit(id))
+	}
+	n := s.count()
+	time.Sleep(time.Second)
+	if got := s.count(); got != n {
+		t.Errorf("%d attempts during the maximum cool-down", got-n)
+	}
+	if cw, ok := e.reg.Workflow("wfd"); !ok || !cw.Targets[0].Enabled {
+		t.Error("the workflow target was disabled")
+	}
+	rec := e.waitRecord(id+".w1", time.Second, statusIs(StatusPending))
+	if len(rec.Attempts) != n {
+		t.Errorf("%d attempts recorded, %d requests", len(rec.Attempts), n)
+	}
+}
