@@ -276,6 +276,11 @@ func (p *Pipeline) observe(dest *registry.Destination, res *Result) {
 	if !counts {
 		return
 	}
+	select {
+	case <-p.quit:
+		return // stopping: the flow state is being dropped
+	default:
+	}
 	now := time.Now().UTC()
 	fl := dest.Flow
 	p.destMu.Lock()
