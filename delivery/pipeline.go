@@ -56,7 +56,8 @@ type Options struct {
 	// Concurrency bounds the HTTP attempts in flight. Default: 128.
 	Concurrency int
 	// PerDestination bounds the attempts in flight to one destination, so a
-	// slow target cannot take every worker. Default: 64.
+	// slow target cannot take every worker; a destination's max_in_flight
+	// overrides it. Default: 64.
 	PerDestination int
 	// Observer receives attempt outcomes; may be nil.
 	Observer Observer

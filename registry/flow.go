@@ -32,8 +32,9 @@ const (
 	// DefaultDisableAfter is how long a subscription may fail without a
 	// success before it is disabled.
 	DefaultDisableAfter = 5 * 24 * time.Hour
-	// MinDisableAfter and MaxDisableAfter bound disable_after.
+	// MinDisableAfter is the shortest disable_after.
 	MinDisableAfter = time.Second
+	// MaxDisableAfter is the longest disable_after (30 days).
 	MaxDisableAfter = 30 * 24 * time.Hour
 )
 
