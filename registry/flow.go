@@ -187,7 +187,7 @@ const TopicSubscriptionDisabled = "hookgate.subscription.disabled"
 var builtinTopics = map[string]*CompiledTopic{
 	TopicSubscriptionDisabled: {Def: Topic{
 		Name:        TopicSubscriptionDisabled,
-		Description: "hookgate disabled a subscription that kept failing: data {subscription_id, name, reason, last_failure_at}",
+		Description: "hookgate disabled a subscription that kept failing: data {subscription_id, name, reason, last_failure_at, failing_since}",
 		Source:      SourceBuiltin,
 	}},
 }
