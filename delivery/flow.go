@@ -201,7 +201,7 @@ func (p *Pipeline) resume(id string) {
 		f.timer = nil
 	}
 	q := p.dests[id]
-	if q == nil || f == nil || p.ctx.Err() != nil {
+	if q == nil || p.ctx.Err() != nil {
 		p.destMu.Unlock()
 		return
 	}
@@ -440,6 +440,16 @@ func (p *Pipeline) autoDisable(dest *registry.Destination, since, last time.Time
 	}
 	p.log.Warn("subscription disabled: failing for disable_after", zap.String("destination", dest.ID),
 		zap.Time("failing_since", since), zap.Duration("disable_after", dest.Flow.DisableAfter))
+	// Enabled again, it starts afresh: a closed circuit, no failing time.
+	// The deliveries waiting for it end now (as for any disabled
+	// subscription).
+	p.destMu.Lock()
+	if f := p.flows[dest.ID]; f != nil {
+		p.forgetFlow(dest.ID, f)
+	}
+	p.destMu.Unlock()
+	p.clearFailingSince(dest.ID)
+	p.resume(dest.ID)
 	data, _ := json.Marshal(subscriptionDisabled{
 		SubscriptionID: dest.SubscriptionID, Name: dest.Subscription.Name, Reason: reason,
 		LastFailureAt: last, FailingSince: since,

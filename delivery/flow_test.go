@@ -277,7 +277,7 @@ func TestAutoDisable(t *testing.T) {
 		FlowControl: registry.FlowControl{DisableAfter: registry.Duration(time.Second), Breaker: &registry.Breaker{
 			Failures: 2, Cooldown: registry.Duration(200 * time.Millisecond), MaxCooldown: registry.Duration(400 * time.Millisecond)}}})
 	e.subscribe(registry.Subscription{ID: "watch", Topics: []string{registry.TopicSubscriptionDisabled}, URL: watcher.URL})
-	e.start(Options{})
+	p := e.start(Options{})
 	e.publish(&Event{ID: "d1", Topic: "t", Data: json.RawMessage(`{}`)})
 	reqs := watcher.waitCount(t, 1, 10*time.Second)
 	var body struct {
@@ -305,6 +305,20 @@ func TestAutoDisable(t *testing.T) {
 	}
 	if n := watcher.count(); n != 1 {
 		t.Errorf("%d disabled events, want 1", n)
+	}
+	// Enabled again, it starts afresh: closed, with a new disable_after.
+	if c := p.Circuit("dead"); c.State != CircuitClosed || !c.FailingSince.IsZero() {
+		t.Errorf("circuit of the disabled subscription %+v", c)
+	}
+	if err := e.reg.SetSubscriptionEnabled(e.ctx, "dead", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := dead.count()
+	e.publish(&Event{ID: "d2", Topic: "t", Data: json.RawMessage(`{}`)})
+	dead.waitCount(t, before+1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if sub, _ := e.reg.Subscription("dead"); !sub.Dest.Enabled {
+		t.Errorf("disabled again at its first failure after being enabled: %q", sub.Def.DisabledReason)
 	}
 }
 
