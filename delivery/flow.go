@@ -21,6 +21,9 @@ import (
 // it survives a restart. It is written when the failures reach the breaker's
 // threshold (the circuit opens) and removed at the next success.
 
+// maxSlow bounds the halvings of a rate limit after 429 answers (1/16).
+const maxSlow = 4
+
 // Circuit breaker states.
 const (
 	CircuitClosed   = "closed"
@@ -59,9 +62,12 @@ type FlowObserver interface {
 
 // flowState is a destination's flow control state, under Pipeline.destMu.
 type flowState struct {
-	// Token bucket.
+	// Token bucket. slow halves the rate that many times: a destination
+	// answering 429 is slowed down (at most maxSlow halvings), and each
+	// 2xx gives back one halving.
 	tokens float64
 	filled time.Time
+	slow   int
 
 	// Circuit breaker.
 	state     string
@@ -132,7 +138,8 @@ func (p *Pipeline) admit(dest *registry.Destination, now time.Time) (ok bool, wa
 		probe = true
 	}
 	if r := dest.Flow.Rate; r > 0 {
-		burst := float64(dest.Flow.Burst)
+		r /= float64(int(1) << f.slow)
+		burst := max(1, float64(dest.Flow.Burst)/float64(int(1)<<f.slow))
 		if f.filled.IsZero() {
 			f.tokens = burst
 		} else {
@@ -294,6 +301,14 @@ func (p *Pipeline) observe(dest *registry.Destination, res *Result) {
 	}
 	wake, load, persist, unpersist, disable := false, false, false, false, false
 	var failingSince time.Time
+	if res.StatusCode == http.StatusTooManyRequests && fl.Rate > 0 && f.slow < maxSlow {
+		f.slow++
+		p.log.Debug("destination answered 429: its rate is halved", zap.String("destination", dest.ID),
+			zap.Float64("rate_per_second", fl.Rate/float64(int(1)<<f.slow)))
+	}
+	if res.Success() && f.slow > 0 {
+		f.slow--
+	}
 	if !failure {
 		f.failures, f.cooldown, f.probing = 0, 0, false
 		unpersist = f.persisted
@@ -385,7 +400,7 @@ func (p *Pipeline) pruneFlows() {
 			continue
 		}
 		full := !ok || dest.Flow.Rate == 0 || now.Sub(f.filled).Seconds()*dest.Flow.Rate >= float64(dest.Flow.Burst)
-		if !ok || (f.state == CircuitClosed && f.failingSince.IsZero() && full) {
+		if !ok || (f.state == CircuitClosed && f.failingSince.IsZero() && f.slow == 0 && full) {
 			p.forgetFlow(id, f)
 		}
 	}

@@ -83,18 +83,22 @@ func TestRateLimit(t *testing.T) {
 		e.publish(&Event{ID: fmt.Sprintf("r%d", i), Topic: "t", Data: json.RawMessage(`{}`)})
 	}
 	reqs := s.waitCount(t, n, 10*time.Second)
-	start := reqs[0].At
+	// The rate once the burst (a tenth of a second's worth: 2) is spent,
+	// over the remaining 77 intervals (≈ 3.9 s).
+	const burst = 2
+	rate := float64(n-1-burst) / reqs[n-1].At.Sub(reqs[burst].At).Seconds()
+	t.Logf("%.1f deliveries/s at the sink, want 20 ±20%%", rate)
+	if rate < 16 || rate > 24 {
+		t.Errorf("%.1f deliveries/s at rate_limit 20/s, want 20 ±20%%", rate)
+	}
 	inWindow := 0
 	for _, r := range reqs {
-		if r.At.Sub(start) < 3*time.Second {
+		if r.At.Sub(reqs[0].At) < time.Second {
 			inWindow++
 		}
 	}
-	// 20/s over 3 s, plus the burst of a tenth of a second (2).
-	want := 20*3 + 2
-	t.Logf("%d requests in the first 3 s, want %d ±20%%", inWindow, want)
-	if inWindow < want*8/10 || inWindow > want*12/10 {
-		t.Errorf("%d requests in the first 3 s at 20/s, want %d ±20%%", inWindow, want)
+	if inWindow > 20+burst+2 {
+		t.Errorf("%d deliveries in the first second at 20/s", inWindow)
 	}
 	if obs.limited.Load() == 0 {
 		t.Error("no rate-limited wait observed")
@@ -392,5 +396,50 @@ func TestTargetFailingForDisableAfterStaysOpen(t *testing.T) {
 	rec := e.waitRecord(id+".w1", time.Second, statusIs(StatusPending))
 	if len(rec.Attempts) != n {
 		t.Errorf("%d attempts recorded, %d requests", len(rec.Attempts), n)
+	}
+}
+
+// A rate-limited destination answering 429 has its rate halved (down to a
+// sixteenth), and each success gives back one halving.
+func TestTooManyRequestsHalvesRate(t *testing.T) {
+	var throttle atomic.Bool
+	throttle.Store(true)
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if throttle.Load() {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "hr", Topics: []string{"*"}, URL: s.URL, MaxAttempts: 100,
+		RetrySchedule: []registry.Duration{registry.Duration(10 * time.Millisecond)},
+		FlowControl: registry.FlowControl{RateLimit: "100/s", MaxInFlight: 1, Breaker: &registry.Breaker{Off: true}}})
+	p := e.start(Options{})
+	slow := func() int {
+		p.destMu.Lock()
+		defer p.destMu.Unlock()
+		if f := p.flows["hr"]; f != nil {
+			return f.slow
+		}
+		return -1
+	}
+	e.publish(&Event{ID: "h1", Topic: "t", Data: json.RawMessage(`{}`)})
+	if !waitFor(5*time.Second, func() bool { return slow() == maxSlow }) {
+		t.Fatalf("halvings %d after 429s, want %d", slow(), maxSlow)
+	}
+	// At 100/16 per second, requests are at least 160ms apart.
+	s.waitCount(t, maxSlow+3, 5*time.Second)
+	reqs := s.requests()
+	if gap := reqs[maxSlow+2].At.Sub(reqs[maxSlow+1].At); gap < 140*time.Millisecond {
+		t.Errorf("requests %v apart at a sixteenth of 100/s", gap)
+	}
+	throttle.Store(false)
+	e.waitRecord("hr.h1", 5*time.Second, statusIs(StatusSucceeded))
+	for i := range maxSlow {
+		e.publish(&Event{ID: fmt.Sprintf("h%d", i+2), Topic: "t", Data: json.RawMessage(`{}`)})
+	}
+	if !waitFor(5*time.Second, func() bool { return slow() <= 0 }) {
+		t.Errorf("halvings %d after successes, want 0", slow())
 	}
 }
