@@ -414,7 +414,7 @@ func TestTooManyRequestsHalvesRate(t *testing.T) {
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "hr", Topics: []string{"*"}, URL: s.URL, MaxAttempts: 100,
 		RetrySchedule: []registry.Duration{registry.Duration(10 * time.Millisecond)},
-		FlowControl: registry.FlowControl{RateLimit: "100/s", MaxInFlight: 1, Breaker: &registry.Breaker{Off: true}}})
+		FlowControl:   registry.FlowControl{RateLimit: "100/s", MaxInFlight: 1, Breaker: &registry.Breaker{Off: true}}})
 	p := e.start(Options{})
 	slow := func() int {
 		p.destMu.Lock()
