@@ -24,6 +24,9 @@ type subscriptionView struct {
 	Source      string            `json:"source"`
 	Secret      string            `json:"secret,omitempty"`
 	HasSecret   bool              `json:"has_secret"`
+	// Circuit is the state of the subscription's circuit breaker on the
+	// instance that answers (each instance keeps its own).
+	Circuit *delivery.Circuit `json:"circuit,omitempty"`
 }
 
 func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
@@ -50,6 +53,14 @@ func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
 	return v
 }
 
+// viewSubscription is viewSubscription with the circuit breaker's state.
+func (h *Handler) viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
+	v := viewSubscription(cs)
+	c := h.pipe.Circuit(cs.Dest.ID)
+	v.Circuit = &c
+	return v
+}
+
 // subscription returns the subscription of the path, or a 404 error.
 func (h *Handler) subscription(id string) (*registry.CompiledSubscription, error) {
 	cs, ok := h.reg.Subscription(id)
@@ -64,7 +75,7 @@ func (h *Handler) subscription(id string) (*registry.CompiledSubscription, error
 func (h *Handler) listSubscriptions(w http.ResponseWriter, _ *http.Request, _ []string) error {
 	out := []subscriptionView{}
 	for _, cs := range h.reg.Subscriptions() {
-		out = append(out, viewSubscription(cs))
+		out = append(out, h.viewSubscription(cs))
 	}
 	list := withBroken(out, func(v subscriptionView) string { return v.ID }, h.reg.Broken(registry.KindSubscription))
 	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": list})
@@ -106,7 +117,7 @@ func (h *Handler) getSubscription(w http.ResponseWriter, _ *http.Request, p []st
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewSubscription(cs))
+	writeJSON(w, http.StatusOK, h.viewSubscription(cs))
 	return nil
 }
 
@@ -140,7 +151,7 @@ func (h *Handler) patchSubscription(w http.ResponseWriter, r *http.Request, p []
 	if err != nil {
 		return wrapResource("subscription", p[0], err)
 	}
-	writeJSON(w, http.StatusOK, viewSubscription(cs))
+	writeJSON(w, http.StatusOK, h.viewSubscription(cs))
 	return nil
 }
 

@@ -43,14 +43,14 @@ func TestTopics(t *testing.T) {
 	e.put("/topics/provisioning/requested", nil).expect(http.StatusCreated)
 	e.get("/topics/provisioning/requested").expect(http.StatusOK)
 
-	// List: sorted by name, config topics included.
+	// List: sorted by name, config and built-in topics included.
 	var list struct{ Topics []registry.Topic }
 	e.get("/topics").expect(http.StatusOK).decode(&list)
 	var names []string
 	for _, tp := range list.Topics {
 		names = append(names, tp.Name+"("+tp.Source+")")
 	}
-	if got := strings.Join(names, " "); got != "USER_CREATED(config) document.created(api) document.deleted(api) provisioning/requested(api)" {
+	if got := strings.Join(names, " "); got != "USER_CREATED(config) document.created(api) document.deleted(api) hookgate.subscription.disabled(builtin) provisioning/requested(api)" {
 		t.Errorf("list: %s", got)
 	}
 

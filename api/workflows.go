@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/ingress"
 	"github.com/hookgate/hookgate/registry"
@@ -57,6 +58,10 @@ type targetView struct {
 	RetrySchedule []registry.Duration `json:"retry_schedule,omitempty"`
 	Envelope      string              `json:"envelope"`
 	HasSecret     bool                `json:"has_secret"`
+	registry.FlowControl
+	// Circuit is the state of the target's circuit breaker on the instance
+	// that answers (each instance keeps its own).
+	Circuit *delivery.Circuit `json:"circuit,omitempty"`
 }
 
 func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
@@ -89,9 +94,12 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 		tv := targetView{
 			ID: t.ID, URL: t.URL, Method: t.Method, Headers: registry.RedactHeaders(t.Headers), Timeout: t.Timeout,
 			RetrySchedule: t.RetrySchedule, Envelope: t.Envelope, HasSecret: t.Secret != "",
+			FlowControl: t.FlowControl,
 		}
 		if i < len(cw.Targets) {
 			tv.Method, tv.Timeout = cw.Targets[i].Method, registry.Duration(cw.Targets[i].Timeout)
+			c := h.pipe.Circuit(cw.Targets[i].ID)
+			tv.Circuit = &c
 		}
 		if tv.Envelope == "" {
 			tv.Envelope = filters.EnvelopeRaw

@@ -33,6 +33,12 @@ func (d *delivery) id() string { return recordID(d.destID, d.ev.ID) }
 // deliverOne makes one attempt of a delivery message and decides what
 // follows: done, retry later, or failed.
 func (p *Pipeline) deliverOne(m jetstream.Msg) {
+	observed := false
+	defer func() {
+		if !observed {
+			p.probeEnded(m.Headers().Get(hdrDest))
+		}
+	}()
 	d, ok := p.open(m)
 	if !ok {
 		return
@@ -54,6 +60,8 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 		_ = m.Nak() // shutting down: not an attempt; redelivered at once elsewhere or after restart
 		return
 	}
+	p.observe(dest, res)
+	observed = true
 
 	at := &Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body)}
 	if res.Err != nil {

@@ -56,7 +56,8 @@ type Options struct {
 	// Concurrency bounds the HTTP attempts in flight. Default: 128.
 	Concurrency int
 	// PerDestination bounds the attempts in flight to one destination, so a
-	// slow target cannot take every worker. Default: 64.
+	// slow target cannot take every worker; a destination's max_in_flight
+	// overrides it. Default: 64.
 	PerDestination int
 	// Observer receives attempt outcomes; may be nil.
 	Observer Observer
@@ -80,6 +81,12 @@ type Pipeline struct {
 	// deliveries waiting for one of its PerDestination slots.
 	destMu sync.Mutex
 	dests  map[string]*destQueue
+	// flows holds, per destination, its rate limit's tokens, its circuit
+	// breaker and its health (flow.go), under destMu.
+	flows map[string]*flowState
+
+	flowKVMu     sync.Mutex
+	flowKVBucket jetstream.KeyValue
 
 	// attempts counts the attempts made on messages waiting for a retry,
 	// by stream and sequence; an entry leaves when its message is acked or
@@ -133,6 +140,7 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 		sender:      &Sender{Client: client},
 		sem:         make(chan struct{}, opts.Concurrency),
 		dests:       map[string]*destQueue{},
+		flows:       map[string]*flowState{},
 		attempts:    map[msgKey]int{},
 		recoverUpTo: map[string]uint64{},
 		ctx:         ctx, cancel: cancel,
@@ -285,6 +293,8 @@ const (
 // consumer, which is the back-pressure wanted.
 func (p *Pipeline) dispatch(m jetstream.Msg) {
 	dest := m.Headers().Get(hdrDest)
+	d, _ := p.reg.Destination(dest)
+	now := time.Now()
 	p.destMu.Lock()
 	if p.ctx.Err() != nil {
 		p.destMu.Unlock()
@@ -295,17 +305,32 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		q = &destQueue{}
 		p.dests[dest] = q
 	}
-	if q.inFlight >= p.opts.PerDestination {
+	// A delivery waits when the destination is busy, when others wait
+	// before it, or when its flow control (rate limit, open circuit) holds
+	// it back; waiting is not an attempt.
+	limited := false
+	ok := q.inFlight < p.limitOf(d) && len(q.waiting) == 0
+	if ok {
+		var wait time.Duration
+		if ok, wait, limited = p.admit(d, now); !ok && wait > 0 {
+			p.arm(dest, wait)
+		}
+	}
+	if !ok {
+		if limited {
+			p.rateLimited(d)
+		}
 		if len(q.waiting) < p.opts.PerDestination*waitingPerSlot {
 			q.waiting = append(q.waiting, m)
 			p.destMu.Unlock()
 			return
 		}
+		wait := p.deferWait(dest, now)
 		p.destMu.Unlock()
 		// The destination is saturated: the delivery goes back to the
 		// stream for a while, which is not an attempt.
 		p.keepCount(m)
-		_ = m.NakWithDelay(deferDelay)
+		_ = m.NakWithDelay(wait)
 		return
 	}
 	q.inFlight++
@@ -331,16 +356,28 @@ func (p *Pipeline) work(dest string, m jetstream.Msg) {
 	}
 }
 
-// next returns the destination's next waiting delivery, or releases its slot.
+// next returns the destination's next waiting delivery when its flow
+// control lets it through now, or releases its slot (arming the timer that
+// resumes the waiting ones).
 func (p *Pipeline) next(dest string) jetstream.Msg {
+	d, _ := p.reg.Destination(dest)
 	p.destMu.Lock()
 	defer p.destMu.Unlock()
 	q := p.dests[dest]
-	if len(q.waiting) > 0 && p.ctx.Err() == nil {
-		m := q.waiting[0]
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
-		return m
+	if len(q.waiting) > 0 && p.ctx.Err() == nil && q.inFlight <= p.limitOf(d) {
+		ok, wait, limited := p.admit(d, time.Now())
+		if ok {
+			m := q.waiting[0]
+			q.waiting[0] = nil
+			q.waiting = q.waiting[1:]
+			return m
+		}
+		if wait > 0 {
+			p.arm(dest, wait)
+		}
+		if limited {
+			p.rateLimited(d)
+		}
 	}
 	q.inFlight--
 	if q.inFlight == 0 && len(q.waiting) == 0 {
@@ -364,13 +401,25 @@ func (p *Pipeline) touchWaiting() {
 		}
 		p.destMu.Lock()
 		var all []jetstream.Msg
-		for _, q := range p.dests {
+		var idle []string
+		for id, q := range p.dests {
 			all = append(all, q.waiting...)
+			if len(q.waiting) > 0 && q.inFlight == 0 {
+				if f := p.flows[id]; f == nil || (f.timer == nil && !f.probing) {
+					idle = append(idle, id)
+				}
+			}
 		}
 		p.destMu.Unlock()
 		for _, m := range all {
 			_ = m.InProgress()
 		}
+		// A safety net: waiting deliveries with nothing in flight and no
+		// timer are started (none is expected).
+		for _, id := range idle {
+			p.resume(id)
+		}
+		p.pruneFlows()
 	}
 }
 
@@ -429,6 +478,9 @@ func (p *Pipeline) stop() {
 				_ = m.Nak()
 			}
 			q.waiting = nil
+		}
+		for id, f := range p.flows {
+			p.forgetFlow(id, f)
 		}
 		p.destMu.Unlock()
 		p.wg.Wait()

@@ -384,8 +384,11 @@ func TestRetriesThenFailedThenReplay(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	e := newEnv(t)
+	// The circuit breaker, off here, would hold the 6th attempt for its
+	// cool-down (flow_test.go tests it).
 	e.subscribe(registry.Subscription{ID: "s", Topics: []string{"*"}, URL: s.URL, MaxAttempts: 3,
-		RetrySchedule: []registry.Duration{registry.Duration(50 * time.Millisecond), registry.Duration(150 * time.Millisecond)}})
+		RetrySchedule: []registry.Duration{registry.Duration(50 * time.Millisecond), registry.Duration(150 * time.Millisecond)},
+		FlowControl:   registry.FlowControl{Breaker: &registry.Breaker{Off: true}}})
 	obs := &outcomes{}
 	e.start(Options{Observer: obs})
 	e.publish(&Event{ID: "evt_r", Topic: "t", Data: json.RawMessage(`{}`)})
@@ -724,8 +727,11 @@ func TestDeadDestinationDoesNotStallOthers(t *testing.T) {
 	dead := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusServiceUnavailable) })
 	healthy := newSink(t, nil)
 	e := newEnv(t)
+	// The circuit breaker is off: every delivery is tried once and waits
+	// for its retry, the worst case for the queue.
 	e.subscribe(registry.Subscription{ID: "dead", Topics: []string{"down.*"}, URL: dead.URL,
-		RetrySchedule: []registry.Duration{registry.Duration(time.Hour)}})
+		RetrySchedule: []registry.Duration{registry.Duration(time.Hour)},
+		FlowControl:   registry.FlowControl{Breaker: &registry.Breaker{Off: true}}})
 	e.subscribe(registry.Subscription{ID: "healthy", Topics: []string{"up.*"}, URL: healthy.URL})
 	e.start(Options{Concurrency: 16, PerDestination: 8})
 	const backlog = 2000

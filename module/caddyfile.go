@@ -72,6 +72,14 @@ func init() {
 //			max_attempts <n>
 //			retry_schedule <duration...>
 //			timeout <duration>
+//			rate_limit <n>/s|<n>/m|<n>/h
+//			max_in_flight <n>
+//			breaker off | breaker {
+//				failures <n>
+//				cooldown <duration>
+//				max_cooldown <duration>
+//			}
+//			disable_after <duration>
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -313,6 +321,8 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 			var dur caddy.Duration
 			dur, err = parseDurationArg(d, registry.MaxTimeout)
 			s.Timeout = registry.Duration(dur)
+		case "rate_limit", "max_in_flight", "breaker", "disable_after":
+			err = parseFlowOption(d, &s.FlowControl)
 		default:
 			return sc, lines, d.Errf("unrecognized subscription option %q", opt)
 		}
@@ -365,6 +375,10 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 //				retry_schedule <duration...>
 //				secret <secret>
 //				envelope raw|standard|<expr>
+//				rate_limit <n>/s|<n>/m|<n>/h
+//				max_in_flight <n>
+//				breaker off | breaker { failures <n>; cooldown <duration>; max_cooldown <duration> }
+//				disable_after <duration>
 //			}
 //		}
 //	}
@@ -649,6 +663,8 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 			err = oneArg(d, &t.Secret)
 		case "envelope":
 			err = oneArg(d, &t.Envelope)
+		case "rate_limit", "max_in_flight", "breaker", "disable_after":
+			err = parseFlowOption(d, &t.FlowControl)
 		default:
 			return t, d.Errf("unrecognized forward option %q", d.Val())
 		}
@@ -770,6 +786,84 @@ func parseSchedule(d *caddyfile.Dispenser) ([]registry.Duration, error) {
 		out = append(out, registry.Duration(dur))
 	}
 	return out, nil
+}
+
+// parseFlowOption reads one flow control option of a subscription or a
+// forward target, checking its bounds where it stands:
+//
+//	rate_limit <n>/s|<n>/m|<n>/h
+//	max_in_flight <n>
+//	breaker off
+//	breaker {
+//		failures <n>
+//		cooldown <duration>
+//		max_cooldown <duration>
+//	}
+//	disable_after <duration>
+func parseFlowOption(d *caddyfile.Dispenser, f *registry.FlowControl) error {
+	opt := d.Val()
+	switch opt {
+	case "rate_limit":
+		if err := oneArg(d, &f.RateLimit); err != nil {
+			return err
+		}
+		if _, err := registry.ParseRate(f.RateLimit); err != nil {
+			return d.Errf("rate_limit: %v", err)
+		}
+	case "max_in_flight":
+		n, err := parseIntArg(d, registry.MaxInFlightCeiling)
+		if err != nil {
+			return err
+		}
+		f.MaxInFlight = n
+	case "disable_after":
+		dur, err := parseDurationArg(d, registry.MaxDisableAfter)
+		if err != nil {
+			return err
+		}
+		if time.Duration(dur) < registry.MinDisableAfter {
+			return d.Errf("disable_after: %s is under the minimum of %s", time.Duration(dur), registry.MinDisableAfter)
+		}
+		f.DisableAfter = registry.Duration(dur)
+	case "breaker":
+		b := &registry.Breaker{}
+		f.Breaker = b
+		args := d.RemainingArgs()
+		switch {
+		case len(args) == 1 && args[0] == "off":
+			b.Off = true
+			if d.NextBlock(d.Nesting()) {
+				return d.Err("breaker off takes no block")
+			}
+			return nil
+		case len(args) > 0:
+			return d.Errf("breaker: %q: use breaker off or a block", strings.Join(args, " "))
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "failures":
+				n, err := parseIntArg(d, registry.MaxBreakerFailures)
+				if err != nil {
+					return err
+				}
+				b.Failures = n
+			case "cooldown", "max_cooldown":
+				name := d.Val()
+				dur, err := parseDurationArg(d, registry.MaxCooldown)
+				if err != nil {
+					return err
+				}
+				if name == "cooldown" {
+					b.Cooldown = registry.Duration(dur)
+				} else {
+					b.MaxCooldown = registry.Duration(dur)
+				}
+			default:
+				return d.Errf("unrecognized breaker option %q", d.Val())
+			}
+		}
+	}
+	return nil
 }
 
 // checkHeaderArg checks a header subdirective where it stands; n is the

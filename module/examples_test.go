@@ -232,9 +232,10 @@ func TestExamplesOutgoing(t *testing.T) {
 		if err := verify(exampleOrchestrySecret, r); err != nil {
 			t.Errorf("signature: %v", err)
 		}
-		// GET /topics lists Orchestry's five events.
+		// GET /topics lists Orchestry's five events, and hookgate's
+		// built-in one.
 		_, list := apiCall(t, "GET", "/topics", nil)
-		if topics, _ := list["topics"].([]any); len(topics) != 5 {
+		if topics, _ := list["topics"].([]any); len(topics) != 5+1 {
 			t.Errorf("topics: %v", list)
 		}
 	})

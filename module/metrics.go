@@ -33,6 +33,14 @@ var (
 		Help:    "Duration of delivery attempts.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 	}, []string{"kind"})
+	circuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "circuit_open",
+		Help: "Destinations whose circuit breaker is open or half-open on this instance, by kind of destination.",
+	}, []string{"kind"})
+	rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "rate_limited_total",
+		Help: "Waits of deliveries for their destination's rate limit (a delivery parked, or a parked one found still early), by kind of destination.",
+	}, []string{"kind"})
 	queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "hookgate", Subsystem: "delivery", Name: "queue_depth",
 		Help: "Deliveries waiting or in flight.",
@@ -61,7 +69,7 @@ type metrics struct{}
 // registerMetrics registers the collectors into reg (nil-safe).
 func registerMetrics(reg *prometheus.Registry) *metrics {
 	if reg != nil {
-		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, queueDepth} {
+		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, queueDepth} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -80,16 +88,40 @@ func (m *metrics) request(workflow, outcome string) {
 	}
 }
 
+// destKind is the kind label of a destination: "subscription" or "workflow".
+func destKind(dest *registry.Destination) string {
+	if dest.WorkflowID != "" {
+		return "workflow"
+	}
+	return "subscription"
+}
+
 // Attempted implements delivery.Observer.
 func (m *metrics) Attempted(dest *registry.Destination, outcome string, took time.Duration) {
-	kind := "subscription"
-	if dest.WorkflowID != "" {
-		kind = "workflow"
-	}
+	kind := destKind(dest)
 	deliveryAttempts.WithLabelValues(kind, outcome).Inc()
 	attemptDuration.WithLabelValues(kind).Observe(took.Seconds())
 }
 
+// CircuitChanged implements delivery.FlowObserver: the gauge counts the
+// circuits not closed.
+func (m *metrics) CircuitChanged(dest *registry.Destination, from, to string) {
+	switch {
+	case from == delivery.CircuitClosed:
+		circuitOpen.WithLabelValues(destKind(dest)).Inc()
+	case to == delivery.CircuitClosed:
+		circuitOpen.WithLabelValues(destKind(dest)).Dec()
+	}
+}
+
+// RateLimited implements delivery.FlowObserver.
+func (m *metrics) RateLimited(dest *registry.Destination) {
+	rateLimited.WithLabelValues(destKind(dest)).Inc()
+}
+
 func (m *metrics) watchQueue(p *delivery.Pipeline) { queuePipeline.Store(p) }
 
-var _ delivery.Observer = (*metrics)(nil)
+var (
+	_ delivery.Observer     = (*metrics)(nil)
+	_ delivery.FlowObserver = (*metrics)(nil)
+)

@@ -770,7 +770,8 @@ func TestOutgoingPublishAPI(t *testing.T) {
 		m := tp.(map[string]any)
 		sources[m["name"].(string)] = m["source"]
 	}
-	if sources["asset.created"] != "config" || sources["workspace.provisioning.completed"] != "api" || len(sources) != 2 {
+	if sources["asset.created"] != "config" || sources["workspace.provisioning.completed"] != "api" ||
+		sources["hookgate.subscription.disabled"] != "builtin" || len(sources) != 3 {
 		t.Errorf("GET /topics: %v", list)
 	}
 

@@ -76,6 +76,9 @@ type Destination struct {
 	SecretField  string
 	Subscription filters.Subscription
 	Enabled      bool
+	// Flow paces the deliveries: rate limit, concurrency, circuit breaker
+	// and auto-disable.
+	Flow Flow
 }
 
 // RetryDelay returns the wait before retry number n (1-based), for a
@@ -281,7 +284,12 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 	if err := checkSchedule(field+".retry_schedule", t.RetrySchedule); err != nil {
 		return nil, err
 	}
+	flow, err := compileFlow(field+".", t.FlowControl)
+	if err != nil {
+		return nil, err
+	}
 	d := &Destination{
+		Flow:        flow,
 		ID:          TargetDestinationID(workflow, t.ID),
 		WorkflowID:  workflow,
 		URL:         t.URL,
@@ -308,7 +316,6 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 		d.PassBody = true
 		env = "raw"
 	}
-	var err error
 	if d.Envelope, err = filters.CompileEnvelope(env); err != nil {
 		return nil, invalid(field+".envelope", "%v", err)
 	}
@@ -442,8 +449,11 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if err := checkHeaderName("secret_header", s.SecretHeader); err != nil {
 		return nil, err
 	}
+	flow, err := compileFlow("", s.FlowControl)
+	if err != nil {
+		return nil, err
+	}
 	cs := &CompiledSubscription{Def: s}
-	var err error
 	if s.Include != "" {
 		if cs.Include, err = filters.CompileEventPredicate(s.Include); err != nil {
 			return nil, invalid("include", "%v", err)
@@ -466,6 +476,7 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		SecretHeader:   s.SecretHeader,
 		SecretField:    s.SecretField,
 		Enabled:        s.IsEnabled(),
+		Flow:           flow,
 		Subscription: filters.Subscription{
 			ID: s.ID, Name: s.Name, Description: s.Description, Secret: s.Secret,
 		},

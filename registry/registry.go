@@ -77,7 +77,7 @@ func New(eng *engine.Engine, guard URLChecker, log *zap.Logger) *Registry {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Registry{
+	r := &Registry{
 		eng: eng, guard: guard, log: log,
 		apiWF: map[string]*CompiledWorkflow{}, confWF: map[string]configEntry[*CompiledWorkflow]{},
 		apiTopics: map[string]*CompiledTopic{}, confTopics: map[string]configEntry[*CompiledTopic]{},
@@ -94,6 +94,12 @@ func New(eng *engine.Engine, guard URLChecker, log *zap.Logger) *Registry {
 		destinations:  newCowMap[*Destination](),
 		byTopic:       newTopicIndex(),
 	}
+	t := r.begin()
+	for name := range builtinTopics {
+		t.refreshTopic(name)
+	}
+	t.commit()
+	return r
 }
 
 // Guard returns the URL checker resources are validated with.
@@ -206,6 +212,9 @@ func (t *txn) refreshTopic(name string) {
 	cur := t.r.apiTopics[name]
 	if e, ok := t.r.confTopics[name]; ok {
 		cur = e.value
+	}
+	if cur == nil {
+		cur = builtinTopics[name]
 	}
 	if cur == nil {
 		t.topics.del(name)
@@ -461,7 +470,7 @@ func (r *Registry) isConfigTopic(name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.confTopics[name]
-	return ok
+	return ok || builtinTopics[name] != nil
 }
 
 func (r *Registry) isConfigSubscription(id string) bool {

@@ -275,7 +275,7 @@ func TestListsSorted(t *testing.T) {
 	for _, s := range r.Subscriptions() {
 		ids = append(ids, s.Def.ID)
 	}
-	want := []string{"a", "b", "c", "t.a", "t.b", "t.c", "sa", "sb", "sc"}
+	want := []string{"a", "b", "c", TopicSubscriptionDisabled, "t.a", "t.b", "t.c", "sa", "sb", "sc"}
 	if len(ids) != len(want) {
 		t.Fatalf("lists = %v", ids)
 	}

@@ -87,6 +87,9 @@ type Target struct {
 	// Envelope builds the body: "raw" (the body as received, the default),
 	// "standard", a preset name or an expr expression.
 	Envelope string `json:"envelope,omitempty"`
+	// FlowControl paces the target's deliveries: rate_limit,
+	// max_in_flight, breaker and disable_after.
+	FlowControl
 }
 
 // Verify configures provider signature verification on ingress: a preset
@@ -187,7 +190,8 @@ type Subscription struct {
 	Secret string `json:"secret,omitempty"`
 	// Enabled: a disabled subscription gets no new deliveries. Default: true.
 	Enabled *bool `json:"enabled,omitempty"`
-	// DisabledReason says why the gateway disabled the subscription (410).
+	// DisabledReason says why the gateway disabled the subscription (410,
+	// or failing for disable_after).
 	DisabledReason string `json:"disabled_reason,omitempty"`
 	// Headers are added to every delivery: at most 50, names HTTP tokens,
 	// values of at most 8 KiB without CR, LF or NUL. The API shows the
@@ -214,6 +218,9 @@ type Subscription struct {
 	RetrySchedule []Duration `json:"retry_schedule,omitempty"`
 	// Timeout of one attempt. Default: 10s; at most 5m.
 	Timeout Duration `json:"timeout,omitempty"`
+	// FlowControl paces the subscription's deliveries: rate_limit,
+	// max_in_flight, breaker and disable_after.
+	FlowControl
 	// Source is "api" or "config" (read-only).
 	Source string `json:"source,omitempty"`
 	// CreatedAt is when the subscription was created.
