@@ -354,6 +354,7 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 //			disabled
 //			verify_hmac <header> <secret>
 //			verify_standard <secret>
+//			respond [accepted|filtered|duplicate] <status> [<body>]
 //			forward <url> {
 //				id <name>
 //				method <method>
@@ -522,6 +523,8 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 			}
 		case "verify_standard":
 			err = oneArg(d, &ensureVerify(w).StandardSecret)
+		case "respond":
+			err = parseRespond(d, w)
 		case "forward":
 			lines["targets"] = d.Line()
 			lines[fmt.Sprintf("targets[%d]", len(w.Targets))] = d.Line()
@@ -554,6 +557,49 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 		return wc, fieldErr(d, lines, "workflow", w.ID, err)
 	}
 	return wc, nil
+}
+
+// parseRespond parses a workflow's own answer:
+//
+//	respond [accepted|filtered|duplicate] <status> [<body>]
+//
+// Without a kind, the answer is for all three; the body defaults to empty.
+// The option may be repeated, a later line overriding an earlier one for
+// its kind (`respond 200` then `respond duplicate 208`).
+func parseRespond(d *caddyfile.Dispenser, w *registry.Workflow) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	if w.Respond == nil {
+		w.Respond = &registry.Respond{}
+	}
+	r := w.Respond
+	kinds := []**registry.Answer{&r.Accepted, &r.Filtered, &r.Duplicate}
+	switch args[0] {
+	case "accepted":
+		kinds, args = kinds[:1], args[1:]
+	case "filtered":
+		kinds, args = kinds[1:2], args[1:]
+	case "duplicate":
+		kinds, args = kinds[2:], args[1:]
+	}
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	status, err := strconv.Atoi(args[0])
+	if err != nil {
+		return d.Errf("respond: %q is not a status code (or accepted, filtered, duplicate)", args[0])
+	}
+	a := registry.Answer{Status: status}
+	if len(args) == 2 {
+		a.Body = args[1]
+	}
+	for _, k := range kinds {
+		ak := a
+		*k = &ak
+	}
+	return nil
 }
 
 // placeholderProbe stands in for a secret given as a placeholder, which is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -282,4 +283,49 @@ func TestExamplesOutgoing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExamplesIncomingEasyLife runs examples/easylife as configured, posts
+// the five payloads of EasyLife's documentation as its README does, and
+// checks the seed's rule ("A status 200 OK is expected with no body") and
+// that only the Team and the SharePoint site reach the app.
+func TestExamplesIncomingEasyLife(t *testing.T) {
+	t.Chdir("..")
+	s := newSink(t)
+	startExample(t, "easylife", s)
+	status, body := apiCall(t, "POST", "/workflows/easylife-provisioning/regenerate", nil)
+	url, _ := body["url"].(string)
+	if status != http.StatusOK || url == "" {
+		t.Fatalf("regenerate: %d %v", status, body)
+	}
+	url = strings.Replace(url, "localhost:8080", fmt.Sprintf("127.0.0.1:%d", testHTTPPort), 1)
+	for _, name := range easylifeNames {
+		b, err := os.ReadFile(filepath.Join("examples", "easylife", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, answer := rawCall(t, "POST", url, b)
+		if status != http.StatusOK || len(answer) != 0 {
+			t.Errorf("%s: %d %q, want 200 OK with no body", name, status, answer)
+		}
+	}
+	got := waitCount(t, s, 2)
+	time.Sleep(300 * time.Millisecond) // the others are filtered: nothing more arrives
+	if got = s.received(); len(got) != 2 {
+		t.Fatalf("%d deliveries, want the Team and the SharePoint site", len(got))
+	}
+	for _, r := range got {
+		var p struct {
+			EventType string `json:"eventType"`
+			Group     struct {
+				Metadata struct {
+					AdditionalData map[string]any `json:"additionalData"`
+				} `json:"metadata"`
+			} `json:"group"`
+		}
+		_ = json.Unmarshal(r.Body, &p)
+		if r.Path != "/provisioned" || (p.EventType != "groupcreated" && p.EventType != "sharepointcreated") || p.Group.Metadata.AdditionalData["yUrl"] != nil {
+			t.Errorf("delivered %s %s", r.Path, r.Body)
+		}
+	}
 }

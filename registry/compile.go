@@ -217,12 +217,40 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 		}
 		w.Targets = targets
 	}
+	if r := w.Respond; r != nil {
+		for _, a := range []struct {
+			field string
+			a     *Answer
+		}{{"respond.accepted", r.Accepted}, {"respond.filtered", r.Filtered}, {"respond.duplicate", r.Duplicate}} {
+			if err := checkAnswer(a.field, a.a); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if w.FixedKey != "" {
 		h := HashKey(w.FixedKey)
 		cw.fixedHash = &h
 	}
 	cw.Def = w
 	return cw, nil
+}
+
+// MaxAnswerBody is the largest body a workflow's answer may have (4 KiB).
+const MaxAnswerBody = 4 << 10
+
+// checkAnswer checks a workflow's own answer: a 2xx status (a sender must
+// not retry what was taken) and a short body.
+func checkAnswer(field string, a *Answer) error {
+	if a == nil {
+		return nil
+	}
+	if a.Status < 200 || a.Status > 299 {
+		return invalid(field+".status", "%d: must be a 2xx status (200 to 299)", a.Status)
+	}
+	if len(a.Body) > MaxAnswerBody {
+		return invalid(field+".body", "%d bytes is over the maximum of %d", len(a.Body), MaxAnswerBody)
+	}
+	return nil
 }
 
 // TargetID is the default id of a workflow target: the first 8 hex digits

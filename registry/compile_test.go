@@ -201,6 +201,10 @@ func TestCompileWorkflowErrors(t *testing.T) {
 		{"target bad id", Workflow{ID: "w", Targets: []Target{{ID: "a.b", URL: okTarget.URL}}}, nil, "targets[0].id"},
 		{"target ids given twice", Workflow{ID: "w", Targets: []Target{{ID: "x", URL: okTarget.URL}, {ID: "y", URL: okTarget.URL + "b"}, {ID: "x", URL: okTarget.URL + "c"}}}, nil, "targets[2].id"},
 		{"same target twice", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {URL: okTarget.URL, Method: "post"}}}, nil, "targets[1].id"},
+		{"respond status 302", Workflow{ID: "w", Respond: &Respond{Accepted: &Answer{Status: 302}}}, nil, "respond.accepted.status"},
+		{"respond status 0", Workflow{ID: "w", Respond: &Respond{Filtered: &Answer{}}}, nil, "respond.filtered.status"},
+		{"respond status 300", Workflow{ID: "w", Respond: &Respond{Duplicate: &Answer{Status: 300}}}, nil, "respond.duplicate.status"},
+		{"respond body over 4 KiB", Workflow{ID: "w", Respond: &Respond{Accepted: &Answer{Status: 200, Body: strings.Repeat("a", MaxAnswerBody+1)}}}, nil, "respond.accepted.body"},
 		{"given id equal to a derived one", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {ID: TargetID("", okTarget.URL), URL: okTarget.URL + "b"}}}, nil, "targets[1].id"},
 	}
 	for _, tc := range tests {

@@ -100,6 +100,29 @@ type Verify struct {
 	StandardSecret string `json:"standard_secret,omitempty"`
 }
 
+// Answer is the status and body a workflow answers with. An empty body is
+// sent with no Content-Type; a JSON body as application/json; other text
+// as text/plain.
+type Answer struct {
+	// Status is a 2xx status code (200 to 299).
+	Status int `json:"status"`
+	// Body is sent as is: at most MaxAnswerBody bytes; empty for none.
+	Body string `json:"body"`
+}
+
+// Respond holds a workflow's own answers to the requests it takes; a nil
+// answer keeps the default ({"id":…,"status":"accepted"} 202,
+// {"status":"filtered"} 202, {"id":…,"status":"duplicate"} 200).
+type Respond struct {
+	// Accepted answers a request whose event was stored for the targets.
+	// A request passed to the next handler is answered by that handler.
+	Accepted *Answer `json:"accepted,omitempty"`
+	// Filtered answers a request the filter did not match.
+	Filtered *Answer `json:"filtered,omitempty"`
+	// Duplicate answers a request whose idempotency value was seen.
+	Duplicate *Answer `json:"duplicate,omitempty"`
+}
+
 // Workflow is an incoming webhook endpoint.
 type Workflow struct {
 	// ID is the workflow's URL segment: letters, digits, '-' and '_'.
@@ -133,6 +156,10 @@ type Workflow struct {
 	// Targets receive every accepted event (at most 50). None: the request
 	// is passed to the next handler.
 	Targets []Target `json:"targets,omitempty"`
+	// Respond replaces the default answers to accepted (202), filtered
+	// (202) and duplicate (200) requests, for senders that expect a given
+	// status and body (EasyLife: "200 OK with no body").
+	Respond *Respond `json:"respond,omitempty"`
 	// Enabled: a disabled workflow answers 401 like an unknown one.
 	// Default: true.
 	Enabled *bool `json:"enabled,omitempty"`
