@@ -3,7 +3,10 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -129,7 +132,16 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	if s.Now != nil {
 		now = s.Now
 	}
-	signature.SetHeaders(h, dest.Keys, ev.ID, now(), body)
+	if dest.HMAC != nil {
+		// webhook-id and webhook-timestamp still name the event; the
+		// signature is the HMAC of the body in the scheme's header.
+		signature.SetHeaders(h, nil, ev.ID, now(), body)
+		if len(dest.Keys) > 0 {
+			h.Set(dest.HMAC.Header, SignHMAC(dest.HMAC, dest.Keys[0], body))
+		}
+	} else {
+		signature.SetHeaders(h, dest.Keys, ev.ID, now(), body)
+	}
 	if dest.SecretHeader != "" && dest.Secret != "" {
 		h.Set(dest.SecretHeader, dest.Secret)
 	}
@@ -147,6 +159,18 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	res.Duration = time.Since(start)
 	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	return res
+}
+
+// SignHMAC returns the value of an HMAC signature header: the prefix, then
+// the HMAC-SHA256 of body under key in the scheme's encoding.
+func SignHMAC(sig *registry.Signature, key, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	sum := mac.Sum(nil)
+	if sig.Encoding == registry.EncodingBase64 {
+		return sig.Prefix + base64.StdEncoding.EncodeToString(sum)
+	}
+	return sig.Prefix + hex.EncodeToString(sum)
 }
 
 // parseRetryAfter reads seconds or an HTTP date.

@@ -66,6 +66,10 @@ func init() {
 //			include <expr>
 //			exclude <expr>
 //			envelope standard|raw|activate|orangelogic|orchestry|<expr>
+//			signature standard | signature hmac <header> {
+//				encoding hex|base64
+//				prefix <text>
+//			}
 //			secret_header <name>
 //			secret_field <name>
 //			max_attempts <n>
@@ -300,6 +304,8 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 			err = oneArg(d, &s.Exclude)
 		case "envelope":
 			err = oneArg(d, &s.Envelope)
+		case "signature":
+			s.Signature, err = parseSignature(d)
 		case "secret_header":
 			err = oneArg(d, &s.SecretHeader)
 		case "secret_field":
@@ -334,6 +340,45 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 		return sc, lines, fieldErr(d, lines, "subscription", s.Name, err)
 	}
 	return sc, lines, nil
+}
+
+// parseSignature parses a subscription's signature scheme:
+//
+//	signature standard
+//	signature hmac <header> {
+//		encoding hex|base64
+//		prefix <text>
+//	}
+func parseSignature(d *caddyfile.Dispenser) (*registry.Signature, error) {
+	sig := &registry.Signature{}
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	sig.Scheme = d.Val()
+	if sig.Scheme == registry.SchemeHMAC {
+		if !d.NextArg() {
+			return nil, d.Errf("signature hmac: the header is required, e.g. signature hmac x-ol-signature")
+		}
+		sig.Header = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "encoding":
+			err = oneArg(d, &sig.Encoding)
+		case "prefix":
+			err = oneArg(d, &sig.Prefix)
+		default:
+			return nil, d.Errf("unrecognized signature option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sig, nil
 }
 
 // parseIngress sets up the hookgate_ingress directive:

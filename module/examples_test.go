@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/hookgate/hookgate/signature"
 )
 
 // exampleCaddyfiles lists the root Caddyfile and every examples/*/Caddyfile,
@@ -65,6 +67,8 @@ func TestExamplesAdapt(t *testing.T) {
 const (
 	exampleWhsec           = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	exampleOrchestrySecret = "s3cr3t-from-orchestry-setup"
+	// exampleOrangeLogicSecret is the secret of examples/orangelogic/README.md.
+	exampleOrangeLogicSecret = "ol-shared-secret-0123456789"
 )
 
 // exampleEvent is an example event file: the publish request body.
@@ -155,7 +159,7 @@ func TestExamplesOutgoing(t *testing.T) {
 	t.Chdir("..")
 
 	t.Run("orangelogic", func(t *testing.T) {
-		t.Setenv("ORANGELOGIC_WEBHOOK_SECRET", exampleWhsec)
+		t.Setenv("ORANGELOGIC_WEBHOOK_SECRET", exampleOrangeLogicSecret)
 		s := newSink(t)
 		startExample(t, "orangelogic", s)
 		dir := filepath.Join("examples", "orangelogic")
@@ -203,8 +207,12 @@ func TestExamplesOutgoing(t *testing.T) {
 			if r.Header.Get("X-Customer-Context") != "mangovations" || r.Header.Get("Traceparent") == "" {
 				t.Errorf("%s: headers %v", file, r.Header)
 			}
-			if err := verify(exampleWhsec, *r); err != nil {
-				t.Errorf("%s: signature: %v", file, err)
+			// "This signature is included in the header as x-ol-signature."
+			if err := signature.VerifyHMAC([]byte(exampleOrangeLogicSecret), r.Header.Get("x-ol-signature"), r.Body); err != nil {
+				t.Errorf("%s: x-ol-signature %q: %v", file, r.Header.Get("x-ol-signature"), err)
+			}
+			if r.Header.Get("Webhook-Signature") != "" {
+				t.Errorf("%s: a Standard Webhooks signature too: %v", file, r.Header)
 			}
 		}
 	})

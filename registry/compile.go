@@ -70,7 +70,10 @@ type Destination struct {
 	// PassBody sends the body exactly as received (workflow "raw").
 	PassBody bool
 	// Keys sign deliveries; several during a secret rotation.
-	Keys         [][]byte
+	Keys [][]byte
+	// HMAC, when set, signs with an HMAC-SHA256 of the body in one header
+	// (with the first key) instead of webhook-signature.
+	HMAC         *Signature
 	Secret       string
 	SecretHeader string
 	SecretField  string
@@ -233,6 +236,35 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	}
 	cw.Def = w
 	return cw, nil
+}
+
+// checkSignature checks a subscription's signature scheme.
+func checkSignature(sig *Signature) error {
+	if sig == nil {
+		return nil
+	}
+	switch sig.Scheme {
+	case "", SchemeStandard:
+		if sig.Header != "" || sig.Encoding != "" || sig.Prefix != "" {
+			return invalid("signature", "header, encoding and prefix are for scheme %q", SchemeHMAC)
+		}
+	case SchemeHMAC:
+		if sig.Header == "" {
+			return invalid("signature.header", "required for scheme %q", SchemeHMAC)
+		}
+		if err := checkHeaderName("signature.header", sig.Header); err != nil {
+			return err
+		}
+		if sig.Encoding != "" && sig.Encoding != EncodingHex && sig.Encoding != EncodingBase64 {
+			return invalid("signature.encoding", "%q: use %q or %q", sig.Encoding, EncodingHex, EncodingBase64)
+		}
+		if len(sig.Prefix) > 64 || strings.ContainsAny(sig.Prefix, "\r\n\x00") {
+			return invalid("signature.prefix", "at most 64 characters, without CR, LF or NUL")
+		}
+	default:
+		return invalid("signature.scheme", "%q: use %q or %q", sig.Scheme, SchemeStandard, SchemeHMAC)
+	}
+	return nil
 }
 
 // MaxAnswerBody is the largest body a workflow's answer may have (4 KiB).
@@ -451,6 +483,9 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if err := checkHeaderName("secret_header", s.SecretHeader); err != nil {
 		return nil, err
 	}
+	if err := checkSignature(s.Signature); err != nil {
+		return nil, err
+	}
 	cs := &CompiledSubscription{Def: s}
 	var err error
 	if s.Include != "" {
@@ -478,6 +513,13 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		Subscription: filters.Subscription{
 			ID: s.ID, Name: s.Name, Description: s.Description, Secret: s.Secret,
 		},
+	}
+	if sig := s.Signature; sig != nil && sig.Scheme == SchemeHMAC {
+		h := *sig
+		if h.Encoding == "" {
+			h.Encoding = EncodingHex
+		}
+		d.HMAC = &h
 	}
 	if d.Timeout <= 0 {
 		d.Timeout = DefaultTimeout

@@ -190,6 +190,37 @@ type Topic struct {
 	SchemaLocation string `json:"-"`
 }
 
+// Signature schemes of a subscription.
+const (
+	// SchemeStandard signs with Standard Webhooks headers (webhook-id,
+	// webhook-timestamp, webhook-signature).
+	SchemeStandard = "standard"
+	// SchemeHMAC puts the HMAC-SHA256 of the exact body bytes, under the
+	// secret, in one header.
+	SchemeHMAC = "hmac"
+)
+
+// Encodings of an HMAC signature.
+const (
+	EncodingHex    = "hex"
+	EncodingBase64 = "base64"
+)
+
+// Signature is how a subscription's deliveries are signed.
+type Signature struct {
+	// Scheme is "standard" (default) or "hmac".
+	Scheme string `json:"scheme"`
+	// Header carries the HMAC signature (scheme hmac, required), e.g.
+	// x-ol-signature or X-Hub-Signature-256.
+	Header string `json:"header,omitempty"`
+	// Encoding of the HMAC: "hex" (lower case, the default) or "base64"
+	// (standard, padded).
+	Encoding string `json:"encoding,omitempty"`
+	// Prefix is written before the encoded HMAC, e.g. "sha256=" for
+	// GitHub-style receivers. Default: none.
+	Prefix string `json:"prefix,omitempty"`
+}
+
 // Subscription delivers events of some topics to a URL.
 type Subscription struct {
 	// ID identifies the subscription. Default: generated.
@@ -220,6 +251,11 @@ type Subscription struct {
 	// Envelope builds the body: "standard" (default), "raw", a preset name
 	// ("activate", "orangelogic", "orchestry") or an expr expression.
 	Envelope string `json:"envelope,omitempty"`
+	// Signature chooses how deliveries are signed with the secret: nil or
+	// scheme "standard" for Standard Webhooks headers, scheme "hmac" for
+	// an HMAC-SHA256 of the body in a named header (Orange Logic's
+	// x-ol-signature, GitHub's X-Hub-Signature-256).
+	Signature *Signature `json:"signature,omitempty"`
 	// SecretHeader names a header that carries the secret in clear
 	// (Orchestry style).
 	SecretHeader string `json:"secret_header,omitempty"`
