@@ -362,8 +362,12 @@ func TestCompileSubscriptionErrors(t *testing.T) {
 		{"signature scheme", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "jwt"} }), "", nil, "signature.scheme"},
 		{"signature hmac without header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac"} }), "", nil, "signature.header"},
 		{"signature hmac bad header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac", Header: "x ol"} }), "", nil, "signature.header"},
-		{"signature hmac encoding", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Encoding: "base32"} }), "", nil, "signature.encoding"},
-		{"signature hmac prefix with CR", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Prefix: "a\rb"} }), "", nil, "signature.prefix"},
+		{"signature hmac encoding", with(func(s *Subscription) {
+			s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Encoding: "base32"}
+		}), "", nil, "signature.encoding"},
+		{"signature hmac prefix with CR", with(func(s *Subscription) {
+			s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Prefix: "a\rb"}
+		}), "", nil, "signature.prefix"},
 		{"signature standard with header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "standard", Header: "x-ol-signature"} }), "", nil, "signature"},
 	}
 	for _, tc := range tests {
