@@ -103,13 +103,29 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 
 // Attempt makes one HTTP request delivering ev to dest.
 func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
-	start := time.Now()
-	res := &Result{}
 	body, err := Body(dest, ev)
 	if err != nil {
-		res.Err = err
-		return res
+		return &Result{Err: err}
 	}
+	return s.send(ctx, dest, ev, body, "application/json")
+}
+
+// AttemptBody makes one HTTP request to dest with body exactly as given
+// (no envelope, no secret field), signed and with dest's headers as usual:
+// a test delivery of custom text or JSON. The Content-Type is
+// application/json when body is JSON, text/plain otherwise.
+func (s *Sender) AttemptBody(ctx context.Context, dest *registry.Destination, ev *Event, body []byte) *Result {
+	ct := "application/json"
+	if !json.Valid(body) {
+		ct = "text/plain; charset=utf-8"
+	}
+	return s.send(ctx, dest, ev, body, ct)
+}
+
+// send makes the request of one attempt with a built body.
+func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event, body []byte, contentType string) *Result {
+	start := time.Now()
+	res := &Result{}
 	ctx, cancel := context.WithTimeout(ctx, dest.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, dest.Method, dest.URL, bytes.NewReader(body))
@@ -121,7 +137,7 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	for k, v := range dest.Headers {
 		h.Set(k, v)
 	}
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("User-Agent", UserAgent)
 	tp := ev.Traceparent
 	if !validTraceparent(tp) {

@@ -63,8 +63,8 @@ func init() {
 //			secret <secret>|none
 //			enabled true|false
 //			header <name> <value>
-//			include <expr>
-//			exclude <expr>
+//			include <expr...>         (repeatable: one must match)
+//			exclude <expr...>         (repeatable: none may match)
 //			envelope standard|raw|activate|orangelogic|orchestry|<expr>
 //			signature standard | signature hmac <header> {
 //				encoding hex|base64
@@ -298,10 +298,17 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 				s.Headers = map[string]string{}
 			}
 			s.Headers[k] = v
-		case "include":
-			err = oneArg(d, &s.Include)
-		case "exclude":
-			err = oneArg(d, &s.Exclude)
+		case "include", "exclude":
+			// Repeated lines and several arguments add predicates, in order.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return sc, lines, d.ArgErr()
+			}
+			if opt == "include" {
+				s.Include = append(s.Include, args...)
+			} else {
+				s.Exclude = append(s.Exclude, args...)
+			}
 		case "envelope":
 			err = oneArg(d, &s.Envelope)
 		case "signature":

@@ -77,6 +77,7 @@ type exampleEvent struct {
 	Topic  string          `json:"topic"`
 	Tenant string          `json:"tenant"`
 	User   string          `json:"user"`
+	Time   string          `json:"time"`
 	Data   json.RawMessage `json:"data"`
 }
 
@@ -199,7 +200,11 @@ func TestExamplesOutgoing(t *testing.T) {
 			}
 			var data any
 			_ = json.Unmarshal(ev.Data, &data)
-			want := mustJSON(map[string]any{"EventId": ids[file], "Topic": ev.Topic, "EventDateUtc": eventTime(t, ids[file]),
+			occurred := eventTime(t, ids[file])
+			if ev.Time != "" && occurred != ev.Time {
+				t.Errorf("%s: the event's time is %s, want %s as published", file, occurred, ev.Time)
+			}
+			want := mustJSON(map[string]any{"EventId": ids[file], "Topic": ev.Topic, "EventDateUtc": occurred,
 				"Data": data, "Tenant": ev.Tenant, "UserId": ev.User})
 			if r.Path != "/orangelogic" || !jsonEqual(r.Body, want) {
 				t.Errorf("%s: %s\n got %s\nwant %s", file, r.Path, r.Body, want)

@@ -2,6 +2,9 @@ package module
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,4 +113,122 @@ func TestSeedEasyLifeRespond(t *testing.T) {
 			t.Errorf("%s: %d %q %q, want %d %q %q", tc.name, status, body, hdr.Get("Content-Type"), tc.status, tc.body, tc.ctype)
 		}
 	}
+}
+
+// TestSeedOrangeLogic follows orangelogic-webhooks.txt through a real Caddy
+// and a subscriber on 127.0.0.1: the signature "is included in the header
+// as x-ol-signature"; EventDateUtc is "the date when the event occurred";
+// testdelivery sends "custom text or JSON" and "returns the HTTP response,
+// including the Response Code and Response Body"; testpredicates "returns
+// the first includePredicate and excludePredicate that match".
+func TestSeedOrangeLogic(t *testing.T) {
+	const secret = "ol-shared-secret-0123456789"
+	s := newSink(t)
+	startCaddy(t, t.TempDir(), `
+		topic document.deleted
+		topic asset.created
+`, fmt.Sprintf(`
+	hookgate_api /api/hookgate/* {
+		token %s
+	}
+`, testToken))
+	status, sub := apiCall(t, "POST", "/subscriptions", map[string]any{
+		"name": "dam-sync", "topics": []string{"document.*", "asset.*"}, "url": s.URL + "/orangelogic",
+		"secret": secret, "envelope": "orangelogic",
+		"signature": map[string]any{"scheme": "hmac", "header": "x-ol-signature", "encoding": "hex", "prefix": ""},
+		"include":   []string{`tenant == "ZZ1"`, `tenant == "ZZ2"`},
+		"exclude":   []string{`user == "bot"`, `data?.RecordID == "SKIP"`},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, sub)
+	}
+	id := sub["id"].(string)
+	if sig, _ := sub["signature"].(map[string]any); sig["header"] != "x-ol-signature" {
+		t.Errorf("signature not shown: %v", sub)
+	}
+	olSig := func(r recorded) error {
+		return verifyHMACHex(secret, r.Header.Get("x-ol-signature"), r.Body)
+	}
+
+	// EventDateUtc: when the event occurred, as published.
+	status, body := apiCall(t, "POST", "/events", map[string]any{
+		"id": "773bdd63-29be-4e77-8f39-fb0b572a7a88", "topic": "document.deleted", "time": "2024-12-30T19:18:23.8711593Z",
+		"data": map[string]any{"RecordID": "2QDTWAW4499"}, "tenant": "ZZ1", "user": "K8OEC0ALO_H",
+	})
+	if status != http.StatusAccepted {
+		t.Fatalf("publish: %d %v", status, body)
+	}
+	r := waitCount(t, s, 1)[0]
+	want := `{"EventId":"773bdd63-29be-4e77-8f39-fb0b572a7a88","Topic":"document.deleted","EventDateUtc":"2024-12-30T19:18:23.8711593Z",
+		"Data":{"RecordID":"2QDTWAW4499"},"Tenant":"ZZ1","UserId":"K8OEC0ALO_H"}`
+	if !jsonEqual(r.Body, []byte(want)) {
+		t.Errorf("body %s, want %s", r.Body, want)
+	}
+	if err := olSig(r); err != nil {
+		t.Errorf("x-ol-signature: %v", err)
+	}
+	if r.Header.Get("Webhook-Signature") != "" || r.Header.Get("Traceparent") == "" {
+		t.Errorf("headers %v", r.Header)
+	}
+	for _, bad := range []string{time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "30/12/2024"} {
+		status, body := apiCall(t, "POST", "/events", map[string]any{"topic": "asset.created", "time": bad, "data": map[string]any{}})
+		if status != http.StatusUnprocessableEntity || body["field"] != "time" {
+			t.Errorf("time %q: %d %v", bad, status, body)
+		}
+	}
+
+	// testpredicates: the first include and exclude predicates that match.
+	tests := []struct {
+		name             string
+		event            map[string]any
+		include, exclude string
+		wouldDeliver     bool
+	}{
+		{"second include", map[string]any{"topic": "asset.created", "tenant": "ZZ2", "data": map[string]any{"RecordID": "R"}}, `tenant == "ZZ2"`, "", true},
+		{"second exclude", map[string]any{"topic": "asset.created", "tenant": "ZZ1", "data": map[string]any{"RecordID": "SKIP"}}, `tenant == "ZZ1"`, `data?.RecordID == "SKIP"`, false},
+		{"no include", map[string]any{"topic": "asset.created", "tenant": "XX9", "data": map[string]any{}}, "", "", false},
+	}
+	for _, tc := range tests {
+		_, res := apiCall(t, "POST", "/subscriptions/"+id+"/test-predicates", tc.event)
+		inc, _ := res["include_predicate"].(string)
+		exc, _ := res["exclude_predicate"].(string)
+		if inc != tc.include || exc != tc.exclude || res["would_deliver"] != tc.wouldDeliver {
+			t.Errorf("%s: %v", tc.name, res)
+		}
+	}
+
+	// testdelivery: custom text or JSON, sent as given and signed; the
+	// answer carries the response code and body.
+	s.statuses = []int{http.StatusAccepted, http.StatusOK}
+	deliveries := []struct {
+		name, req, sent, ctype string
+		status                 float64
+	}{
+		{"text", `{"body":"custom text, not JSON"}`, "custom text, not JSON", "text/plain; charset=utf-8", 202},
+		{"JSON", `{"raw": {"Topic": "document.deleted",  "Data": {"RecordID": "2QDTWAW4499"}}}`, `{"Topic": "document.deleted",  "Data": {"RecordID": "2QDTWAW4499"}}`, "application/json", 200},
+	}
+	for i, tc := range deliveries {
+		_, res := apiCall(t, "POST", "/subscriptions/"+id+"/test", tc.req)
+		if res["status"] != tc.status || res["body"] != `{"ok":true}` {
+			t.Errorf("%s: answer %v", tc.name, res)
+		}
+		r := waitCount(t, s, 2+i)[1+i]
+		if string(r.Body) != tc.sent || r.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s: sent %q (%s), want %q (%s)", tc.name, r.Body, r.Header.Get("Content-Type"), tc.sent, tc.ctype)
+		}
+		if err := olSig(r); err != nil {
+			t.Errorf("%s: x-ol-signature: %v", tc.name, err)
+		}
+	}
+}
+
+// verifyHMACHex checks a lower-case hex HMAC-SHA256 of body under secret,
+// as an Orange Logic receiver would.
+func verifyHMACHex(secret, got string, body []byte) error {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	if want := hex.EncodeToString(mac.Sum(nil)); got != want {
+		return fmt.Errorf("got %q, want %q", got, want)
+	}
+	return nil
 }

@@ -238,6 +238,30 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 	return cw, nil
 }
 
+// compilePredicates compiles a list of event predicates; an error names
+// the field, and the position when there are several.
+func compilePredicates(field string, list Predicates) ([]*filters.EventPredicate, error) {
+	if len(list) > MaxPredicates {
+		return nil, invalid(field, "%d predicates is over the maximum of %d", len(list), MaxPredicates)
+	}
+	var out []*filters.EventPredicate
+	for i, src := range list {
+		name := field
+		if len(list) > 1 {
+			name = fmt.Sprintf("%s[%d]", field, i)
+		}
+		if strings.TrimSpace(src) == "" {
+			return nil, invalid(name, "empty predicate")
+		}
+		p, err := filters.CompileEventPredicate(src)
+		if err != nil {
+			return nil, invalid(name, "%v", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // checkSignature checks a subscription's signature scheme.
 func checkSignature(sig *Signature) error {
 	if sig == nil {
@@ -387,9 +411,11 @@ func CompileTopic(t Topic) (*CompiledTopic, error) {
 
 // CompiledSubscription is a subscription ready for fan-out and delivery.
 type CompiledSubscription struct {
-	Def     Subscription
-	Include *filters.EventPredicate
-	Exclude *filters.EventPredicate
+	Def Subscription
+	// Include and Exclude are the compiled predicates, in the order of
+	// Def.Include and Def.Exclude; nil when there are none.
+	Include []*filters.EventPredicate
+	Exclude []*filters.EventPredicate
 	Dest    *Destination
 	// previousUntil is when the previous secret of an API subscription
 	// stops signing (zero when it has none).
@@ -415,26 +441,68 @@ func TopicsMatch(patterns []string, topic string) bool {
 	return false
 }
 
-// Predicates reports how the include and exclude predicates judge ev.
-// A predicate that fails at run time counts as not matched.
-func (s *CompiledSubscription) Predicates(ev *filters.Event) (include, exclude bool, err error) {
-	include = true
-	if s.Include != nil {
-		var e error
-		if include, e = s.Include.Match(ev); e != nil {
-			include, err = false, fmt.Errorf("include: %w", e)
-		}
+// PredicateMatch is how a subscription's predicates judge one event.
+type PredicateMatch struct {
+	// Include: no include predicates, or one of them matched.
+	Include bool
+	// Exclude: one of the exclude predicates matched.
+	Exclude bool
+	// IncludeIndex and ExcludeIndex are the positions of the first
+	// matching include and exclude predicates; -1 when none matched.
+	IncludeIndex, ExcludeIndex int
+	// IncludeErr and ExcludeErr are the first run-time errors of each
+	// list (a predicate that fails counts as not matched).
+	IncludeErr, ExcludeErr error
+}
+
+// Match judges ev with the include and exclude predicates, each list in
+// order up to its first match.
+func (s *CompiledSubscription) Match(ev *filters.Event) PredicateMatch {
+	m := PredicateMatch{Include: len(s.Include) == 0, IncludeIndex: -1, ExcludeIndex: -1}
+	m.IncludeIndex, m.IncludeErr = firstMatch(s.Include, ev)
+	if m.IncludeIndex >= 0 {
+		m.Include = true
 	}
-	if s.Exclude != nil {
-		var e error
-		if exclude, e = s.Exclude.Match(ev); e != nil {
-			exclude = false
-			if err == nil {
-				err = fmt.Errorf("exclude: %w", e)
+	m.ExcludeIndex, m.ExcludeErr = firstMatch(s.Exclude, ev)
+	m.Exclude = m.ExcludeIndex >= 0
+	return m
+}
+
+// firstMatch returns the position of the first predicate matching ev (-1
+// for none) and the first run-time error met before it.
+func firstMatch(list []*filters.EventPredicate, ev *filters.Event) (int, error) {
+	var first error
+	for i, p := range list {
+		ok, err := p.Match(ev)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf(": %w", err)
+				if len(list) > 1 {
+					first = fmt.Errorf("[%d]: %w", i, err)
+				}
 			}
+			continue
+		}
+		if ok {
+			return i, first
 		}
 	}
-	return include, exclude, err
+	return -1, first
+}
+
+// Predicates reports how the include and exclude predicates judge ev: the
+// event must match one include predicate (when there are any) and no
+// exclude predicate. A predicate that fails at run time counts as not
+// matched; err is the first such failure.
+func (s *CompiledSubscription) Predicates(ev *filters.Event) (include, exclude bool, err error) {
+	m := s.Match(ev)
+	switch {
+	case m.IncludeErr != nil:
+		err = fmt.Errorf("include%w", m.IncludeErr)
+	case m.ExcludeErr != nil:
+		err = fmt.Errorf("exclude%w", m.ExcludeErr)
+	}
+	return m.Include, m.Exclude, err
 }
 
 // CompileSubscription validates s and compiles its predicates and envelope.
@@ -488,15 +556,11 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	}
 	cs := &CompiledSubscription{Def: s}
 	var err error
-	if s.Include != "" {
-		if cs.Include, err = filters.CompileEventPredicate(s.Include); err != nil {
-			return nil, invalid("include", "%v", err)
-		}
+	if cs.Include, err = compilePredicates("include", s.Include); err != nil {
+		return nil, err
 	}
-	if s.Exclude != "" {
-		if cs.Exclude, err = filters.CompileEventPredicate(s.Exclude); err != nil {
-			return nil, invalid("exclude", "%v", err)
-		}
+	if cs.Exclude, err = compilePredicates("exclude", s.Exclude); err != nil {
+		return nil, err
 	}
 	d := &Destination{
 		ID:             s.ID,

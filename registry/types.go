@@ -190,6 +190,49 @@ type Topic struct {
 	SchemaLocation string `json:"-"`
 }
 
+// MaxPredicates is the most include (or exclude) predicates a subscription
+// may have.
+const MaxPredicates = 20
+
+// Predicates is a list of expr predicates, tried in order. It reads a JSON
+// string (a list of one) or a list of strings, and writes one predicate as
+// a string and several as a list, so a subscription with one predicate
+// keeps the shape it always had.
+type Predicates []string
+
+// MarshalJSON writes one predicate as a string, several as a list.
+func (p Predicates) MarshalJSON() ([]byte, error) {
+	if len(p) == 1 {
+		return json.Marshal(p[0])
+	}
+	return json.Marshal([]string(p))
+}
+
+// UnmarshalJSON reads a string (an empty one is no predicate) or a list of
+// strings. JSON null leaves p unchanged.
+func (p *Predicates) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*p = nil
+		if s != "" {
+			*p = Predicates{s}
+		}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("want an expr string or a list of them")
+	}
+	*p = list
+	return nil
+}
+
 // Signature schemes of a subscription.
 const (
 	// SchemeStandard signs with Standard Webhooks headers (webhook-id,
@@ -244,10 +287,12 @@ type Subscription struct {
 	// values of at most 8 KiB without CR, LF or NUL. The API shows the
 	// values of credential-like headers as "***".
 	Headers map[string]string `json:"headers,omitempty"`
-	// Include is an expr predicate the event must match.
-	Include string `json:"include,omitempty"`
-	// Exclude is an expr predicate the event must not match.
-	Exclude string `json:"exclude,omitempty"`
+	// Include lists expr predicates of which the event must match one
+	// (none: every event). One string is accepted for a list of one.
+	Include Predicates `json:"include,omitempty"`
+	// Exclude lists expr predicates of which the event must match none.
+	// One string is accepted for a list of one.
+	Exclude Predicates `json:"exclude,omitempty"`
 	// Envelope builds the body: "standard" (default), "raw", a preset name
 	// ("activate", "orangelogic", "orchestry") or an expr expression.
 	Envelope string `json:"envelope,omitempty"`
