@@ -24,6 +24,9 @@ type subscriptionView struct {
 	Source      string            `json:"source"`
 	Secret      string            `json:"secret,omitempty"`
 	HasSecret   bool              `json:"has_secret"`
+	// SecretGenerated: hookgate generated the secret; it signs but is
+	// never sent in clear (secret_header, secret_field, envelopes).
+	SecretGenerated bool `json:"secret_generated,omitempty"`
 }
 
 func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
@@ -36,6 +39,8 @@ func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
 		Envelope:     s.Envelope,
 		Source:       s.Source,
 		HasSecret:    s.Secret != "",
+
+		SecretGenerated: s.SecretGenerated,
 	}
 	v.Subscription.Secret = ""
 	v.Subscription.Headers = registry.RedactHeaders(s.Headers)

@@ -232,3 +232,67 @@ func verifyHMACHex(secret, got string, body []byte) error {
 	}
 	return nil
 }
+
+// TestSeedOrchestrySecret follows orchestry-outgoing-webhooks.txt: "an
+// OPTIONAL SECRET. If provided, Orchestry will provide the secret in a
+// property in the JSON body and as a header." A subscription created
+// without one gets a generated signing secret, which is never sent in the
+// body or a header.
+func TestSeedOrchestrySecret(t *testing.T) {
+	s := newSink(t)
+	startCaddy(t, t.TempDir(), `
+		topic workspace.provisioning.completed
+`, fmt.Sprintf(`
+	hookgate_api /api/hookgate/* {
+		token %s
+	}
+`, testToken))
+	payload := map[string]any{
+		"tenantId": "6d2c4f0e-1f4b-4b8e-9c1a-3f5e2d7a8b90", "requestId": "a1b2c3d4-0001-4e5f-8a9b-0c1d2e3f4a5b",
+		"templateId": "tpl-project-site", "groupId": "0b8a6c2e-5d4f-4e3a-9b1c-7d6e5f4a3b2c",
+		"sharePointUrl": "https://contoso.sharepoint.com/sites/Marketing",
+	}
+	tests := []struct {
+		name, secret string
+		generated    bool
+	}{
+		{"provided", "s3cr3t-from-orchestry-setup", false},
+		{"absent", "", true},
+	}
+	for _, tc := range tests {
+		req := map[string]any{
+			"name": "itsm-" + tc.name, "topics": []string{"workspace.provisioning.completed"},
+			"url": s.URL + "/" + tc.name, "envelope": "orchestry", "secret_header": "X-Orchestry-Secret",
+		}
+		if tc.secret != "" {
+			req["secret"] = tc.secret
+		}
+		status, body := apiCall(t, "POST", "/subscriptions", req)
+		if status != http.StatusCreated || (body["secret_generated"] == true) != tc.generated {
+			t.Fatalf("%s: %d %v", tc.name, status, body)
+		}
+	}
+	if status, body := apiCall(t, "POST", "/events", map[string]any{"topic": "workspace.provisioning.completed", "data": payload}); status != http.StatusAccepted {
+		t.Fatalf("publish: %d %v", status, body)
+	}
+	got := waitCount(t, s, 2)
+	for _, r := range got {
+		var body map[string]any
+		_ = json.Unmarshal(r.Body, &body)
+		switch r.Path {
+		case "/provided":
+			if body["Secret"] != "s3cr3t-from-orchestry-setup" || r.Header.Get("X-Orchestry-Secret") != "s3cr3t-from-orchestry-setup" {
+				t.Errorf("provided: %s %v", r.Body, r.Header)
+			}
+		case "/absent":
+			if _, ok := body["Secret"]; ok || r.Header.Get("X-Orchestry-Secret") != "" {
+				t.Errorf("absent: a secret was sent: %s %v", r.Body, r.Header)
+			}
+			if body["requestId"] != payload["requestId"] || r.Header.Get("Webhook-Signature") == "" {
+				t.Errorf("absent: %s %v", r.Body, r.Header)
+			}
+		default:
+			t.Errorf("unexpected delivery to %s", r.Path)
+		}
+	}
+}

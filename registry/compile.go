@@ -73,7 +73,9 @@ type Destination struct {
 	Keys [][]byte
 	// HMAC, when set, signs with an HMAC-SHA256 of the body in one header
 	// (with the first key) instead of webhook-signature.
-	HMAC         *Signature
+	HMAC *Signature
+	// Secret is sent in clear by SecretHeader and SecretField: empty when
+	// the subscription's secret was generated, not given.
 	Secret       string
 	SecretHeader string
 	SecretField  string
@@ -562,6 +564,12 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if cs.Exclude, err = compilePredicates("exclude", s.Exclude); err != nil {
 		return nil, err
 	}
+	// The secret is sent in clear (secret_header, secret_field, envelopes)
+	// only when the client gave it.
+	inClear := s.Secret
+	if s.SecretGenerated {
+		inClear = ""
+	}
 	d := &Destination{
 		ID:             s.ID,
 		SubscriptionID: s.ID,
@@ -570,12 +578,12 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		Headers:        s.Headers,
 		Timeout:        s.Timeout.Std(),
 		MaxAttempts:    s.MaxAttempts,
-		Secret:         s.Secret,
+		Secret:         inClear,
 		SecretHeader:   s.SecretHeader,
 		SecretField:    s.SecretField,
 		Enabled:        s.IsEnabled(),
 		Subscription: filters.Subscription{
-			ID: s.ID, Name: s.Name, Description: s.Description, Secret: s.Secret,
+			ID: s.ID, Name: s.Name, Description: s.Description, Secret: inClear,
 		},
 	}
 	if sig := s.Signature; sig != nil && sig.Scheme == SchemeHMAC {

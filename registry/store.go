@@ -254,13 +254,14 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	}
 	s.Source = SourceAPI
 	s.CreatedAt = time.Now().UTC()
+	s.SecretGenerated = false
 	switch s.Secret {
 	case "", "generate":
 		sec, err := signature.NewSecret()
 		if err != nil {
 			return nil, err
 		}
-		s.Secret = sec
+		s.Secret, s.SecretGenerated = sec, true
 	case "none":
 		s.Secret = ""
 	}
@@ -274,7 +275,7 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	if r.nameTaken(s.Name, s.ID) {
 		return nil, &InvalidError{Field: "name", Err: fmt.Errorf("%q is taken: %w", s.Name, ErrConflict)}
 	}
-	st := storedSubscription{Subscription: cs.Def, Secret: s.Secret}
+	st := storedSubscription{Subscription: cs.Def, Secret: s.Secret, SecretGenerated: s.SecretGenerated}
 	doc, _ := json.Marshal(st)
 	rev, err := r.eng.Subscriptions.Create(ctx, s.ID, doc)
 	if err != nil {
@@ -322,7 +323,7 @@ func (r *Registry) updateStoredSubscription(ctx context.Context, id string, chan
 			st.PreviousSecret, st.PreviousUntil = "", time.Time{}
 		}
 		s := st.Subscription
-		s.Secret = st.Secret
+		s.Secret, s.SecretGenerated = st.Secret, st.SecretGenerated
 		prev := st.PreviousSecret
 		cs, err := CompileSubscription(s, prev, r.guard)
 		if err != nil {
@@ -405,7 +406,7 @@ func (r *Registry) RotateSecret(ctx context.Context, id string, grace time.Durat
 			st.PreviousSecret = st.Secret
 			st.PreviousUntil = time.Now().Add(grace).UTC()
 		}
-		st.Secret = secret
+		st.Secret, st.SecretGenerated = secret, true
 		return nil
 	})
 	if err != nil {

@@ -319,6 +319,12 @@ type Subscription struct {
 	Source string `json:"source,omitempty"`
 	// CreatedAt is when the subscription was created.
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// SecretGenerated: hookgate generated the secret (creation without a
+	// secret, or a rotation); the client gave none. A generated secret
+	// signs deliveries but is never sent in clear: secret_header,
+	// secret_field and the envelopes' subscription.secret are empty
+	// (Orchestry: "If provided, Orchestry will provide the secret").
+	SecretGenerated bool `json:"-"`
 }
 
 // IsEnabled reports whether the subscription gets new deliveries.
@@ -328,9 +334,11 @@ func (s *Subscription) IsEnabled() bool { return s.Enabled == nil || *s.Enabled 
 // secret it rotated away from.
 type storedSubscription struct {
 	Subscription
-	Secret         string    `json:"secret,omitempty"`
-	PreviousSecret string    `json:"previous_secret,omitempty"`
-	PreviousUntil  time.Time `json:"previous_until,omitzero"`
+	Secret string `json:"secret,omitempty"`
+	// SecretGenerated keeps Subscription.SecretGenerated.
+	SecretGenerated bool      `json:"secret_generated,omitempty"`
+	PreviousSecret  string    `json:"previous_secret,omitempty"`
+	PreviousUntil   time.Time `json:"previous_until,omitzero"`
 }
 
 // keyRecord is a workflow's key state, as kept in the keys bucket.

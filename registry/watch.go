@@ -489,7 +489,7 @@ func (r *Registry) decodeSubscription(e jetstream.KeyValueEntry) change {
 		c.err = fmt.Errorf("id %q under key %q", s.ID, c.key)
 		return c
 	}
-	s.Secret = st.Secret
+	s.Secret, s.SecretGenerated = st.Secret, st.SecretGenerated
 	s.Source = SourceAPI
 	prev := ""
 	if st.PreviousSecret != "" && time.Now().Before(st.PreviousUntil) {
