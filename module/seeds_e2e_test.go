@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -199,7 +200,9 @@ func TestSeedOrangeLogic(t *testing.T) {
 
 	// testdelivery: custom text or JSON, sent as given and signed; the
 	// answer carries the response code and body.
+	s.mu.Lock()
 	s.statuses = []int{http.StatusAccepted, http.StatusOK}
+	s.mu.Unlock()
 	deliveries := []struct {
 		name, req, sent, ctype string
 		status                 float64
@@ -295,4 +298,91 @@ func TestSeedOrchestrySecret(t *testing.T) {
 			t.Errorf("unexpected delivery to %s", r.Path)
 		}
 	}
+}
+
+// TestSeedGoneDisablesConfigSubscription: a subscriber that answers 410
+// Gone no longer wants the webhooks (Orange Logic, Orchestry and ACTIVATE
+// subscribers alike). A subscription declared in the Caddyfile is disabled
+// too: the API shows enabled:false with the reason, nothing more is
+// delivered, the state survives a reload, and PATCH {"enabled": true} or a
+// change to the subscription's configuration enables it again.
+func TestSeedGoneDisablesConfigSubscription(t *testing.T) {
+	s := newSink(t, http.StatusGone)
+	storage := t.TempDir()
+	config := func(description string) string {
+		return fmt.Sprintf(`
+		topic document.deleted
+		subscription dam-sync {
+			description %q
+			topics document.deleted
+			url %s/orangelogic
+			secret none
+			envelope orangelogic
+		}
+`, description, s.URL)
+	}
+	api := fmt.Sprintf(`
+	hookgate_api /api/hookgate/* {
+		token %s
+	}
+`, testToken)
+	publish := func(record string) {
+		t.Helper()
+		if status, body := apiCall(t, "POST", "/events", map[string]any{"topic": "document.deleted", "data": map[string]any{"RecordID": record}}); status != http.StatusAccepted {
+			t.Fatalf("publish: %d %v", status, body)
+		}
+	}
+	state := func() (bool, string) {
+		t.Helper()
+		status, body := apiCall(t, "GET", "/subscriptions/dam-sync", nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET: %d %v", status, body)
+		}
+		reason, _ := body["disabled_reason"].(string)
+		return body["enabled"] == true, reason
+	}
+	disabledBy410 := func() {
+		t.Helper()
+		waitFor(t, "the subscription disabled", 10*time.Second, func() bool { on, _ := state(); return !on })
+		if _, reason := state(); !strings.Contains(reason, "410") {
+			t.Errorf("reason %q", reason)
+		}
+	}
+
+	startCaddy(t, storage, config("Keep the DAM in sync"), api)
+	publish("gone")
+	disabledBy410()
+	publish("not-delivered")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(s.received()); n != 1 {
+		t.Fatalf("%d deliveries after the 410, want 1", n)
+	}
+
+	// A reload (the same configuration) keeps the state.
+	startCaddy(t, storage, config("Keep the DAM in sync"), api)
+	if on, _ := state(); on {
+		t.Fatal("enabled again by a reload")
+	}
+	// Other writes stay refused; enabling is allowed.
+	if status, _ := apiCall(t, "PATCH", "/subscriptions/dam-sync", map[string]any{"url": s.URL}); status != http.StatusConflict {
+		t.Errorf("PATCH url: %d, want 409", status)
+	}
+	if status, body := apiCall(t, "PATCH", "/subscriptions/dam-sync", map[string]any{"enabled": true}); status != http.StatusOK || body["enabled"] != true || body["disabled_reason"] != nil {
+		t.Fatalf("PATCH enabled: %d %v", status, body)
+	}
+	publish("after-enable")
+	waitCount(t, s, 2)
+
+	// Disabled again, then cleared by a change to its configuration.
+	s.mu.Lock()
+	s.statuses = []int{http.StatusGone}
+	s.mu.Unlock()
+	publish("gone-again")
+	disabledBy410()
+	startCaddy(t, storage, config("Keep the DAM in sync, v2"), api)
+	if on, reason := state(); !on || reason != "" {
+		t.Fatalf("after a configuration change: enabled %v, reason %q", on, reason)
+	}
+	publish("after-change")
+	waitCount(t, s, 4)
 }

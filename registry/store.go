@@ -349,11 +349,26 @@ func (r *Registry) updateStoredSubscription(ctx context.Context, id string, chan
 }
 
 // UpdateSubscription applies a JSON merge patch to an API subscription. The
-// secret cannot be patched: rotate it.
+// secret cannot be patched: rotate it. A configuration subscription takes
+// only {"enabled": true}, which enables it again after the gateway disabled
+// it (410 Gone).
 func (r *Registry) UpdateSubscription(ctx context.Context, id string, patch []byte) (*CompiledSubscription, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(patch, &probe); err != nil {
 		return nil, &InvalidError{Field: "body", Err: err}
+	}
+	if r.isConfigSubscription(id) {
+		if len(probe) != 1 || string(probe["enabled"]) != "true" {
+			return nil, ErrReadOnly
+		}
+		if err := r.setConfigEnabled(ctx, id, true, ""); err != nil {
+			return nil, err
+		}
+		cs, ok := r.Subscription(id)
+		if !ok {
+			return nil, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
+		}
+		return cs, nil
 	}
 	for _, f := range []string{"secret", "id", "source", "created_at"} {
 		if _, ok := probe[f]; ok {
@@ -379,7 +394,13 @@ func (r *Registry) UpdateSubscription(ctx context.Context, id string, patch []by
 }
 
 // SetSubscriptionEnabled enables or disables a subscription, recording why.
+// A configuration subscription is not written: its disabled state is kept
+// beside it (configstate.go) until enabled again or its configuration
+// changes.
 func (r *Registry) SetSubscriptionEnabled(ctx context.Context, id string, enabled bool, reason string) error {
+	if r.isConfigSubscription(id) {
+		return r.setConfigEnabled(ctx, id, enabled, reason)
+	}
 	_, err := r.updateStoredSubscription(ctx, id, func(st *storedSubscription) error {
 		st.Enabled = &enabled
 		st.DisabledReason = reason
