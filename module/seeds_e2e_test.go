@@ -66,7 +66,10 @@ func TestSeedEasyLifeRespond(t *testing.T) {
 			forward %[3]s/default
 		}
 	}
-`, pinnedKey, vivaEngageFilter, app.URL))
+	hookgate_api /api/hookgate/* {
+		token %[4]s
+	}
+`, pinnedKey, vivaEngageFilter, app.URL, testToken))
 
 	for i, name := range easylifeNames {
 		for _, try := range []string{"first", "retry"} {
@@ -96,6 +99,29 @@ func TestSeedEasyLifeRespond(t *testing.T) {
 	if fmt.Sprint(types) != "[groupcreated/Learning Team sharepointcreated/Intranet Site]" &&
 		fmt.Sprint(types) != "[sharepointcreated/Intranet Site groupcreated/Learning Team]" {
 		t.Errorf("delivered %v", types)
+	}
+
+	// Through the API: the same answer, shown back; bounds refused with 422.
+	none := map[string]any{"status": 200, "body": ""}
+	status, created := apiCall(t, "POST", "/workflows", map[string]any{
+		"id": "easylife-api", "sample": json.RawMessage(easylife(t, "groupcreated")),
+		"respond": map[string]any{"accepted": none, "filtered": none, "duplicate": none},
+		"targets": []map[string]any{{"url": app.URL + "/api"}},
+	})
+	if status != http.StatusCreated || created["respond"] == nil {
+		t.Fatalf("create: %d %v", status, created)
+	}
+	if status, _, body := rawCall(t, "POST", base+"/hooks/easylife-api/"+created["key"].(string), easylife(t, "groupcreated")); status != http.StatusOK || len(body) != 0 {
+		t.Errorf("API workflow: %d %q", status, body)
+	}
+	waitFor(t, "the API workflow's delivery", 10*time.Second, func() bool { return len(app.received()) >= 3 })
+	for _, bad := range []map[string]any{
+		{"accepted": map[string]any{"status": 302}},
+		{"filtered": map[string]any{"status": 200, "body": strings.Repeat("x", 4097)}},
+	} {
+		if status, body := apiCall(t, "POST", "/workflows", map[string]any{"id": "bad", "respond": bad}); status != http.StatusUnprocessableEntity {
+			t.Errorf("respond %v: %d %v", bad, status, body)
+		}
 	}
 
 	// Per kind: a JSON body is sent as application/json; a kind left out
