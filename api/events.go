@@ -13,15 +13,18 @@ import (
 	"github.com/hookgate/hookgate/registry"
 )
 
-// publishEvent serves POST /events {id?, topic, data, tenant?, user?}: the
-// event is answered 202 once JetStream has stored it. A repeated id is a
+// publishEvent serves POST /events {id?, topic, data, tenant?, user?,
+// time?}: the event is answered 202 once JetStream has stored it. A repeated id is a
 // no-op answered 202 "duplicate".
 func (h *Handler) publishEvent(w http.ResponseWriter, r *http.Request, _ []string) error {
 	var req eventRequest
 	if err := decodeJSON(r, &req, false); err != nil {
 		return err
 	}
-	ev := req.event(r)
+	ev, err := req.event(r, time.Now())
+	if err != nil {
+		return err
+	}
 	if err := ev.Validate(); err != nil {
 		return badRequest("%v", err)
 	}

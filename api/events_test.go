@@ -302,3 +302,46 @@ func TestBulkRetryAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishTime: an event may say when it occurred (Orange Logic's
+// EventDateUtc), in RFC 3339, up to MaxEventSkew ahead of the clock.
+func TestPublishTime(t *testing.T) {
+	e := newEnv(t)
+	e.put("/topics/document.deleted", map[string]any{}).expect(http.StatusCreated)
+	tests := []struct {
+		name, time string
+		status     int
+		want       string // the stored time; "" for now
+	}{
+		{"the seed's EventDateUtc", "2024-12-30T19:18:23.8711593Z", http.StatusAccepted, "2024-12-30T19:18:23.8711593Z"},
+		{"an offset is kept as the same instant", "2024-12-30T20:18:23+01:00", http.StatusAccepted, "2024-12-30T19:18:23Z"},
+		{"a little ahead (clock skew)", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), http.StatusAccepted, ""},
+		{"absent: now", "", http.StatusAccepted, ""},
+		{"too far ahead", time.Now().Add(MaxEventSkew + time.Minute).UTC().Format(time.RFC3339), http.StatusUnprocessableEntity, ""},
+		{"not RFC 3339", "30/12/2024 19:18", http.StatusUnprocessableEntity, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"topic": "document.deleted", "data": map[string]any{"RecordID": "R"}}
+			if tc.time != "" {
+				body["time"] = tc.time
+			}
+			r := e.post("/events", body)
+			if tc.status != http.StatusAccepted {
+				errorCheck(t, r, tc.status, "time")
+				return
+			}
+			var pub map[string]string
+			r.expect(http.StatusAccepted).decode(&pub)
+			var ev eventAnswer
+			e.get("/events/" + pub["id"]).expect(http.StatusOK).decode(&ev)
+			got := ev.Event.Time.UTC()
+			if tc.want != "" && got.Format(time.RFC3339Nano) != tc.want {
+				t.Errorf("time %s, want %s", got.Format(time.RFC3339Nano), tc.want)
+			}
+			if tc.want == "" && tc.time == "" && time.Since(got) > time.Minute {
+				t.Errorf("time %s is not now", got)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookgate/hookgate/internal/testenv"
 	"github.com/hookgate/hookgate/registry"
@@ -89,8 +90,9 @@ func FuzzAPIDecode(f *testing.F) {
 		case 3:
 			var req eventRequest
 			if registry.StrictUnmarshal(body, &req) == nil {
-				ev := req.event(httptest.NewRequest("POST", "/events", nil))
-				_ = ev.Validate()
+				if ev, err := req.event(httptest.NewRequest("POST", "/events", nil), time.Now()); err == nil {
+					_ = ev.Validate()
+				}
 			}
 		case 4:
 			r := httptest.NewRequest("PATCH", "/workflows/w", strings.NewReader(string(body)))

@@ -27,6 +27,9 @@ type subscriptionView struct {
 	// Circuit is the state of the subscription's circuit breaker on the
 	// instance that answers (each instance keeps its own).
 	Circuit *delivery.Circuit `json:"circuit,omitempty"`
+	// SecretGenerated: hookgate generated the secret; it signs but is
+	// never sent in clear (secret_header, secret_field, envelopes).
+	SecretGenerated bool `json:"secret_generated,omitempty"`
 }
 
 func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
@@ -39,6 +42,8 @@ func viewSubscription(cs *registry.CompiledSubscription) subscriptionView {
 		Envelope:     s.Envelope,
 		Source:       s.Source,
 		HasSecret:    s.Secret != "",
+
+		SecretGenerated: s.SecretGenerated,
 	}
 	v.Subscription.Secret = ""
 	v.Subscription.Headers = registry.RedactHeaders(s.Headers)
@@ -188,18 +193,37 @@ type eventRequest struct {
 	Data   json.RawMessage `json:"data"`
 	Tenant string          `json:"tenant"`
 	User   string          `json:"user"`
+	// Time is when the event occurred (RFC 3339); default: when it is
+	// accepted. Orange Logic's EventDateUtc.
+	Time string `json:"time"`
 }
 
-// event turns the request into an event accepted now.
-func (e *eventRequest) event(r *http.Request) *delivery.Event {
+// MaxEventSkew is how far in the future an event's time may be: the
+// publisher's clock may run a little ahead of ours.
+const MaxEventSkew = 5 * time.Minute
+
+// event turns the request into an event, occurred at the request's time or
+// now. A time that is not RFC 3339, or more than MaxEventSkew after now,
+// is a 422 naming the field.
+func (e *eventRequest) event(r *http.Request, now time.Time) (*delivery.Event, error) {
 	ev := &delivery.Event{
 		ID: e.ID, Topic: e.Topic, Data: e.Data, Tenant: e.Tenant, User: e.User,
-		Time: time.Now().UTC(),
+		Time: now.UTC(),
+	}
+	if e.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil {
+			return nil, fieldError("time", "%q is not an RFC 3339 time such as 2024-12-30T19:18:23.8711593Z", e.Time)
+		}
+		if t.After(now.Add(MaxEventSkew)) {
+			return nil, fieldError("time", "%s is more than %v in the future", e.Time, MaxEventSkew)
+		}
+		ev.Time = t.UTC()
 	}
 	if tp := r.Header.Get("Traceparent"); delivery.ValidTraceparent(tp) {
 		ev.Traceparent = tp
 	}
-	return ev
+	return ev, nil
 }
 
 // testDeliveryResult is the answer of a test delivery.
@@ -214,9 +238,11 @@ type testDeliveryResult struct {
 }
 
 // testSubscription serves POST /subscriptions/{id}/test: one delivery made
-// at once to the subscription's URL, signed and enveloped as usual but
-// bypassing the queue and recording nothing. The body is {topic?, data, …}
-// or any JSON (used as the data) or text (sent as a JSON string).
+// at once to the subscription's URL, signed, bypassing the queue and
+// recording nothing. The body is {raw: <JSON>} or {body: "<text>"} (with an
+// optional id), sent exactly as given with no envelope (Orange Logic's
+// testdelivery); else {topic?, data, …} or any JSON (used as the data) or
+// text (sent as a JSON string), enveloped as usual.
 func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []string) error {
 	cs, err := h.subscription(p[0])
 	if err != nil {
@@ -226,7 +252,16 @@ func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []s
 	if err != nil {
 		return err
 	}
-	req := testEvent(body)
+	custom, asIs, err := customTestBody(body)
+	if err != nil {
+		return err
+	}
+	var req eventRequest
+	if asIs {
+		req.ID = custom.ID
+	} else {
+		req = testEvent(body)
+	}
 	if req.ID != "" && !registry.ValidID(req.ID) {
 		return badRequest("id %q must be 1 to 128 letters, digits, '-' or '_'", req.ID)
 	}
@@ -236,7 +271,16 @@ func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []s
 	if req.Topic == "" {
 		req.Topic = sampleTopic(cs.Def.Topics)
 	}
-	res := h.pipe.Sender().Attempt(r.Context(), cs.Dest, req.event(r))
+	ev, err := req.event(r, time.Now())
+	if err != nil {
+		return err
+	}
+	var res *delivery.Result
+	if asIs {
+		res = h.pipe.Sender().AttemptBody(r.Context(), cs.Dest, ev, custom.bytes())
+	} else {
+		res = h.pipe.Sender().Attempt(r.Context(), cs.Dest, ev)
+	}
 	if le := filters.AsLimit(res.Err); le != nil {
 		// The envelope is too costly for this data: a real delivery would
 		// fail the same way.
@@ -254,6 +298,45 @@ func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []s
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// customTest is a test delivery of a body given as is: raw JSON, or text.
+type customTest struct {
+	ID   string          `json:"id"`
+	Raw  json.RawMessage `json:"raw"`
+	Body *string         `json:"body"`
+}
+
+// bytes returns the body to send.
+func (c *customTest) bytes() []byte {
+	if c.Body != nil {
+		return []byte(*c.Body)
+	}
+	return c.Raw
+}
+
+// customTestBody reads {raw: <JSON>} or {body: "<text>"}, optionally with
+// an id and nothing else; asIs is false for any other body.
+func customTestBody(body []byte) (c customTest, asIs bool, err error) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil || fields == nil {
+		return c, false, nil
+	}
+	_, hasRaw := fields["raw"]
+	_, hasBody := fields["body"]
+	if !hasRaw && !hasBody {
+		return c, false, nil
+	}
+	if hasRaw && hasBody {
+		return c, false, badRequest("give raw (JSON sent as is) or body (text sent as is), not both")
+	}
+	if err := registry.StrictUnmarshal(body, &c); err != nil {
+		return c, false, badRequest("a test delivery with raw or body takes only id besides: %v", err)
+	}
+	if hasBody && c.Body == nil {
+		return c, false, fieldError("body", "must be a string (use raw for JSON)")
+	}
+	return c, true, nil
 }
 
 // testEvent reads a test delivery body: an event-shaped object with "data",
@@ -292,19 +375,26 @@ func sampleTopic(patterns []string) string {
 	return "hookgate.test"
 }
 
-// predicatesResult is the answer of test-predicates.
+// predicatesResult is the answer of test-predicates. IncludePredicate and
+// ExcludePredicate are the first include and exclude predicates that
+// matched (Orange Logic's testpredicates), with their positions.
 type predicatesResult struct {
-	TopicMatched   bool   `json:"topic_matched"`
-	IncludeMatched bool   `json:"include_matched"`
-	ExcludeMatched bool   `json:"exclude_matched"`
-	Enabled        bool   `json:"enabled"`
-	WouldDeliver   bool   `json:"would_deliver"`
-	IncludeError   string `json:"include_error,omitempty"`
-	ExcludeError   string `json:"exclude_error,omitempty"`
+	TopicMatched     bool   `json:"topic_matched"`
+	IncludeMatched   bool   `json:"include_matched"`
+	ExcludeMatched   bool   `json:"exclude_matched"`
+	IncludePredicate string `json:"include_predicate,omitempty"`
+	IncludeIndex     *int   `json:"include_index,omitempty"`
+	ExcludePredicate string `json:"exclude_predicate,omitempty"`
+	ExcludeIndex     *int   `json:"exclude_index,omitempty"`
+	Enabled          bool   `json:"enabled"`
+	WouldDeliver     bool   `json:"would_deliver"`
+	IncludeError     string `json:"include_error,omitempty"`
+	ExcludeError     string `json:"exclude_error,omitempty"`
 }
 
 // testPredicates serves POST /subscriptions/{id}/test-predicates: how the
-// subscription's topics and include/exclude predicates judge an event.
+// subscription's topics and include/exclude predicates judge an event, and
+// which predicate of each list matched first.
 func (h *Handler) testPredicates(w http.ResponseWriter, r *http.Request, p []string) error {
 	cs, err := h.subscription(p[0])
 	if err != nil {
@@ -317,31 +407,39 @@ func (h *Handler) testPredicates(w http.ResponseWriter, r *http.Request, p []str
 	if req.Topic == "" {
 		return fieldError("topic", "required")
 	}
-	ev := req.event(r)
+	ev, err := req.event(r, time.Now())
+	if err != nil {
+		return err
+	}
 	if ev.ID == "" {
 		ev.ID = delivery.NewEventID()
 	}
-	fe := delivery.FilterEvent(ev)
+	m := cs.Match(delivery.FilterEvent(ev))
+	for _, e := range []struct {
+		field string
+		err   error
+	}{{"include", m.IncludeErr}, {"exclude", m.ExcludeErr}} {
+		if filters.AsLimit(e.err) != nil {
+			return apiError(http.StatusUnprocessableEntity, "%s%v", e.field, e.err)
+		}
+	}
 	res := predicatesResult{
 		TopicMatched:   cs.MatchesTopic(req.Topic),
-		IncludeMatched: true,
+		IncludeMatched: m.Include,
+		ExcludeMatched: m.Exclude,
 		Enabled:        cs.Dest.Enabled,
 	}
-	if cs.Include != nil {
-		if res.IncludeMatched, err = cs.Include.Match(fe); err != nil {
-			if filters.AsLimit(err) != nil {
-				return apiError(http.StatusUnprocessableEntity, "include: %v", err)
-			}
-			res.IncludeError = err.Error()
-		}
+	if i := m.IncludeIndex; i >= 0 {
+		res.IncludePredicate, res.IncludeIndex = cs.Def.Include[i], &i
 	}
-	if cs.Exclude != nil {
-		if res.ExcludeMatched, err = cs.Exclude.Match(fe); err != nil {
-			if filters.AsLimit(err) != nil {
-				return apiError(http.StatusUnprocessableEntity, "exclude: %v", err)
-			}
-			res.ExcludeError = err.Error()
-		}
+	if i := m.ExcludeIndex; i >= 0 {
+		res.ExcludePredicate, res.ExcludeIndex = cs.Def.Exclude[i], &i
+	}
+	if m.IncludeErr != nil {
+		res.IncludeError = strings.TrimPrefix(m.IncludeErr.Error(), ": ")
+	}
+	if m.ExcludeErr != nil {
+		res.ExcludeError = strings.TrimPrefix(m.ExcludeErr.Error(), ": ")
 	}
 	res.WouldDeliver = res.Enabled && res.TopicMatched && res.IncludeMatched && !res.ExcludeMatched
 	writeJSON(w, http.StatusOK, res)

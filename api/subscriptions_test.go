@@ -316,3 +316,35 @@ func TestTestPredicates(t *testing.T) {
 	errorCheck(t, e.post("/subscriptions/"+ol.ID+"/test-predicates", `{"topic":"a","extra":1}`), http.StatusBadRequest, "")
 	errorCheck(t, e.post("/subscriptions/nope/test-predicates", `{"topic":"a"}`), http.StatusNotFound, "")
 }
+
+// TestCustomTestBody: Orange Logic's testdelivery takes "custom text or
+// JSON": {raw} and {body} are sent as given; anything else is an event.
+func TestCustomTestBody(t *testing.T) {
+	tests := []struct {
+		name, in string
+		asIs     bool
+		sent     string
+		err      bool
+	}{
+		{"raw JSON kept byte for byte", `{"raw": {"b": 1,  "a": [2]}}`, true, `{"b": 1,  "a": [2]}`, false},
+		{"text", `{"body": "custom text"}`, true, "custom text", false},
+		{"text with an id", `{"id": "evt_1", "body": "x"}`, true, "x", false},
+		{"both", `{"raw": 1, "body": "x"}`, false, "", true},
+		{"body not a string", `{"body": {"a": 1}}`, false, "", true},
+		{"other fields", `{"raw": 1, "topic": "a"}`, false, "", true},
+		{"an event", `{"topic": "a", "data": {}}`, false, "", false},
+		{"plain JSON data", `{"RecordID": "R"}`, false, "", false},
+		{"plain text", `hello`, false, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, asIs, err := customTestBody([]byte(tc.in))
+			if (err != nil) != tc.err || asIs != tc.asIs {
+				t.Fatalf("asIs %v, err %v", asIs, err)
+			}
+			if asIs && string(c.bytes()) != tc.sent {
+				t.Errorf("sends %q, want %q", c.bytes(), tc.sent)
+			}
+		})
+	}
+}

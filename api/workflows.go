@@ -31,6 +31,7 @@ type workflowView struct {
 	Grace             registry.Duration `json:"grace"`
 	Verify            *verifyView       `json:"verify,omitempty"`
 	Targets           []targetView      `json:"targets"`
+	Respond           *registry.Respond `json:"respond,omitempty"`
 	Enabled           bool              `json:"enabled"`
 	Source            string            `json:"source"`
 	HasKey            bool              `json:"has_key"`
@@ -70,7 +71,7 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 		ID: d.ID, Name: d.Name, Description: d.Description, Sample: d.Sample, Schema: d.Schema,
 		Strict: d.Strict, Filter: d.Filter, IdempotencyHeader: d.IdempotencyHeader,
 		Methods: cw.Methods, MaxBody: cw.MaxBody, Grace: d.Grace, Targets: []targetView{},
-		Enabled: d.IsEnabled(), Source: d.Source, HasKey: h.reg.HasKey(d.ID),
+		Respond: d.Respond, Enabled: d.IsEnabled(), Source: d.Source, HasKey: h.reg.HasKey(d.ID),
 	}
 	// Resources read from the KV buckets are always marked "api"; the
 	// others were declared in the Caddyfile.

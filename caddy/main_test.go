@@ -142,14 +142,14 @@ func TestRootCaddyfile(t *testing.T) {
 	}
 	url, key := body["url"].(string), body["key"].(string)
 	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
+	// EasyLife: "A status 200 OK is expected with no body" (respond 200).
 	status, body = do(t, "POST", url, "", payload)
-	if status != 202 || body["status"] != "accepted" {
-		t.Fatalf("webhook: %d %v", status, body)
+	if status != 200 || body["_raw"] != "" {
+		t.Fatalf("webhook: %d %v, want 200 with no body", status, body)
 	}
-	id := body["id"].(string)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		_, d := do(t, "GET", "http://127.0.0.1:8080/api/hookgate/deliveries?event="+id, token, nil)
+		_, d := do(t, "GET", "http://127.0.0.1:8080/api/hookgate/deliveries?workflow=easylife-provisioning", token, nil)
 		if ds, _ := d["deliveries"].([]any); len(ds) == 1 && ds[0].(map[string]any)["status"] == "succeeded" {
 			break
 		}
@@ -159,8 +159,11 @@ func TestRootCaddyfile(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	planner, _ := os.ReadFile("../examples/easylife/plannercreated.json")
-	if status, body = do(t, "POST", url, "", planner); status != 202 || body["status"] != "filtered" {
-		t.Fatalf("planner must be filtered: %d %v", status, body)
+	if status, body = do(t, "POST", url, "", planner); status != 200 || body["_raw"] != "" {
+		t.Fatalf("planner: %d %v, want 200 with no body", status, body)
+	}
+	if _, d := do(t, "GET", "http://127.0.0.1:8080/api/hookgate/deliveries?workflow=easylife-provisioning", token, nil); len(d["deliveries"].([]any)) != 1 {
+		t.Errorf("the planner was forwarded: %v", d)
 	}
 	out := logs.String()
 	if !strings.Contains(out, tokenFile) {

@@ -108,9 +108,9 @@ func TestDestinations(t *testing.T) {
 	if err := e.reg.SetSubscriptionEnabled(e.ctx, "off", false, "test"); err != nil {
 		t.Fatal(err)
 	}
-	e.subscribe(registry.Subscription{ID: "tenant", Topics: []string{"*"}, URL: url, Include: `tenant == "ZZ1"`})
-	e.subscribe(registry.Subscription{ID: "noskip", Topics: []string{"document.deleted"}, URL: url, Exclude: `data?.RecordID == "SKIP"`})
-	e.subscribe(registry.Subscription{ID: "badinc", Topics: []string{"*"}, URL: url, Include: `data.profile.email == "x"`})
+	e.subscribe(registry.Subscription{ID: "tenant", Topics: []string{"*"}, URL: url, Include: registry.Predicates{`tenant == "ZZ1"`}})
+	e.subscribe(registry.Subscription{ID: "noskip", Topics: []string{"document.deleted"}, URL: url, Exclude: registry.Predicates{`data?.RecordID == "SKIP"`}})
+	e.subscribe(registry.Subscription{ID: "badinc", Topics: []string{"*"}, URL: url, Include: registry.Predicates{`data.profile.email == "x"`}})
 	e.subscribe(registry.Subscription{ID: "users", Topics: []string{"user.created", "user.deleted"}, URL: url})
 	prov, _, err := e.reg.CreateWorkflow(e.ctx, registry.Workflow{ID: "prov", Targets: []registry.Target{{URL: url}, {URL: url + "b"}}})
 	if err != nil {
@@ -164,7 +164,7 @@ func TestDestinations(t *testing.T) {
 	}
 	// An exclude that fails at run time counts as not matched (the event is
 	// not excluded), as test-predicates reports it.
-	e.subscribe(registry.Subscription{ID: "badexc", Topics: []string{"y"}, URL: url, Exclude: `data.profile.email == "x"`})
+	e.subscribe(registry.Subscription{ID: "badexc", Topics: []string{"y"}, URL: url, Exclude: registry.Predicates{`data.profile.email == "x"`}})
 	logs.TakeAll()
 	if got := ids(e.pipe.Destinations(&Event{ID: "e", Topic: "y", Data: json.RawMessage(`{}`)})); !slices.Equal(got, []string{"badexc"}) {
 		t.Errorf("failing exclude: %v", got)

@@ -3,7 +3,10 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -100,13 +103,29 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 
 // Attempt makes one HTTP request delivering ev to dest.
 func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
-	start := time.Now()
-	res := &Result{}
 	body, err := Body(dest, ev)
 	if err != nil {
-		res.Err = err
-		return res
+		return &Result{Err: err}
 	}
+	return s.send(ctx, dest, ev, body, "application/json")
+}
+
+// AttemptBody makes one HTTP request to dest with body exactly as given
+// (no envelope, no secret field), signed and with dest's headers as usual:
+// a test delivery of custom text or JSON. The Content-Type is
+// application/json when body is JSON, text/plain otherwise.
+func (s *Sender) AttemptBody(ctx context.Context, dest *registry.Destination, ev *Event, body []byte) *Result {
+	ct := "application/json"
+	if !json.Valid(body) {
+		ct = "text/plain; charset=utf-8"
+	}
+	return s.send(ctx, dest, ev, body, ct)
+}
+
+// send makes the request of one attempt with a built body.
+func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event, body []byte, contentType string) *Result {
+	start := time.Now()
+	res := &Result{}
 	ctx, cancel := context.WithTimeout(ctx, dest.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, dest.Method, dest.URL, bytes.NewReader(body))
@@ -118,7 +137,7 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	for k, v := range dest.Headers {
 		h.Set(k, v)
 	}
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("User-Agent", UserAgent)
 	tp := ev.Traceparent
 	if !validTraceparent(tp) {
@@ -129,7 +148,16 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	if s.Now != nil {
 		now = s.Now
 	}
-	signature.SetHeaders(h, dest.Keys, ev.ID, now(), body)
+	if dest.HMAC != nil {
+		// webhook-id and webhook-timestamp still name the event; the
+		// signature is the HMAC of the body in the scheme's header.
+		signature.SetHeaders(h, nil, ev.ID, now(), body)
+		if len(dest.Keys) > 0 {
+			h.Set(dest.HMAC.Header, SignHMAC(dest.HMAC, dest.Keys[0], body))
+		}
+	} else {
+		signature.SetHeaders(h, dest.Keys, ev.ID, now(), body)
+	}
 	if dest.SecretHeader != "" && dest.Secret != "" {
 		h.Set(dest.SecretHeader, dest.Secret)
 	}
@@ -147,6 +175,18 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 	res.Duration = time.Since(start)
 	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	return res
+}
+
+// SignHMAC returns the value of an HMAC signature header: the prefix, then
+// the HMAC-SHA256 of body under key in the scheme's encoding.
+func SignHMAC(sig *registry.Signature, key, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	sum := mac.Sum(nil)
+	if sig.Encoding == registry.EncodingBase64 {
+		return sig.Prefix + base64.StdEncoding.EncodeToString(sum)
+	}
+	return sig.Prefix + hex.EncodeToString(sum)
 }
 
 // parseRetryAfter reads seconds or an HTTP date.

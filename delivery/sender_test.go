@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -420,5 +422,62 @@ func TestSenderErrors(t *testing.T) {
 	res = snd.Attempt(context.Background(), subDest(t, registry.Subscription{URL: dead.URL}), &Event{ID: "e", Topic: "t"})
 	if res.Err == nil || res.StatusCode != 0 || res.Success() {
 		t.Errorf("closed port: %+v", res)
+	}
+}
+
+func TestSignHMAC(t *testing.T) {
+	key, body := []byte("It's a Secret to Everybody"), []byte("Hello, World!")
+	// GitHub's documented example (X-Hub-Signature-256).
+	const github = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	tests := []struct {
+		name string
+		sig  registry.Signature
+		want string
+	}{
+		{"hex, no prefix (x-ol-signature)", registry.Signature{Scheme: "hmac", Header: "x-ol-signature", Encoding: "hex"}, github},
+		{"hex with sha256= (GitHub)", registry.Signature{Scheme: "hmac", Header: "X-Hub-Signature-256", Encoding: "hex", Prefix: "sha256="}, "sha256=" + github},
+		{"base64", registry.Signature{Scheme: "hmac", Header: "X-Signature", Encoding: "base64"}, "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SignHMAC(&tc.sig, key, body); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSenderHMACScheme(t *testing.T) {
+	var got http.Header
+	var gotBody []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		gotBody, _ = io.ReadAll(r.Body)
+	}))
+	defer srv.Close()
+	cs, err := registry.CompileSubscription(registry.Subscription{
+		ID: "s", Name: "s", Topics: []string{"*"}, URL: srv.URL, Secret: "It's a Secret to Everybody",
+		Signature: &registry.Signature{Scheme: "hmac", Header: "X-Hub-Signature-256", Prefix: "sha256="},
+	}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{Client: http.DefaultClient}
+	res := s.Attempt(context.Background(), cs.Dest, &Event{ID: "evt_1", Topic: "a", Data: []byte(`{"a":1}`)})
+	if !res.Success() {
+		t.Fatalf("attempt: %+v", res)
+	}
+	// Verified as a GitHub receiver would, by the ingress's own github preset.
+	gh, err := signature.New("github", []string{"It's a Secret to Everybody"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/", nil)
+	req.Header.Set("X-Hub-Signature-256", got.Get("X-Hub-Signature-256"))
+	if err := gh.Verify(req, gotBody, time.Now()); err != nil {
+		t.Errorf("X-Hub-Signature-256 %q: %v", got.Get("X-Hub-Signature-256"), err)
+	}
+	if got.Get("Webhook-Signature") != "" || got.Get("Webhook-Id") != "evt_1" {
+		t.Errorf("standard headers: %v", got)
 	}
 }

@@ -62,8 +62,11 @@ const (
 type Result struct {
 	// Status is the HTTP status to answer (0 when Pass).
 	Status int
-	// Response is the JSON body to answer with.
+	// Response is the JSON body to answer with, unless Answer is set.
 	Response any
+	// Answer, when set, is the workflow's own answer (its respond option):
+	// Status and Answer.Body replace the default JSON.
+	Answer *registry.Answer
 	// Pass means: hand the request, with Body, to the next handler.
 	Pass bool
 	// Body is the request body as read.
@@ -237,7 +240,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		if !matched {
 			res.Status, res.Outcome = http.StatusAccepted, OutcomeFiltered
 			res.Response = StatusBody{Status: "filtered"}
-			return res
+			return res.answer(respondFiltered)
 		}
 	}
 
@@ -261,7 +264,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 			if !first {
 				res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
 				res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
-				return res
+				return res.answer(respondDuplicate)
 			}
 			res.Claimed = true
 		}
@@ -290,10 +293,30 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	if dup {
 		res.Status, res.Outcome = http.StatusOK, OutcomeDuplicate
 		res.Response = StatusBody{ID: res.EventID, Status: "duplicate"}
-		return res
+		return res.answer(respondDuplicate)
 	}
 	res.Status, res.Outcome = http.StatusAccepted, OutcomeAccepted
 	res.Response = StatusBody{ID: res.EventID, Status: "accepted"}
+	return res.answer(respondAccepted)
+}
+
+// Kinds of answers a workflow's respond option may replace.
+const (
+	respondAccepted = iota
+	respondFiltered
+	respondDuplicate
+)
+
+// answer applies the workflow's own answer of that kind, when it has one.
+func (res *Result) answer(kind int) *Result {
+	r := res.Workflow.Def.Respond
+	if r == nil {
+		return res
+	}
+	a := [...]*registry.Answer{respondAccepted: r.Accepted, respondFiltered: r.Filtered, respondDuplicate: r.Duplicate}[kind]
+	if a != nil {
+		res.Status, res.Answer = a.Status, a
+	}
 	return res
 }
 

@@ -64,9 +64,13 @@ func init() {
 //			secret <secret>|none
 //			enabled true|false
 //			header <name> <value>
-//			include <expr>
-//			exclude <expr>
+//			include <expr...>         (repeatable: one must match)
+//			exclude <expr...>         (repeatable: none may match)
 //			envelope standard|raw|activate|orangelogic|orchestry|<expr>
+//			signature standard | signature hmac <header> {
+//				encoding hex|base64
+//				prefix <text>
+//			}
 //			secret_header <name>
 //			secret_field <name>
 //			max_attempts <n>
@@ -303,12 +307,21 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 				s.Headers = map[string]string{}
 			}
 			s.Headers[k] = v
-		case "include":
-			err = oneArg(d, &s.Include)
-		case "exclude":
-			err = oneArg(d, &s.Exclude)
+		case "include", "exclude":
+			// Repeated lines and several arguments add predicates, in order.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return sc, lines, d.ArgErr()
+			}
+			if opt == "include" {
+				s.Include = append(s.Include, args...)
+			} else {
+				s.Exclude = append(s.Exclude, args...)
+			}
 		case "envelope":
 			err = oneArg(d, &s.Envelope)
+		case "signature":
+			s.Signature, err = parseSignature(d)
 		case "secret_header":
 			err = oneArg(d, &s.SecretHeader)
 		case "secret_field":
@@ -347,6 +360,45 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 	return sc, lines, nil
 }
 
+// parseSignature parses a subscription's signature scheme:
+//
+//	signature standard
+//	signature hmac <header> {
+//		encoding hex|base64
+//		prefix <text>
+//	}
+func parseSignature(d *caddyfile.Dispenser) (*registry.Signature, error) {
+	sig := &registry.Signature{}
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	sig.Scheme = d.Val()
+	if sig.Scheme == registry.SchemeHMAC {
+		if !d.NextArg() {
+			return nil, d.Errf("signature hmac: the header is required, e.g. signature hmac x-ol-signature")
+		}
+		sig.Header = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "encoding":
+			err = oneArg(d, &sig.Encoding)
+		case "prefix":
+			err = oneArg(d, &sig.Prefix)
+		default:
+			return nil, d.Errf("unrecognized signature option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sig, nil
+}
+
 // parseIngress sets up the hookgate_ingress directive:
 //
 //	hookgate_ingress [<matcher>] {
@@ -367,6 +419,7 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 //				secret <secret>           (another accepted secret, for a rotation)
 //				tolerance <duration>      (timestamped providers; default 5m, at most 1h)
 //			}
+//			respond [accepted|filtered|duplicate] <status> [<body>]
 //			forward <url> {
 //				id <name>
 //				method <method>
@@ -537,6 +590,8 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 				return wc, d.Err("verify is given twice: one provider per workflow (more secrets go in its block)")
 			}
 			w.Verify, err = parseVerify(d)
+		case "respond":
+			err = parseRespond(d, w)
 		case "forward":
 			lines["targets"] = d.Line()
 			lines[fmt.Sprintf("targets[%d]", len(w.Targets))] = d.Line()
@@ -571,6 +626,49 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 		return wc, fieldErr(d, lines, "workflow", w.ID, err)
 	}
 	return wc, nil
+}
+
+// parseRespond parses a workflow's own answer:
+//
+//	respond [accepted|filtered|duplicate] <status> [<body>]
+//
+// Without a kind, the answer is for all three; the body defaults to empty.
+// The option may be repeated, a later line overriding an earlier one for
+// its kind (`respond 200` then `respond duplicate 208`).
+func parseRespond(d *caddyfile.Dispenser, w *registry.Workflow) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	if w.Respond == nil {
+		w.Respond = &registry.Respond{}
+	}
+	r := w.Respond
+	kinds := []**registry.Answer{&r.Accepted, &r.Filtered, &r.Duplicate}
+	switch args[0] {
+	case "accepted":
+		kinds, args = kinds[:1], args[1:]
+	case "filtered":
+		kinds, args = kinds[1:2], args[1:]
+	case "duplicate":
+		kinds, args = kinds[2:], args[1:]
+	}
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	status, err := strconv.Atoi(args[0])
+	if err != nil {
+		return d.Errf("respond: %q is not a status code (or accepted, filtered, duplicate)", args[0])
+	}
+	a := registry.Answer{Status: status}
+	if len(args) == 2 {
+		a.Body = args[1]
+	}
+	for _, k := range kinds {
+		ak := a
+		*k = &ak
+	}
+	return nil
 }
 
 // placeholderProbe stands in for a secret given as a placeholder, which is

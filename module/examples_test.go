@@ -1,6 +1,9 @@
 package module
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -64,6 +68,8 @@ func TestExamplesAdapt(t *testing.T) {
 const (
 	exampleWhsec           = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	exampleOrchestrySecret = "s3cr3t-from-orchestry-setup"
+	// exampleOrangeLogicSecret is the secret of examples/orangelogic/README.md.
+	exampleOrangeLogicSecret = "ol-shared-secret-0123456789"
 )
 
 // exampleEvent is an example event file: the publish request body.
@@ -72,6 +78,7 @@ type exampleEvent struct {
 	Topic  string          `json:"topic"`
 	Tenant string          `json:"tenant"`
 	User   string          `json:"user"`
+	Time   string          `json:"time"`
 	Data   json.RawMessage `json:"data"`
 }
 
@@ -154,7 +161,7 @@ func TestExamplesOutgoing(t *testing.T) {
 	t.Chdir("..")
 
 	t.Run("orangelogic", func(t *testing.T) {
-		t.Setenv("ORANGELOGIC_WEBHOOK_SECRET", exampleWhsec)
+		t.Setenv("ORANGELOGIC_WEBHOOK_SECRET", exampleOrangeLogicSecret)
 		s := newSink(t)
 		startExample(t, "orangelogic", s)
 		dir := filepath.Join("examples", "orangelogic")
@@ -194,7 +201,11 @@ func TestExamplesOutgoing(t *testing.T) {
 			}
 			var data any
 			_ = json.Unmarshal(ev.Data, &data)
-			want := mustJSON(map[string]any{"EventId": ids[file], "Topic": ev.Topic, "EventDateUtc": eventTime(t, ids[file]),
+			occurred := eventTime(t, ids[file])
+			if ev.Time != "" && occurred != ev.Time {
+				t.Errorf("%s: the event's time is %s, want %s as published", file, occurred, ev.Time)
+			}
+			want := mustJSON(map[string]any{"EventId": ids[file], "Topic": ev.Topic, "EventDateUtc": occurred,
 				"Data": data, "Tenant": ev.Tenant, "UserId": ev.User})
 			if r.Path != "/orangelogic" || !jsonEqual(r.Body, want) {
 				t.Errorf("%s: %s\n got %s\nwant %s", file, r.Path, r.Body, want)
@@ -202,8 +213,14 @@ func TestExamplesOutgoing(t *testing.T) {
 			if r.Header.Get("X-Customer-Context") != "mangovations" || r.Header.Get("Traceparent") == "" {
 				t.Errorf("%s: headers %v", file, r.Header)
 			}
-			if err := verify(exampleWhsec, *r); err != nil {
-				t.Errorf("%s: signature: %v", file, err)
+			// "This signature is included in the header as x-ol-signature."
+			mac := hmac.New(sha256.New, []byte(exampleOrangeLogicSecret))
+			mac.Write(r.Body)
+			if want := hex.EncodeToString(mac.Sum(nil)); r.Header.Get("x-ol-signature") != want {
+				t.Errorf("%s: x-ol-signature %q, want the hex HMAC-SHA256 of the body %q", file, r.Header.Get("x-ol-signature"), want)
+			}
+			if r.Header.Get("Webhook-Signature") != "" {
+				t.Errorf("%s: a Standard Webhooks signature too: %v", file, r.Header)
 			}
 		}
 	})
@@ -283,4 +300,49 @@ func TestExamplesOutgoing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExamplesIncomingEasyLife runs examples/easylife as configured, posts
+// the five payloads of EasyLife's documentation as its README does, and
+// checks the seed's rule ("A status 200 OK is expected with no body") and
+// that only the Team and the SharePoint site reach the app.
+func TestExamplesIncomingEasyLife(t *testing.T) {
+	t.Chdir("..")
+	s := newSink(t)
+	startExample(t, "easylife", s)
+	status, body := apiCall(t, "POST", "/workflows/easylife-provisioning/regenerate", nil)
+	url, _ := body["url"].(string)
+	if status != http.StatusOK || url == "" {
+		t.Fatalf("regenerate: %d %v", status, body)
+	}
+	url = strings.Replace(url, "localhost:8080", fmt.Sprintf("127.0.0.1:%d", testHTTPPort), 1)
+	for _, name := range easylifeNames {
+		b, err := os.ReadFile(filepath.Join("examples", "easylife", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, answer := rawCall(t, "POST", url, b)
+		if status != http.StatusOK || len(answer) != 0 {
+			t.Errorf("%s: %d %q, want 200 OK with no body", name, status, answer)
+		}
+	}
+	got := waitCount(t, s, 2)
+	time.Sleep(300 * time.Millisecond) // the others are filtered: nothing more arrives
+	if got = s.received(); len(got) != 2 {
+		t.Fatalf("%d deliveries, want the Team and the SharePoint site", len(got))
+	}
+	for _, r := range got {
+		var p struct {
+			EventType string `json:"eventType"`
+			Group     struct {
+				Metadata struct {
+					AdditionalData map[string]any `json:"additionalData"`
+				} `json:"metadata"`
+			} `json:"group"`
+		}
+		_ = json.Unmarshal(r.Body, &p)
+		if r.Path != "/provisioned" || (p.EventType != "groupcreated" && p.EventType != "sharepointcreated") || p.Group.Metadata.AdditionalData["yUrl"] != nil {
+			t.Errorf("delivered %s %s", r.Path, r.Body)
+		}
+	}
 }

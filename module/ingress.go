@@ -118,6 +118,10 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if res.Status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", strings.Join(res.Workflow.Methods, ", "))
 		}
+		if res.Answer != nil {
+			writeAnswer(w, res.Answer)
+			return nil
+		}
 		return writeJSON(w, res.Status, res.Response)
 	}
 	// Pass on: the body as read, the key out of the path and headers.
@@ -186,6 +190,25 @@ func writeJSON(w http.ResponseWriter, status int, body any) error {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 	return nil
+}
+
+// writeAnswer answers with a workflow's own status and body: no
+// Content-Type for an empty body, application/json for JSON, text/plain
+// otherwise.
+func writeAnswer(w http.ResponseWriter, a *registry.Answer) {
+	switch {
+	case a.Body == "":
+		w.Header().Set("Content-Length", "0")
+	case json.Valid([]byte(a.Body)):
+		w.Header().Set("Content-Type", "application/json")
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(a.Status)
+	if a.Body != "" {
+		_, _ = io.WriteString(w, a.Body)
+	}
 }
 
 // Interface guards.

@@ -57,7 +57,7 @@ func TestHostileExpressionsThroughTheStore(t *testing.T) {
 		if f, _ := invalidField(err); f != "filter" {
 			t.Errorf("workflow filter: %.200v", err)
 		}
-		_, err = r.CreateSubscription(ctx, Subscription{Name: "deep", Topics: []string{"*"}, URL: "http://127.0.0.1:9/hook", Include: src})
+		_, err = r.CreateSubscription(ctx, Subscription{Name: "deep", Topics: []string{"*"}, URL: "http://127.0.0.1:9/hook", Include: Predicates{src}})
 		if f, _ := invalidField(err); f != "include" {
 			t.Errorf("subscription include: %.200v", err)
 		}

@@ -70,7 +70,12 @@ type Destination struct {
 	// PassBody sends the body exactly as received (workflow "raw").
 	PassBody bool
 	// Keys sign deliveries; several during a secret rotation.
-	Keys         [][]byte
+	Keys [][]byte
+	// HMAC, when set, signs with an HMAC-SHA256 of the body in one header
+	// (with the first key) instead of webhook-signature.
+	HMAC *Signature
+	// Secret is sent in clear by SecretHeader and SecretField: empty when
+	// the subscription's secret was generated, not given.
 	Secret       string
 	SecretHeader string
 	SecretField  string
@@ -204,6 +209,16 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 		}
 		w.Targets = targets
 	}
+	if r := w.Respond; r != nil {
+		for _, a := range []struct {
+			field string
+			a     *Answer
+		}{{"respond.accepted", r.Accepted}, {"respond.filtered", r.Filtered}, {"respond.duplicate", r.Duplicate}} {
+			if err := checkAnswer(a.field, a.a); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if w.FixedKey != "" {
 		h := HashKey(w.FixedKey)
 		cw.fixedHash = &h
@@ -245,6 +260,77 @@ func compileVerify(v *Verify) (signature.Verifier, error) {
 		return nil, invalid("verify.secrets", "%v", err)
 	}
 	return vr, nil
+}
+
+// compilePredicates compiles a list of event predicates; an error names
+// the field, and the position when there are several.
+func compilePredicates(field string, list Predicates) ([]*filters.EventPredicate, error) {
+	if len(list) > MaxPredicates {
+		return nil, invalid(field, "%d predicates is over the maximum of %d", len(list), MaxPredicates)
+	}
+	var out []*filters.EventPredicate
+	for i, src := range list {
+		name := field
+		if len(list) > 1 {
+			name = fmt.Sprintf("%s[%d]", field, i)
+		}
+		if strings.TrimSpace(src) == "" {
+			return nil, invalid(name, "empty predicate")
+		}
+		p, err := filters.CompileEventPredicate(src)
+		if err != nil {
+			return nil, invalid(name, "%v", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkSignature checks a subscription's signature scheme.
+func checkSignature(sig *Signature) error {
+	if sig == nil {
+		return nil
+	}
+	switch sig.Scheme {
+	case "", SchemeStandard:
+		if sig.Header != "" || sig.Encoding != "" || sig.Prefix != "" {
+			return invalid("signature", "header, encoding and prefix are for scheme %q", SchemeHMAC)
+		}
+	case SchemeHMAC:
+		if sig.Header == "" {
+			return invalid("signature.header", "required for scheme %q", SchemeHMAC)
+		}
+		if err := checkHeaderName("signature.header", sig.Header); err != nil {
+			return err
+		}
+		if sig.Encoding != "" && sig.Encoding != EncodingHex && sig.Encoding != EncodingBase64 {
+			return invalid("signature.encoding", "%q: use %q or %q", sig.Encoding, EncodingHex, EncodingBase64)
+		}
+		if len(sig.Prefix) > 64 || strings.ContainsAny(sig.Prefix, "\r\n\x00") {
+			return invalid("signature.prefix", "at most 64 characters, without CR, LF or NUL")
+		}
+	default:
+		return invalid("signature.scheme", "%q: use %q or %q", sig.Scheme, SchemeStandard, SchemeHMAC)
+	}
+	return nil
+}
+
+// MaxAnswerBody is the largest body a workflow's answer may have (4 KiB).
+const MaxAnswerBody = 4 << 10
+
+// checkAnswer checks a workflow's own answer: a 2xx status (a sender must
+// not retry what was taken) and a short body.
+func checkAnswer(field string, a *Answer) error {
+	if a == nil {
+		return nil
+	}
+	if a.Status < 200 || a.Status > 299 {
+		return invalid(field+".status", "%d: must be a 2xx status (200 to 299)", a.Status)
+	}
+	if len(a.Body) > MaxAnswerBody {
+		return invalid(field+".body", "%d bytes is over the maximum of %d", len(a.Body), MaxAnswerBody)
+	}
+	return nil
 }
 
 // TargetID is the default id of a workflow target: the first 8 hex digits
@@ -353,9 +439,11 @@ func CompileTopic(t Topic) (*CompiledTopic, error) {
 
 // CompiledSubscription is a subscription ready for fan-out and delivery.
 type CompiledSubscription struct {
-	Def     Subscription
-	Include *filters.EventPredicate
-	Exclude *filters.EventPredicate
+	Def Subscription
+	// Include and Exclude are the compiled predicates, in the order of
+	// Def.Include and Def.Exclude; nil when there are none.
+	Include []*filters.EventPredicate
+	Exclude []*filters.EventPredicate
 	Dest    *Destination
 	// previousUntil is when the previous secret of an API subscription
 	// stops signing (zero when it has none).
@@ -381,26 +469,68 @@ func TopicsMatch(patterns []string, topic string) bool {
 	return false
 }
 
-// Predicates reports how the include and exclude predicates judge ev.
-// A predicate that fails at run time counts as not matched.
-func (s *CompiledSubscription) Predicates(ev *filters.Event) (include, exclude bool, err error) {
-	include = true
-	if s.Include != nil {
-		var e error
-		if include, e = s.Include.Match(ev); e != nil {
-			include, err = false, fmt.Errorf("include: %w", e)
-		}
+// PredicateMatch is how a subscription's predicates judge one event.
+type PredicateMatch struct {
+	// Include: no include predicates, or one of them matched.
+	Include bool
+	// Exclude: one of the exclude predicates matched.
+	Exclude bool
+	// IncludeIndex and ExcludeIndex are the positions of the first
+	// matching include and exclude predicates; -1 when none matched.
+	IncludeIndex, ExcludeIndex int
+	// IncludeErr and ExcludeErr are the first run-time errors of each
+	// list (a predicate that fails counts as not matched).
+	IncludeErr, ExcludeErr error
+}
+
+// Match judges ev with the include and exclude predicates, each list in
+// order up to its first match.
+func (s *CompiledSubscription) Match(ev *filters.Event) PredicateMatch {
+	m := PredicateMatch{Include: len(s.Include) == 0, IncludeIndex: -1, ExcludeIndex: -1}
+	m.IncludeIndex, m.IncludeErr = firstMatch(s.Include, ev)
+	if m.IncludeIndex >= 0 {
+		m.Include = true
 	}
-	if s.Exclude != nil {
-		var e error
-		if exclude, e = s.Exclude.Match(ev); e != nil {
-			exclude = false
-			if err == nil {
-				err = fmt.Errorf("exclude: %w", e)
+	m.ExcludeIndex, m.ExcludeErr = firstMatch(s.Exclude, ev)
+	m.Exclude = m.ExcludeIndex >= 0
+	return m
+}
+
+// firstMatch returns the position of the first predicate matching ev (-1
+// for none) and the first run-time error met before it.
+func firstMatch(list []*filters.EventPredicate, ev *filters.Event) (int, error) {
+	var first error
+	for i, p := range list {
+		ok, err := p.Match(ev)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf(": %w", err)
+				if len(list) > 1 {
+					first = fmt.Errorf("[%d]: %w", i, err)
+				}
 			}
+			continue
+		}
+		if ok {
+			return i, first
 		}
 	}
-	return include, exclude, err
+	return -1, first
+}
+
+// Predicates reports how the include and exclude predicates judge ev: the
+// event must match one include predicate (when there are any) and no
+// exclude predicate. A predicate that fails at run time counts as not
+// matched; err is the first such failure.
+func (s *CompiledSubscription) Predicates(ev *filters.Event) (include, exclude bool, err error) {
+	m := s.Match(ev)
+	switch {
+	case m.IncludeErr != nil:
+		err = fmt.Errorf("include%w", m.IncludeErr)
+	case m.ExcludeErr != nil:
+		err = fmt.Errorf("exclude%w", m.ExcludeErr)
+	}
+	return m.Include, m.Exclude, err
 }
 
 // CompileSubscription validates s and compiles its predicates and envelope.
@@ -453,16 +583,21 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if err != nil {
 		return nil, err
 	}
-	cs := &CompiledSubscription{Def: s}
-	if s.Include != "" {
-		if cs.Include, err = filters.CompileEventPredicate(s.Include); err != nil {
-			return nil, invalid("include", "%v", err)
-		}
+	if err := checkSignature(s.Signature); err != nil {
+		return nil, err
 	}
-	if s.Exclude != "" {
-		if cs.Exclude, err = filters.CompileEventPredicate(s.Exclude); err != nil {
-			return nil, invalid("exclude", "%v", err)
-		}
+	cs := &CompiledSubscription{Def: s}
+	if cs.Include, err = compilePredicates("include", s.Include); err != nil {
+		return nil, err
+	}
+	if cs.Exclude, err = compilePredicates("exclude", s.Exclude); err != nil {
+		return nil, err
+	}
+	// The secret is sent in clear (secret_header, secret_field, envelopes)
+	// only when the client gave it.
+	inClear := s.Secret
+	if s.SecretGenerated {
+		inClear = ""
 	}
 	d := &Destination{
 		ID:             s.ID,
@@ -472,14 +607,21 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		Headers:        s.Headers,
 		Timeout:        s.Timeout.Std(),
 		MaxAttempts:    s.MaxAttempts,
-		Secret:         s.Secret,
+		Secret:         inClear,
 		SecretHeader:   s.SecretHeader,
 		SecretField:    s.SecretField,
 		Enabled:        s.IsEnabled(),
 		Flow:           flow,
 		Subscription: filters.Subscription{
-			ID: s.ID, Name: s.Name, Description: s.Description, Secret: s.Secret,
+			ID: s.ID, Name: s.Name, Description: s.Description, Secret: inClear,
 		},
+	}
+	if sig := s.Signature; sig != nil && sig.Scheme == SchemeHMAC {
+		h := *sig
+		if h.Encoding == "" {
+			h.Encoding = EncodingHex
+		}
+		d.HMAC = &h
 	}
 	if d.Timeout <= 0 {
 		d.Timeout = DefaultTimeout

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,6 +207,10 @@ func TestCompileWorkflowErrors(t *testing.T) {
 		{"target bad id", Workflow{ID: "w", Targets: []Target{{ID: "a.b", URL: okTarget.URL}}}, nil, "targets[0].id"},
 		{"target ids given twice", Workflow{ID: "w", Targets: []Target{{ID: "x", URL: okTarget.URL}, {ID: "y", URL: okTarget.URL + "b"}, {ID: "x", URL: okTarget.URL + "c"}}}, nil, "targets[2].id"},
 		{"same target twice", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {URL: okTarget.URL, Method: "post"}}}, nil, "targets[1].id"},
+		{"respond status 302", Workflow{ID: "w", Respond: &Respond{Accepted: &Answer{Status: 302}}}, nil, "respond.accepted.status"},
+		{"respond status 0", Workflow{ID: "w", Respond: &Respond{Filtered: &Answer{}}}, nil, "respond.filtered.status"},
+		{"respond status 300", Workflow{ID: "w", Respond: &Respond{Duplicate: &Answer{Status: 300}}}, nil, "respond.duplicate.status"},
+		{"respond body over 4 KiB", Workflow{ID: "w", Respond: &Respond{Accepted: &Answer{Status: 200, Body: strings.Repeat("a", MaxAnswerBody+1)}}}, nil, "respond.accepted.body"},
 		{"given id equal to a derived one", Workflow{ID: "w", Targets: []Target{{URL: okTarget.URL}, {ID: TargetID("", okTarget.URL), URL: okTarget.URL + "b"}}}, nil, "targets[1].id"},
 	}
 	for _, tc := range tests {
@@ -351,14 +356,24 @@ func TestCompileSubscriptionErrors(t *testing.T) {
 		{"url metadata", with(func(s *Subscription) { s.URL = "http://169.254.169.254/latest" }), "", testGuard(), "url"},
 		{"url scheme", with(func(s *Subscription) { s.URL = "file:///etc/passwd" }), "", testGuard(), "url"},
 		{"negative attempts", with(func(s *Subscription) { s.MaxAttempts = -1 }), "", nil, "max_attempts"},
-		{"include syntax", with(func(s *Subscription) { s.Include = `tenant ==` }), "", nil, "include"},
-		{"include not boolean", with(func(s *Subscription) { s.Include = `tenant` }), "", nil, "include"},
-		{"exclude syntax", with(func(s *Subscription) { s.Exclude = `(` }), "", nil, "exclude"},
+		{"include syntax", with(func(s *Subscription) { s.Include = Predicates{`tenant ==`} }), "", nil, "include"},
+		{"include not boolean", with(func(s *Subscription) { s.Include = Predicates{`tenant`} }), "", nil, "include"},
+		{"exclude syntax", with(func(s *Subscription) { s.Exclude = Predicates{`(`} }), "", nil, "exclude"},
 		{"envelope", with(func(s *Subscription) { s.Envelope = `{type: ` }), "", nil, "envelope"},
 		{"secret", with(func(s *Subscription) { s.Secret = "whsec_***" }), "", nil, "secret"},
 		{"previous secret", base(), "whsec_***", nil, "secret"},
 		{"zero wait", with(func(s *Subscription) { s.RetrySchedule = []Duration{0} }), "", nil, "retry_schedule"},
 		{"negative wait", with(func(s *Subscription) { s.RetrySchedule = []Duration{Duration(time.Second), Duration(-1)} }), "", nil, "retry_schedule"},
+		{"signature scheme", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "jwt"} }), "", nil, "signature.scheme"},
+		{"signature hmac without header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac"} }), "", nil, "signature.header"},
+		{"signature hmac bad header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "hmac", Header: "x ol"} }), "", nil, "signature.header"},
+		{"signature hmac encoding", with(func(s *Subscription) {
+			s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Encoding: "base32"}
+		}), "", nil, "signature.encoding"},
+		{"signature hmac prefix with CR", with(func(s *Subscription) {
+			s.Signature = &Signature{Scheme: "hmac", Header: "x-ol-signature", Prefix: "a\rb"}
+		}), "", nil, "signature.prefix"},
+		{"signature standard with header", with(func(s *Subscription) { s.Signature = &Signature{Scheme: "standard", Header: "x-ol-signature"} }), "", nil, "signature"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,7 +417,7 @@ func TestCompileSubscriptionDefaults(t *testing.T) {
 	s.RetrySchedule = []Duration{Duration(time.Second), Duration(2 * time.Second)}
 	s.Timeout = Duration(time.Second)
 	s.Envelope = "orangelogic"
-	s.Include, s.Exclude = `tenant == "ZZ1"`, `data?.skip == true`
+	s.Include, s.Exclude = Predicates{`tenant == "ZZ1"`}, Predicates{`data?.skip == true`}
 	s.SecretHeader, s.SecretField = "X-Secret", "Secret"
 	cs, err = CompileSubscription(s, "previous-raw-secret", testGuard())
 	if err != nil {
@@ -426,7 +441,7 @@ func TestCompileSubscriptionDefaults(t *testing.T) {
 
 func TestPredicates(t *testing.T) {
 	s := Subscription{ID: "s1", Name: "n", Topics: []string{"*"}, URL: "http://127.0.0.1/",
-		Include: `data.profile.email == "x"`, Exclude: `tenant == "skip"`}
+		Include: Predicates{`data.profile.email == "x"`}, Exclude: Predicates{`tenant == "skip"`}}
 	cs, err := CompileSubscription(s, "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -436,14 +451,14 @@ func TestPredicates(t *testing.T) {
 	if inc || !exc || err == nil || !strings.HasPrefix(err.Error(), "include: ") {
 		t.Errorf("include failing at run time: %v %v %v", inc, exc, err)
 	}
-	s.Include, s.Exclude = `tenant == "ZZ1"`, `data.profile.email == "x"`
+	s.Include, s.Exclude = Predicates{`tenant == "ZZ1"`}, Predicates{`data.profile.email == "x"`}
 	cs, _ = CompileSubscription(s, "", nil)
 	ev.Tenant = "ZZ1"
 	inc, exc, err = cs.Predicates(ev)
 	if !inc || exc || err == nil || !strings.HasPrefix(err.Error(), "exclude: ") {
 		t.Errorf("exclude failing at run time: %v %v %v", inc, exc, err)
 	}
-	s.Include, s.Exclude = "", ""
+	s.Include, s.Exclude = nil, nil
 	cs, _ = CompileSubscription(s, "", nil)
 	if inc, exc, err = cs.Predicates(ev); !inc || exc || err != nil {
 		t.Errorf("no predicates: %v %v %v", inc, exc, err)
@@ -519,5 +534,70 @@ func TestTargetIdentityStable(t *testing.T) {
 	moved := ids(Target{ID: "named", URL: "http://127.0.0.1:9/moved"})
 	if moved["http://127.0.0.1:9/moved"] != "wf=w=named" {
 		t.Errorf("moved named target: %v", moved)
+	}
+}
+
+func TestPredicatesJSON(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Predicates
+		out  string
+	}{
+		{`"tenant == \"ZZ1\""`, Predicates{`tenant == "ZZ1"`}, `"tenant == \"ZZ1\""`},
+		{`["tenant == \"ZZ1\"", "user == \"K8\""]`, Predicates{`tenant == "ZZ1"`, `user == "K8"`}, `["tenant == \"ZZ1\"","user == \"K8\""]`},
+		{`""`, nil, `null`},
+		{`[]`, Predicates{}, `[]`},
+	}
+	for _, tc := range tests {
+		var p Predicates
+		if err := json.Unmarshal([]byte(tc.in), &p); err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if !slices.Equal(p, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.in, p, tc.want)
+		}
+		if out, _ := json.Marshal(p); string(out) != tc.out {
+			t.Errorf("%s: marshals to %s, want %s", tc.in, out, tc.out)
+		}
+	}
+	var p Predicates
+	if err := json.Unmarshal([]byte(`{"a":1}`), &p); err == nil {
+		t.Error("an object was accepted")
+	}
+}
+
+func TestSubscriptionMatchFirst(t *testing.T) {
+	s := Subscription{ID: "s", Name: "s", Topics: []string{"*"}, URL: "http://127.0.0.1:9/",
+		Include: Predicates{`tenant == "ZZ1"`, `data.profile.email == "x"`, `tenant startsWith "ZZ"`},
+		Exclude: Predicates{`user == "bot"`, `data?.RecordID == "SKIP"`}}
+	cs, err := CompileSubscription(s, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name             string
+		ev               filters.Event
+		include, exclude int
+		incErr           bool
+	}{
+		{"first include", filters.Event{Tenant: "ZZ1", Data: map[string]any{}}, 0, -1, false},
+		{"third include after a failing one", filters.Event{Tenant: "ZZ2", Data: map[string]any{}}, 2, -1, true},
+		{"none, second exclude", filters.Event{Tenant: "XX", Data: map[string]any{"RecordID": "SKIP", "profile": map[string]any{}}}, -1, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := cs.Match(&tc.ev)
+			if m.IncludeIndex != tc.include || m.ExcludeIndex != tc.exclude || (m.IncludeErr != nil) != tc.incErr {
+				t.Errorf("%+v", m)
+			}
+			inc, exc, _ := cs.Predicates(&tc.ev)
+			if inc != (tc.include >= 0) || exc != (tc.exclude >= 0) {
+				t.Errorf("Predicates: %v %v", inc, exc)
+			}
+		})
+	}
+	s.Include = Predicates{`tenant == "a"`, `tenant ==`}
+	if _, err := CompileSubscription(s, "", nil); err == nil || !strings.HasPrefix(err.Error(), "include[1]") {
+		t.Errorf("error %v does not name include[1]", err)
 	}
 }

@@ -48,11 +48,14 @@ type Registry struct {
 	confTopics map[string]configEntry[*CompiledTopic]
 	apiSubs    map[string]*CompiledSubscription
 	confSubs   map[string]configEntry[*CompiledSubscription]
-	subNames   map[string]map[string]struct{} // name -> ids of served subscriptions
-	broken     map[string]map[string]string   // kind -> id -> error
-	revisions  map[string]uint64              // bucket -> last applied revision
-	changed    chan struct{}                  // closed and replaced on every change
-	fresh      sync.Map                       // workflow id -> freshWorkflow (store.go)
+	// confDisabled holds the disabled states of configuration
+	// subscriptions, by id (configstate.go).
+	confDisabled map[string]configDisabled
+	subNames     map[string]map[string]struct{} // name -> ids of served subscriptions
+	broken       map[string]map[string]string   // kind -> id -> error
+	revisions    map[string]uint64              // bucket -> last applied revision
+	changed      chan struct{}                  // closed and replaced on every change
+	fresh        sync.Map                       // workflow id -> freshWorkflow (store.go)
 
 	workflows     *cowMap[*CompiledWorkflow]
 	keys          *cowMap[keyState]
@@ -82,10 +85,11 @@ func New(eng *engine.Engine, guard URLChecker, log *zap.Logger) *Registry {
 		apiWF: map[string]*CompiledWorkflow{}, confWF: map[string]configEntry[*CompiledWorkflow]{},
 		apiTopics: map[string]*CompiledTopic{}, confTopics: map[string]configEntry[*CompiledTopic]{},
 		apiSubs: map[string]*CompiledSubscription{}, confSubs: map[string]configEntry[*CompiledSubscription]{},
-		subNames:  map[string]map[string]struct{}{},
-		broken:    map[string]map[string]string{KindWorkflow: {}, KindTopic: {}, KindSubscription: {}},
-		revisions: map[string]uint64{},
-		changed:   make(chan struct{}),
+		confDisabled: map[string]configDisabled{},
+		subNames:     map[string]map[string]struct{}{},
+		broken:       map[string]map[string]string{KindWorkflow: {}, KindTopic: {}, KindSubscription: {}},
+		revisions:    map[string]uint64{},
+		changed:      make(chan struct{}),
 
 		workflows:     newCowMap[*CompiledWorkflow](),
 		keys:          newCowMap[keyState](),
@@ -229,7 +233,7 @@ func (t *txn) refreshTopic(name string) {
 func (t *txn) refreshSubscription(id string) {
 	cur := t.r.apiSubs[id]
 	if e, ok := t.r.confSubs[id]; ok {
-		cur = e.value
+		cur = t.r.servedConfig(e.value)
 	}
 	old, _ := t.subs.get(id)
 	if old == cur {

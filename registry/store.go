@@ -249,13 +249,14 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	}
 	s.Source = SourceAPI
 	s.CreatedAt = time.Now().UTC()
+	s.SecretGenerated = false
 	switch s.Secret {
 	case "", "generate":
 		sec, err := signature.NewSecret()
 		if err != nil {
 			return nil, err
 		}
-		s.Secret = sec
+		s.Secret, s.SecretGenerated = sec, true
 	case "none":
 		s.Secret = ""
 	}
@@ -269,7 +270,7 @@ func (r *Registry) CreateSubscription(ctx context.Context, s Subscription) (*Com
 	if r.nameTaken(s.Name, s.ID) {
 		return nil, &InvalidError{Field: "name", Err: fmt.Errorf("%q is taken: %w", s.Name, ErrConflict)}
 	}
-	st := storedSubscription{Subscription: cs.Def, Secret: s.Secret}
+	st := storedSubscription{Subscription: cs.Def, Secret: s.Secret, SecretGenerated: s.SecretGenerated}
 	doc, _ := json.Marshal(st)
 	rev, err := r.eng.Subscriptions.Create(ctx, s.ID, doc)
 	if err != nil {
@@ -317,7 +318,7 @@ func (r *Registry) updateStoredSubscription(ctx context.Context, id string, chan
 			st.PreviousSecret, st.PreviousUntil = "", time.Time{}
 		}
 		s := st.Subscription
-		s.Secret = st.Secret
+		s.Secret, s.SecretGenerated = st.Secret, st.SecretGenerated
 		prev := st.PreviousSecret
 		cs, err := CompileSubscription(s, prev, r.guard)
 		if err != nil {
@@ -343,11 +344,26 @@ func (r *Registry) updateStoredSubscription(ctx context.Context, id string, chan
 }
 
 // UpdateSubscription applies a JSON merge patch to an API subscription. The
-// secret cannot be patched: rotate it.
+// secret cannot be patched: rotate it. A configuration subscription takes
+// only {"enabled": true}, which enables it again after the gateway disabled
+// it (410 Gone).
 func (r *Registry) UpdateSubscription(ctx context.Context, id string, patch []byte) (*CompiledSubscription, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(patch, &probe); err != nil {
 		return nil, &InvalidError{Field: "body", Err: err}
+	}
+	if r.isConfigSubscription(id) {
+		if len(probe) != 1 || string(probe["enabled"]) != "true" {
+			return nil, ErrReadOnly
+		}
+		if err := r.setConfigEnabled(ctx, id, true, ""); err != nil {
+			return nil, err
+		}
+		cs, ok := r.Subscription(id)
+		if !ok {
+			return nil, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
+		}
+		return cs, nil
 	}
 	for _, f := range []string{"secret", "id", "source", "created_at"} {
 		if _, ok := probe[f]; ok {
@@ -373,7 +389,13 @@ func (r *Registry) UpdateSubscription(ctx context.Context, id string, patch []by
 }
 
 // SetSubscriptionEnabled enables or disables a subscription, recording why.
+// A configuration subscription is not written: its disabled state is kept
+// beside it (configstate.go) until enabled again or its configuration
+// changes.
 func (r *Registry) SetSubscriptionEnabled(ctx context.Context, id string, enabled bool, reason string) error {
+	if r.isConfigSubscription(id) {
+		return r.setConfigEnabled(ctx, id, enabled, reason)
+	}
 	_, err := r.updateStoredSubscription(ctx, id, func(st *storedSubscription) error {
 		st.Enabled = &enabled
 		st.DisabledReason = reason
@@ -400,7 +422,7 @@ func (r *Registry) RotateSecret(ctx context.Context, id string, grace time.Durat
 			st.PreviousSecret = st.Secret
 			st.PreviousUntil = time.Now().Add(grace).UTC()
 		}
-		st.Secret = secret
+		st.Secret, st.SecretGenerated = secret, true
 		return nil
 	})
 	if err != nil {

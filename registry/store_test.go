@@ -431,7 +431,7 @@ func TestUpdateSubscription(t *testing.T) {
 	_, r := newTestRegistry(t)
 	ctx := testCtx(t)
 	cs, err := r.CreateSubscription(ctx, Subscription{ID: "s", Name: "s", Description: "old", Topics: []string{"a"},
-		URL: "http://127.0.0.1:9/", Include: `tenant == "x"`, Headers: map[string]string{"X-A": "1"}})
+		URL: "http://127.0.0.1:9/", Include: Predicates{`tenant == "x"`}, Headers: map[string]string{"X-A": "1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestUpdateSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := cs.Def
-	if d.Description != "new" || d.Include != "" || cs.Include != nil || len(d.Topics) != 2 || d.MaxAttempts != 2 {
+	if d.Description != "new" || len(d.Include) != 0 || cs.Include != nil || len(d.Topics) != 2 || d.MaxAttempts != 2 {
 		t.Errorf("patched %+v", d)
 	}
 	if d.Headers["X-A"] != "1" || d.Headers["X-B"] != "2" {

@@ -110,6 +110,29 @@ type Verify struct {
 	Tolerance Duration `json:"tolerance,omitempty"`
 }
 
+// Answer is the status and body a workflow answers with. An empty body is
+// sent with no Content-Type; a JSON body as application/json; other text
+// as text/plain.
+type Answer struct {
+	// Status is a 2xx status code (200 to 299).
+	Status int `json:"status"`
+	// Body is sent as is: at most MaxAnswerBody bytes; empty for none.
+	Body string `json:"body"`
+}
+
+// Respond holds a workflow's own answers to the requests it takes; a nil
+// answer keeps the default ({"id":…,"status":"accepted"} 202,
+// {"status":"filtered"} 202, {"id":…,"status":"duplicate"} 200).
+type Respond struct {
+	// Accepted answers a request whose event was stored for the targets.
+	// A request passed to the next handler is answered by that handler.
+	Accepted *Answer `json:"accepted,omitempty"`
+	// Filtered answers a request the filter did not match.
+	Filtered *Answer `json:"filtered,omitempty"`
+	// Duplicate answers a request whose idempotency value was seen.
+	Duplicate *Answer `json:"duplicate,omitempty"`
+}
+
 // Workflow is an incoming webhook endpoint.
 type Workflow struct {
 	// ID is the workflow's URL segment: letters, digits, '-' and '_'.
@@ -143,6 +166,10 @@ type Workflow struct {
 	// Targets receive every accepted event (at most 50). None: the request
 	// is passed to the next handler.
 	Targets []Target `json:"targets,omitempty"`
+	// Respond replaces the default answers to accepted (202), filtered
+	// (202) and duplicate (200) requests, for senders that expect a given
+	// status and body (EasyLife: "200 OK with no body").
+	Respond *Respond `json:"respond,omitempty"`
 	// Enabled: a disabled workflow answers 401 like an unknown one.
 	// Default: true.
 	Enabled *bool `json:"enabled,omitempty"`
@@ -173,6 +200,80 @@ type Topic struct {
 	SchemaLocation string `json:"-"`
 }
 
+// MaxPredicates is the most include (or exclude) predicates a subscription
+// may have.
+const MaxPredicates = 20
+
+// Predicates is a list of expr predicates, tried in order. It reads a JSON
+// string (a list of one) or a list of strings, and writes one predicate as
+// a string and several as a list, so a subscription with one predicate
+// keeps the shape it always had.
+type Predicates []string
+
+// MarshalJSON writes one predicate as a string, several as a list.
+func (p Predicates) MarshalJSON() ([]byte, error) {
+	if len(p) == 1 {
+		return json.Marshal(p[0])
+	}
+	return json.Marshal([]string(p))
+}
+
+// UnmarshalJSON reads a string (an empty one is no predicate) or a list of
+// strings. JSON null leaves p unchanged.
+func (p *Predicates) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*p = nil
+		if s != "" {
+			*p = Predicates{s}
+		}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("want an expr string or a list of them")
+	}
+	*p = list
+	return nil
+}
+
+// Signature schemes of a subscription.
+const (
+	// SchemeStandard signs with Standard Webhooks headers (webhook-id,
+	// webhook-timestamp, webhook-signature).
+	SchemeStandard = "standard"
+	// SchemeHMAC puts the HMAC-SHA256 of the exact body bytes, under the
+	// secret, in one header.
+	SchemeHMAC = "hmac"
+)
+
+// Encodings of an HMAC signature.
+const (
+	EncodingHex    = "hex"
+	EncodingBase64 = "base64"
+)
+
+// Signature is how a subscription's deliveries are signed.
+type Signature struct {
+	// Scheme is "standard" (default) or "hmac".
+	Scheme string `json:"scheme"`
+	// Header carries the HMAC signature (scheme hmac, required), e.g.
+	// x-ol-signature or X-Hub-Signature-256.
+	Header string `json:"header,omitempty"`
+	// Encoding of the HMAC: "hex" (lower case, the default) or "base64"
+	// (standard, padded).
+	Encoding string `json:"encoding,omitempty"`
+	// Prefix is written before the encoded HMAC, e.g. "sha256=" for
+	// GitHub-style receivers. Default: none.
+	Prefix string `json:"prefix,omitempty"`
+}
+
 // Subscription delivers events of some topics to a URL.
 type Subscription struct {
 	// ID identifies the subscription. Default: generated.
@@ -197,13 +298,20 @@ type Subscription struct {
 	// values of at most 8 KiB without CR, LF or NUL. The API shows the
 	// values of credential-like headers as "***".
 	Headers map[string]string `json:"headers,omitempty"`
-	// Include is an expr predicate the event must match.
-	Include string `json:"include,omitempty"`
-	// Exclude is an expr predicate the event must not match.
-	Exclude string `json:"exclude,omitempty"`
+	// Include lists expr predicates of which the event must match one
+	// (none: every event). One string is accepted for a list of one.
+	Include Predicates `json:"include,omitempty"`
+	// Exclude lists expr predicates of which the event must match none.
+	// One string is accepted for a list of one.
+	Exclude Predicates `json:"exclude,omitempty"`
 	// Envelope builds the body: "standard" (default), "raw", a preset name
 	// ("activate", "orangelogic", "orchestry") or an expr expression.
 	Envelope string `json:"envelope,omitempty"`
+	// Signature chooses how deliveries are signed with the secret: nil or
+	// scheme "standard" for Standard Webhooks headers, scheme "hmac" for
+	// an HMAC-SHA256 of the body in a named header (Orange Logic's
+	// x-ol-signature, GitHub's X-Hub-Signature-256).
+	Signature *Signature `json:"signature,omitempty"`
 	// SecretHeader names a header that carries the secret in clear
 	// (Orchestry style).
 	SecretHeader string `json:"secret_header,omitempty"`
@@ -225,6 +333,12 @@ type Subscription struct {
 	Source string `json:"source,omitempty"`
 	// CreatedAt is when the subscription was created.
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// SecretGenerated: hookgate generated the secret (creation without a
+	// secret, or a rotation); the client gave none. A generated secret
+	// signs deliveries but is never sent in clear: secret_header,
+	// secret_field and the envelopes' subscription.secret are empty
+	// (Orchestry: "If provided, Orchestry will provide the secret").
+	SecretGenerated bool `json:"-"`
 }
 
 // IsEnabled reports whether the subscription gets new deliveries.
@@ -234,9 +348,11 @@ func (s *Subscription) IsEnabled() bool { return s.Enabled == nil || *s.Enabled 
 // secret it rotated away from.
 type storedSubscription struct {
 	Subscription
-	Secret         string    `json:"secret,omitempty"`
-	PreviousSecret string    `json:"previous_secret,omitempty"`
-	PreviousUntil  time.Time `json:"previous_until,omitzero"`
+	Secret string `json:"secret,omitempty"`
+	// SecretGenerated keeps Subscription.SecretGenerated.
+	SecretGenerated bool      `json:"secret_generated,omitempty"`
+	PreviousSecret  string    `json:"previous_secret,omitempty"`
+	PreviousUntil   time.Time `json:"previous_until,omitzero"`
 }
 
 // keyRecord is a workflow's key state, as kept in the keys bucket.

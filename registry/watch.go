@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -475,6 +476,9 @@ func (t *txn) installTopic(c change) {
 }
 
 func (r *Registry) decodeSubscription(e jetstream.KeyValueEntry) change {
+	if strings.HasPrefix(e.Key(), disabledPrefix) {
+		return decodeConfigDisabled(e)
+	}
 	c := change{key: e.Key(), id: e.Key(), rev: e.Revision(), del: isDelete(e)}
 	if c.del {
 		return c
@@ -489,7 +493,7 @@ func (r *Registry) decodeSubscription(e jetstream.KeyValueEntry) change {
 		c.err = fmt.Errorf("id %q under key %q", s.ID, c.key)
 		return c
 	}
-	s.Secret = st.Secret
+	s.Secret, s.SecretGenerated = st.Secret, st.SecretGenerated
 	s.Source = SourceAPI
 	prev := ""
 	if st.PreviousSecret != "" && time.Now().Before(st.PreviousUntil) {
@@ -508,6 +512,10 @@ func (r *Registry) decodeSubscription(e jetstream.KeyValueEntry) change {
 }
 
 func (t *txn) installSubscription(c change) {
+	if strings.HasPrefix(c.key, disabledPrefix) {
+		t.installConfigDisabled(c)
+		return
+	}
 	r := t.r
 	if c.del || c.err != nil {
 		delete(r.apiSubs, c.id)
