@@ -17,13 +17,27 @@ func viewTopic(ct *registry.CompiledTopic) registry.Topic {
 	return t
 }
 
-// listTopics serves GET /topics.
+// brokenTopic is a stored topic that no longer reads or compiles: it is
+// not served (publishing on it is a 404) until it is replaced or deleted.
+type brokenTopic struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Broken string `json:"broken"`
+}
+
+// listTopics serves GET /topics: the topics by name, broken ones included.
 func (h *Handler) listTopics(w http.ResponseWriter, _ *http.Request, _ []string) error {
-	out := []registry.Topic{}
+	var served []registry.Topic
 	for _, ct := range h.reg.Topics() {
-		out = append(out, viewTopic(ct))
+		served = append(served, viewTopic(ct))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"topics": out})
+	list := withBroken(served, func(t registry.Topic) string { return t.Name }, h.reg.Broken(registry.KindTopic))
+	for i, v := range list {
+		if b, ok := v.(brokenView); ok {
+			list[i] = brokenTopic{Name: b.ID, Source: b.Source, Broken: b.Broken}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topics": list})
 	return nil
 }
 
@@ -31,6 +45,10 @@ func (h *Handler) listTopics(w http.ResponseWriter, _ *http.Request, _ []string)
 func (h *Handler) getTopic(w http.ResponseWriter, _ *http.Request, p []string) error {
 	ct, ok := h.reg.Topic(p[0])
 	if !ok {
+		if reason, broken := h.reg.Broken(registry.KindTopic)[p[0]]; broken {
+			writeJSON(w, http.StatusOK, brokenTopic{Name: p[0], Source: registry.SourceAPI, Broken: reason})
+			return nil
+		}
 		return notFound("topic %q not found", p[0])
 	}
 	writeJSON(w, http.StatusOK, viewTopic(ct))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookgate/hookgate/registry"
 )
@@ -86,4 +87,38 @@ func TestTopics(t *testing.T) {
 		t.Fatalf("delete: %d %s", r.Code, r.Body)
 	}
 	errorCheck(t, e.get("/topics/document.created"), http.StatusNotFound, "")
+}
+
+// A stored topic that no longer compiles is listed and shown as broken,
+// beside the topics that are served.
+func TestBrokenTopicShown(t *testing.T) {
+	e := newEnv(t)
+	e.put("/topics/a.ok", map[string]any{"description": "fine"}).expect(http.StatusCreated)
+	if _, err := e.eng.Topics.Put(t.Context(), "b_bad", []byte(`{"name":"b_bad","schema":{"type":12}}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the broken topic is seen", func() bool { return len(e.reg.Broken(registry.KindTopic)) == 1 })
+	var list struct {
+		Topics []struct {
+			Name   string `json:"name"`
+			Broken string `json:"broken"`
+		}
+	}
+	e.get("/topics").expect(http.StatusOK).decode(&list)
+	var broken string
+	for _, tp := range list.Topics {
+		if tp.Name == "b_bad" {
+			broken = tp.Broken
+		} else if tp.Broken != "" {
+			t.Errorf("topic %s shown broken: %s", tp.Name, tp.Broken)
+		}
+	}
+	if broken == "" {
+		t.Fatalf("broken topic not listed: %+v", list.Topics)
+	}
+	var one struct{ Name, Broken string }
+	e.get("/topics/b_bad").expect(http.StatusOK).decode(&one)
+	if one.Name != "b_bad" || one.Broken == "" {
+		t.Errorf("GET /topics/b_bad = %+v", one)
+	}
 }
