@@ -2,6 +2,8 @@ package module
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -259,5 +261,40 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The README's jwt example adapts, with its placeholders kept for run time.
+func TestREADMEJWTExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.Contains(body, "jwks_url") {
+			example = body
+			break
+		}
+	}
+	if example == "" {
+		t.Fatal("README.md has no jwt example")
+	}
+	cfg, err := adapt(t, ":8080 {\n"+example+"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(cfg)
+	for _, want := range []string{
+		`"issuer":"https://login.microsoftonline.com/{env.AZURE_TENANT}/v2.0"`,
+		`"audiences":["api://hookgate"]`,
+		`"full":["Hookgate.Admin"]`,
+		`"publish":["Hookgate.Publish"]`,
+		`"leeway":60000000000`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("adapted config lacks %s: %s", want, out)
+		}
 	}
 }
