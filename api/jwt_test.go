@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,6 +21,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hookgate/hookgate/api/jwtauth"
 )
@@ -367,6 +372,67 @@ func TestJWTConfig(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("New: err %v, want one about %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A key set that cannot be fetched or read validates nothing, and the
+// failure is logged without the token.
+func TestJWTBadKeySet(t *testing.T) {
+	rsaKey := newRSAKey(t, "rsa1", jose.RS256)
+	good, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rsaKey.jwk.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string // in the logged error
+	}{
+		{"server error", http.StatusInternalServerError, `{}`, "status 500"},
+		{"over 1 MiB", http.StatusOK, `{"keys":[],"pad":"` + strings.Repeat("x", jwtauth.MaxJWKSBody) + `"}`, "over 1048576 bytes"},
+		{"not JSON", http.StatusOK, `<html>`, "decoding the key set"},
+		{"empty set", http.StatusOK, `{"keys":[]}`, "empty key set"},
+		{"a good set", http.StatusOK, string(good), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			core, logs := observer.New(zapcore.DebugLevel)
+			v, err := jwtauth.New(jwtauth.Config{
+				Issuer: jwtIssuer, JWKSURL: srv.URL, Audiences: []string{jwtAudience},
+				Full: []string{"Hookgate.Admin"}, Logger: zap.New(core),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := mint(t, rsaKey, claimsAt(time.Now()), map[string]any{"roles": []string{"Hookgate.Admin"}})
+			grant, err := v.Validate(context.Background(), tok)
+			if tc.want == "" {
+				if err != nil || grant != jwtauth.GrantFull {
+					t.Fatalf("Validate: %v, %v; want full", grant, err)
+				}
+				return
+			}
+			if !errors.Is(err, jwtauth.ErrInvalidToken) {
+				t.Fatalf("Validate: %v, want ErrInvalidToken", err)
+			}
+			failed := logs.FilterMessage("could not fetch the JWKS; keeping the last good key set").All()
+			if len(failed) != 1 || !strings.Contains(failed[0].ContextMap()["error"].(string), tc.want) {
+				t.Fatalf("logged %v, want one fetch failure about %q", failed, tc.want)
+			}
+			for _, e := range logs.All() {
+				for _, f := range e.Context {
+					if strings.Contains(f.String, tok) {
+						t.Errorf("the token was logged in %q", e.Message)
+					}
+				}
 			}
 		})
 	}
