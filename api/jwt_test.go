@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,13 @@ func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
 func (s *jwksServer) add(k jose.JSONWebKey) {
 	s.mu.Lock()
 	s.keys = append(s.keys, k)
+	s.mu.Unlock()
+}
+
+// remove rotates the key kid out.
+func (s *jwksServer) remove(kid string) {
+	s.mu.Lock()
+	s.keys = slices.DeleteFunc(s.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
 	s.mu.Unlock()
 }
 
@@ -318,22 +326,34 @@ func TestJWTKeyRotation(t *testing.T) {
 	}
 }
 
-// The key set is fetched again once it is older than the refresh interval.
+// The key set is fetched again once it is older than the refresh interval,
+// and a key the issuer removed is then refused.
 func TestJWTPeriodicRefresh(t *testing.T) {
 	rsaKey := newRSAKey(t, "rsa1", jose.RS256)
-	e, srv, clk := jwtEnv(t, rsaKey)
+	ecKey := newECKey(t, "ec1", elliptic.P256(), jose.ES256)
+	e, srv, clk := jwtEnv(t, rsaKey, ecKey)
 	admin := map[string]any{"roles": []string{"Hookgate.Admin"}}
 	steps := []struct {
 		advance time.Duration
+		remove  string // kid removed at the issuer before the step
+		status  int    // of a token signed by ecKey
 		fetches int32
 	}{
-		{0, 1},
-		{30 * time.Minute, 1},
-		{31 * time.Minute, 2},
-		{10 * time.Minute, 2},
+		{0, "", http.StatusOK, 1},
+		{30 * time.Minute, "ec1", http.StatusOK, 1},
+		{31 * time.Minute, "", http.StatusUnauthorized, 2},
+		// The removed kid is now unknown: it makes one more fetch.
+		{10 * time.Minute, "", http.StatusUnauthorized, 3},
+		{10 * time.Second, "", http.StatusUnauthorized, 3},
 	}
 	for i, s := range steps {
 		clk.advance(s.advance)
+		if s.remove != "" {
+			srv.remove(s.remove)
+		}
+		if got := e.do(req{method: "GET", path: "/topics", token: mint(t, ecKey, claimsAt(clk.now()), admin)}).Code; got != s.status {
+			t.Fatalf("step %d: status %d, want %d", i, got, s.status)
+		}
 		e.do(req{method: "GET", path: "/topics", token: mint(t, rsaKey, claimsAt(clk.now()), admin)}).expect(http.StatusOK)
 		if n := srv.fetches.Load(); n != s.fetches {
 			t.Fatalf("step %d: %d fetches, want %d", i, n, s.fetches)

@@ -27,7 +27,7 @@ func init() {
 
 // API is the hookgate_api HTTP handler: the management API (workflows,
 // topics, subscriptions, events, deliveries) under Prefix. It refuses to
-// provision without a token: there is no open admin API.
+// provision without a token or a jwt block: there is no open admin API.
 type API struct {
 	// Prefix the API routes live under. Default: the path of the
 	// directive's matcher in the Caddyfile, else /api/hookgate.

@@ -290,12 +290,13 @@ func (v *Validator) keysFor(ctx context.Context, kid string) []jose.JSONWebKey {
 	if len(keys) > 0 && now.Sub(fetchedAt) < RefreshInterval {
 		return keys
 	}
-	if set2 := v.refetch(ctx); set2 != nil {
-		if k := set2.Key(kid); len(k) > 0 {
-			return k
-		}
+	// After a fetch, only the new set counts: a key the issuer removed is
+	// no longer trusted. After a failed or skipped fetch, the set is the
+	// last good one.
+	if set = v.refetch(ctx); set != nil {
+		return set.Key(kid)
 	}
-	return keys
+	return nil
 }
 
 // refetch fetches the key set unless a fetch was tried within MinRefetch,
