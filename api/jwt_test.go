@@ -457,3 +457,46 @@ func TestJWTBadKeySet(t *testing.T) {
 		})
 	}
 }
+
+// Run refreshes the key set periodically once a token has fetched it, and
+// stops with its context.
+func TestJWTRun(t *testing.T) {
+	rsaKey := newRSAKey(t, "rsa1", jose.RS256)
+	srv := newJWKSServer(t, rsaKey.jwk)
+	clk := new(clock)
+	v, err := jwtauth.New(jwtauth.Config{
+		Issuer: jwtIssuer, JWKSURL: srv.URL, Audiences: []string{jwtAudience},
+		Full: []string{"Hookgate.Admin"}, Refresh: 20 * time.Millisecond, Now: clk.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { v.Run(ctx); close(done) }()
+
+	// No token yet: nothing is fetched.
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.fetches.Load(); n != 0 {
+		t.Fatalf("%d fetches before any token, want 0", n)
+	}
+	tok := mint(t, rsaKey, claimsAt(clk.now()), map[string]any{"roles": []string{"Hookgate.Admin"}})
+	if g, err := v.Validate(context.Background(), tok); err != nil || g != jwtauth.GrantFull {
+		t.Fatalf("Validate: %v, %v", g, err)
+	}
+	// Ticks within MinRefetch of the last fetch fetch nothing; later ones do.
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches within the refetch interval, want 1", n)
+	}
+	for want := int32(2); want <= 3; want++ {
+		clk.advance(jwtauth.MinRefetch + time.Second)
+		eventually(t, 5*time.Second, "a periodic refresh", func() bool { return srv.fetches.Load() >= want })
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return when its context was done")
+	}
+}

@@ -111,6 +111,9 @@ func (h *API) Provision(ctx caddy.Context) error {
 		if h.jwt, err = h.JWT.validator(repl, h.logger.Named("jwt")); err != nil {
 			return err
 		}
+		// Refreshes the key set hourly until this configuration is
+		// unloaded; it fetches nothing before a token has.
+		go h.jwt.Run(ctx)
 	}
 	if len(h.tokens)+len(h.publish)+pending == 0 && h.jwt == nil {
 		return errors.New("hookgate_api needs a token (token, token_file, publish_token or jwt): there is no open admin API")

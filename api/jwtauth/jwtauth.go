@@ -3,10 +3,11 @@
 // issuer publishes as a JSON Web Key Set, and maps a claim of a valid token
 // to an access grant.
 //
-// The key set is fetched over HTTP(S) with a bounded client, cached, and
-// fetched again when a token names a key the cached set lacks (at most once
-// per MinRefetch) or when the cached set is older than RefreshInterval. A
-// failed fetch keeps the last good set.
+// The key set is fetched over HTTP(S) with a bounded client at the first
+// token, cached, refreshed periodically (Validator.Run), and fetched again
+// when a token names a key the cached set lacks or finds the set older than
+// the refresh interval — never more than once per MinRefetch. A failed
+// fetch keeps the last good set.
 //
 // The package imports nothing from Caddy.
 package jwtauth
@@ -44,8 +45,9 @@ const (
 	// MinRefetch is the least time between two fetches of the key set, so
 	// that tokens naming unknown keys cannot make it fetch per request.
 	MinRefetch = 30 * time.Second
-	// RefreshInterval is the age at which the cached key set is fetched
-	// again.
+	// RefreshInterval is the default interval of the periodic refresh of
+	// the key set (see Validator.Run), and the age at which a cached set is
+	// fetched again before it validates a token.
 	RefreshInterval = time.Hour
 )
 
@@ -91,6 +93,10 @@ type Config struct {
 	// Leeway is the allowed clock skew for "exp", "nbf" and "iat".
 	// Default: DefaultLeeway; at most MaxLeeway.
 	Leeway time.Duration
+	// Refresh is the interval of the periodic refresh, and the age at
+	// which a cached set is fetched again before it validates a token.
+	// Default: RefreshInterval.
+	Refresh time.Duration
 	// Client fetches the key set. Default: a client with FetchTimeout.
 	Client *http.Client
 	// Logger receives fetch failures and, at Debug level, why a token was
@@ -144,6 +150,9 @@ func New(cfg Config) (*Validator, error) {
 		cfg.Leeway = DefaultLeeway
 	case cfg.Leeway < 0 || cfg.Leeway > MaxLeeway:
 		return nil, fmt.Errorf("jwt: leeway %s is not between 0 and %s", cfg.Leeway, MaxLeeway)
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = RefreshInterval
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: FetchTimeout}
@@ -276,7 +285,7 @@ func containsAny(have, want []string) bool {
 }
 
 // keysFor returns the keys of the set with kid, fetching the set when there
-// is none yet, when it is older than RefreshInterval, or when it lacks kid —
+// is none yet, when it is older than Config.Refresh, or when it lacks kid —
 // never more than once per MinRefetch.
 func (v *Validator) keysFor(ctx context.Context, kid string) []jose.JSONWebKey {
 	v.mu.Lock()
@@ -287,7 +296,7 @@ func (v *Validator) keysFor(ctx context.Context, kid string) []jose.JSONWebKey {
 	if set != nil {
 		keys = set.Key(kid)
 	}
-	if len(keys) > 0 && now.Sub(fetchedAt) < RefreshInterval {
+	if len(keys) > 0 && now.Sub(fetchedAt) < v.cfg.Refresh {
 		return keys
 	}
 	// After a fetch, only the new set counts: a key the issuer removed is
@@ -297,6 +306,27 @@ func (v *Validator) keysFor(ctx context.Context, kid string) []jose.JSONWebKey {
 		return set.Key(kid)
 	}
 	return nil
+}
+
+// Run refreshes the key set every Config.Refresh until ctx is done. It
+// fetches only once a token has caused the first fetch, so that a
+// configuration that is only validated, or never used, fetches nothing.
+func (v *Validator) Run(ctx context.Context) {
+	t := time.NewTicker(v.cfg.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.mu.Lock()
+			have := v.keys != nil
+			v.mu.Unlock()
+			if have {
+				v.refetch(ctx)
+			}
+		}
+	}
 }
 
 // refetch fetches the key set unless a fetch was tried within MinRefetch,
