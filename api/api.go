@@ -27,6 +27,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hookgate/hookgate/api/jwtauth"
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/registry"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	Tokens []string
 	// PublishTokens are tokens that may only POST /events.
 	PublishTokens []string
+	// JWT, when set, validates bearer tokens that are JWTs (three parts
+	// separated by dots); other tokens are compared with Tokens and
+	// PublishTokens.
+	JWT *jwtauth.Validator
 	// WorkflowURL builds the public URL of a workflow from the API request
 	// (its scheme and host) — given by the Caddy glue. Default:
 	// {scheme}://{host}/hooks/{workflow}/{key}.
@@ -74,20 +79,21 @@ type Handler struct {
 	workflowURL func(r *http.Request, workflowID, key string) string
 	full        [][32]byte // SHA-256 of the full-access tokens
 	publish     [][32]byte // SHA-256 of the publish-only tokens
+	jwt         *jwtauth.Validator
 	routes      []route
 }
 
-// New returns the management API over reg and pipe. It fails when no token
-// is configured at all, or when a token is empty (an unset placeholder must
-// not open the API).
+// New returns the management API over reg and pipe. It fails when neither a
+// token nor a JWT validator is configured, or when a token is empty (an
+// unset placeholder must not open the API).
 func New(reg *registry.Registry, pipe *delivery.Pipeline, opts Options) (*Handler, error) {
 	if reg == nil || pipe == nil {
 		return nil, errors.New("api: a registry and a delivery pipeline are required")
 	}
-	if len(opts.Tokens)+len(opts.PublishTokens) == 0 {
-		return nil, errors.New("api: at least one token is required")
+	if len(opts.Tokens)+len(opts.PublishTokens) == 0 && opts.JWT == nil {
+		return nil, errors.New("api: at least one token or a JWT validator is required")
 	}
-	h := &Handler{reg: reg, pipe: pipe, log: opts.Logger, workflowURL: opts.WorkflowURL}
+	h := &Handler{reg: reg, pipe: pipe, log: opts.Logger, workflowURL: opts.WorkflowURL, jwt: opts.JWT}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -125,10 +131,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 
-	acc, msg := h.authenticate(r)
+	acc, status, msg := h.authenticate(r)
 	if acc == accessNone {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, http.StatusUnauthorized, msg)
+		switch status {
+		case http.StatusForbidden:
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		default:
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		writeError(w, status, msg)
 		return
 	}
 	path := cleanPath(r.URL.Path)
@@ -164,18 +175,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate checks the bearer token. Every configured token is compared,
+// authenticate checks the bearer token; when it gives no access, it also
+// returns the status to answer (401, or 403 for a valid JWT without a
+// granted claim value) and the message. A JWT is validated when a validator
+// is configured. Every other token is compared with every configured token,
 // in constant time on SHA-256 digests, so neither which token matched nor
 // the tokens' lengths leak through timing.
-func (h *Handler) authenticate(r *http.Request) (access, string) {
+func (h *Handler) authenticate(r *http.Request) (access, int, string) {
+	const missing = "missing bearer token (Authorization: Bearer <token>)"
 	auth := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(strings.TrimSpace(auth), " ")
 	if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
-		return accessNone, "missing bearer token (Authorization: Bearer <token>)"
+		return accessNone, http.StatusUnauthorized, missing
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return accessNone, "missing bearer token (Authorization: Bearer <token>)"
+		return accessNone, http.StatusUnauthorized, missing
+	}
+	if h.jwt != nil && jwtauth.LooksLikeJWT(token) {
+		grant, err := h.jwt.Validate(r.Context(), token)
+		switch {
+		case err != nil:
+			return accessNone, http.StatusUnauthorized, "invalid token"
+		case grant == jwtauth.GrantFull:
+			return accessFull, 0, ""
+		case grant == jwtauth.GrantPublish:
+			return accessPublish, 0, ""
+		}
+		return accessNone, http.StatusForbidden, "the token grants no access to this API"
 	}
 	got := sha256.Sum256([]byte(token))
 	full, pub := 0, 0
@@ -187,11 +214,11 @@ func (h *Handler) authenticate(r *http.Request) (access, string) {
 	}
 	switch {
 	case full == 1:
-		return accessFull, ""
+		return accessFull, 0, ""
 	case pub == 1:
-		return accessPublish, ""
+		return accessPublish, 0, ""
 	}
-	return accessNone, "invalid token"
+	return accessNone, http.StatusUnauthorized, "invalid token"
 }
 
 // --- routing ---

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/api"
+	"github.com/hookgate/hookgate/api/jwtauth"
 )
 
 func init() {
@@ -25,7 +27,7 @@ func init() {
 
 // API is the hookgate_api HTTP handler: the management API (workflows,
 // topics, subscriptions, events, deliveries) under Prefix. It refuses to
-// provision without a token: there is no open admin API.
+// provision without a token or a jwt block: there is no open admin API.
 type API struct {
 	// Prefix the API routes live under. Default: the path of the
 	// directive's matcher in the Caddyfile, else /api/hookgate.
@@ -39,11 +41,17 @@ type API struct {
 	TokenFiles []string `json:"token_files,omitempty"`
 	// PublishTokens may only publish events (POST /events).
 	PublishTokens []string `json:"publish_tokens,omitempty"`
+	// JWT, when set, also accepts JWT bearer tokens (such as OAuth2
+	// client-credentials access tokens from Azure AD) validated against
+	// the issuer's key set. A bearer token of three parts separated by dots
+	// is validated as a JWT; any other is compared with the static tokens.
+	JWT *JWT `json:"jwt,omitempty"`
 
 	app     *App
 	logger  *zap.Logger
 	tokens  []string
 	publish []string
+	jwt     *jwtauth.Validator
 	mu      *sync.Mutex
 	handler *api.Handler
 	forRT   *runtime
@@ -99,10 +107,70 @@ func (h *API) Provision(ctx caddy.Context) error {
 		}
 		h.publish = append(h.publish, v)
 	}
-	if len(h.tokens)+len(h.publish)+pending == 0 {
-		return errors.New("hookgate_api needs a token (token, token_file or publish_token): there is no open admin API")
+	if h.JWT != nil {
+		if h.jwt, err = h.JWT.validator(repl, h.logger.Named("jwt")); err != nil {
+			return err
+		}
+		// Refreshes the key set hourly until this configuration is
+		// unloaded; it fetches nothing before a token has.
+		go h.jwt.Run(ctx)
+	}
+	if len(h.tokens)+len(h.publish)+pending == 0 && h.jwt == nil {
+		return errors.New("hookgate_api needs a token (token, token_file, publish_token or jwt): there is no open admin API")
 	}
 	return nil
+}
+
+// JWT configures the validation of JWT bearer tokens: signed (RS256, RS384,
+// RS512, ES256, ES384 or PS256) by a key of the issuer's JSON Web Key Set,
+// named by its kid, issued by Issuer for one of Audiences, with an "exp"
+// not passed. Claim's values give the access: full or publish-only. A valid
+// token without a granted value is refused with 403.
+type JWT struct {
+	// Issuer must equal the tokens' "iss" claim, e.g.
+	// https://login.microsoftonline.com/<tenant>/v2.0. Required;
+	// placeholders allowed.
+	Issuer string `json:"issuer,omitempty"`
+	// JWKSURL is the http(s) URL of the issuer's key set, e.g.
+	// https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys. It is
+	// trusted configuration: the outgoing-target guard does not apply.
+	// Required; placeholders allowed.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Audiences: a token's "aud" must contain one of them, e.g.
+	// api://hookgate. Required; placeholders allowed.
+	Audiences []string `json:"audiences,omitempty"`
+	// Claim carries the grants: a string (values separated by spaces, as
+	// "scp") or an array of strings (as "roles"). Default: roles.
+	Claim string `json:"claim,omitempty"`
+	// Full are the claim values that give full access.
+	Full []string `json:"full,omitempty"`
+	// Publish are the claim values that may only publish events.
+	Publish []string `json:"publish,omitempty"`
+	// Leeway is the allowed clock skew for "exp", "nbf" and "iat".
+	// Default: 60s; at most 5m.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+}
+
+// validator resolves the placeholders and builds the validator. It fetches
+// nothing: the key set is fetched at the first token.
+func (j *JWT) validator(repl *caddy.Replacer, log *zap.Logger) (*jwtauth.Validator, error) {
+	cfg := jwtauth.Config{
+		Issuer:  repl.ReplaceAll(j.Issuer, ""),
+		JWKSURL: repl.ReplaceAll(j.JWKSURL, ""),
+		Claim:   j.Claim,
+		Full:    j.Full,
+		Publish: j.Publish,
+		Leeway:  time.Duration(j.Leeway),
+		Logger:  log,
+	}
+	for _, a := range j.Audiences {
+		cfg.Audiences = append(cfg.Audiences, repl.ReplaceAll(a, ""))
+	}
+	v, err := jwtauth.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("hookgate_api: %w", err)
+	}
+	return v, nil
 }
 
 // addToken adds a full-access token (from a token file the app created).
@@ -191,6 +259,7 @@ func (h *API) handlerFor(rt *runtime) (*api.Handler, error) {
 	hd, err := api.New(rt.reg, rt.pipe, api.Options{
 		Tokens:        h.tokens,
 		PublishTokens: h.publish,
+		JWT:           h.jwt,
 		WorkflowURL:   h.workflowURL,
 		Logger:        h.logger,
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/hookgate/hookgate/api/jwtauth"
 	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
@@ -780,6 +781,15 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 //		token <token>
 //		token_file <path>
 //		publish_token <token>
+//		jwt {
+//			issuer <url>
+//			jwks_url <url>
+//			audience <aud...>
+//			claim <name>
+//			full <value...>
+//			publish <value...>
+//			leeway <duration>
+//		}
 //	}
 //
 // A path matcher such as /api/hookgate/* sets the prefix.
@@ -797,6 +807,17 @@ func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var v string
 		opt := d.Val()
+		if opt == "jwt" {
+			if h.JWT != nil {
+				return d.Err("jwt: declared twice")
+			}
+			j, err := parseJWT(d)
+			if err != nil {
+				return err
+			}
+			h.JWT = j
+			continue
+		}
 		if opt != "prefix" && opt != "token" && opt != "token_file" && opt != "publish_token" {
 			return d.Errf("unrecognized hookgate_api option %q", opt)
 		}
@@ -814,10 +835,78 @@ func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PublishTokens = append(h.PublishTokens, v)
 		}
 	}
-	if len(h.Tokens)+len(h.TokenFiles)+len(h.PublishTokens) == 0 {
-		return d.Err("hookgate_api needs token, token_file or publish_token: there is no open admin API")
+	if len(h.Tokens)+len(h.TokenFiles)+len(h.PublishTokens) == 0 && h.JWT == nil {
+		return d.Err("hookgate_api needs token, token_file, publish_token or jwt: there is no open admin API")
 	}
 	return nil
+}
+
+// parseJWT reads the jwt block of hookgate_api. A missing required option
+// is reported at the line of jwt.
+func parseJWT(d *caddyfile.Dispenser) (*JWT, error) {
+	file, line := d.File(), d.Line()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	j := new(JWT)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "issuer", "jwks_url", "claim":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return nil, err
+			}
+			switch opt {
+			case "issuer":
+				j.Issuer = v
+			case "jwks_url":
+				if !strings.Contains(v, "{") {
+					if err := jwtauth.CheckJWKSURL(v); err != nil {
+						return nil, d.Err(err.Error())
+					}
+				}
+				j.JWKSURL = v
+			case "claim":
+				j.Claim = v
+			}
+		case "audience", "full", "publish":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			switch opt {
+			case "audience":
+				j.Audiences = append(j.Audiences, args...)
+			case "full":
+				j.Full = append(j.Full, args...)
+			case "publish":
+				j.Publish = append(j.Publish, args...)
+			}
+		case "leeway":
+			dur, err := parseDurationArg(d, jwtauth.MaxLeeway)
+			if err != nil {
+				return nil, err
+			}
+			j.Leeway = dur
+		default:
+			return nil, d.Errf("unrecognized jwt option %q", opt)
+		}
+	}
+	missing := func(what string) error {
+		return fmt.Errorf("jwt: %s, at %s:%d", what, file, line)
+	}
+	switch {
+	case j.Issuer == "":
+		return nil, missing("issuer is required")
+	case j.JWKSURL == "":
+		return nil, missing("jwks_url is required")
+	case len(j.Audiences) == 0:
+		return nil, missing("audience is required")
+	case len(j.Full)+len(j.Publish) == 0:
+		return nil, missing("full or publish is required: no claim value would grant access")
+	}
+	return j, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

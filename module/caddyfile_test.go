@@ -2,6 +2,8 @@ package module
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -244,6 +246,13 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 		{"target id without name", "hookgate_ingress {\n\tworkflow w {\n\t\tforward http://example.com/a {\n\t\t\tid\n\t\t}\n\t}\n}", `wrong argument count`},
 		{"api without token", "hookgate_api", `needs token`},
 		{"api unknown option", "hookgate_api {\n\ttokn x\n}", `unrecognized hookgate_api option "tokn", at Caddyfile:3`},
+		{"jwt leeway over bound", "hookgate_api {\n\tjwt {\n\t\tissuer https://i.example/\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tfull Admin\n\t\tleeway 10m\n\t}\n}", `leeway: 10m is over the maximum of 5m0s, at Caddyfile:8`},
+		{"jwt file jwks_url", "hookgate_api {\n\tjwt {\n\t\tjwks_url file:///etc/jwks.json\n\t}\n}", `jwt: jwks_url "file:///etc/jwks.json" is not an http(s) URL, at Caddyfile:4`},
+		{"jwt unknown option", "hookgate_api {\n\tjwt {\n\t\tissuer https://i.example/\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tfull Admin\n\t\taud x\n\t}\n}", `unrecognized jwt option "aud", at Caddyfile:8`},
+		{"jwt without issuer", "hookgate_api {\n\tjwt {\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tfull A\n\t}\n}", `jwt: issuer is required, at Caddyfile:3`},
+		{"jwt without grants", "hookgate_api {\n\tjwt {\n\t\tissuer https://i.example/\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tclaim scp\n\t}\n}", `jwt: full or publish is required`},
+		{"jwt twice", "hookgate_api {\n\tjwt {\n\t\tissuer https://i.example/\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tfull Admin\n\t}\n\tjwt\n}", `jwt: declared twice, at Caddyfile:9`},
+		{"jwt audience without value", "hookgate_api {\n\tjwt {\n\t\tissuer https://i.example/\n\t\tjwks_url https://i.example/keys\n\t\taudience a\n\t\tfull Admin\n\t\taudience\n\t}\n}", `wrong argument count`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,5 +261,40 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The README's jwt example adapts, with its placeholders kept for run time.
+func TestREADMEJWTExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.Contains(body, "jwks_url") {
+			example = body
+			break
+		}
+	}
+	if example == "" {
+		t.Fatal("README.md has no jwt example")
+	}
+	cfg, err := adapt(t, ":8080 {\n"+example+"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(cfg)
+	for _, want := range []string{
+		`"issuer":"https://login.microsoftonline.com/{env.AZURE_TENANT}/v2.0"`,
+		`"audiences":["api://hookgate"]`,
+		`"full":["Hookgate.Admin"]`,
+		`"publish":["Hookgate.Publish"]`,
+		`"leeway":60000000000`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("adapted config lacks %s: %s", want, out)
+		}
 	}
 }
