@@ -31,10 +31,6 @@ const (
 	CircuitHalfOpen = "half_open"
 )
 
-// flowBucket keeps, per destination, when it began failing without a
-// success since (RFC 3339).
-const flowBucket = "hookgate_flow"
-
 // Circuit is the state of a destination's circuit breaker on this instance.
 type Circuit struct {
 	// State is "closed", "open" or "half_open".
@@ -475,40 +471,13 @@ func (p *Pipeline) autoDisable(dest *registry.Destination, since, last time.Time
 	}
 }
 
-// flowKV returns the bucket of "failing since" entries, created at first
-// use (bounded in time; retried at the next use when it fails).
-func (p *Pipeline) flowKV(ctx context.Context) (jetstream.KeyValue, error) {
-	p.flowKVMu.Lock()
-	defer p.flowKVMu.Unlock()
-	if p.flowKVBucket != nil {
-		return p.flowKVBucket, nil
-	}
-	kv, err := p.eng.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      flowBucket,
-		Description: "hookgate: since when each failing destination fails without a success",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(1, p.eng.Config().Replicas),
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.flowKVBucket = kv
-	return kv, nil
-}
-
 // loadFailingSince reads a destination's stored "failing since" after its
 // first failure in this process: an earlier one (before a restart, or on
 // another instance) counts.
 func (p *Pipeline) loadFailingSince(id string) {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	kv, err := p.flowKV(ctx)
-	if err != nil {
-		p.log.Debug("flow state bucket unavailable", zap.Error(err))
-		return
-	}
-	e, err := kv.Get(ctx, id)
+	e, err := p.eng.Flow.Get(ctx, id)
 	if err != nil {
 		return // none stored (or unreadable: counted from now)
 	}
@@ -528,12 +497,7 @@ func (p *Pipeline) loadFailingSince(id string) {
 func (p *Pipeline) storeFailingSince(id string, t time.Time) {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	kv, err := p.flowKV(ctx)
-	if err != nil {
-		p.log.Debug("flow state bucket unavailable", zap.Error(err))
-		return
-	}
-	if _, err := kv.Create(ctx, id, []byte(t.UTC().Format(time.RFC3339Nano))); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if _, err := p.eng.Flow.Create(ctx, id, []byte(t.UTC().Format(time.RFC3339Nano))); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		p.log.Debug("storing failing since", zap.String("destination", id), zap.Error(err))
 	}
 }
@@ -542,11 +506,7 @@ func (p *Pipeline) storeFailingSince(id string, t time.Time) {
 func (p *Pipeline) clearFailingSince(id string) {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	kv, err := p.flowKV(ctx)
-	if err != nil {
-		return
-	}
-	if err := kv.Purge(ctx, id); err != nil {
+	if err := p.eng.Flow.Purge(ctx, id); err != nil {
 		p.log.Debug("clearing failing since", zap.String("destination", id), zap.Error(err))
 	}
 }

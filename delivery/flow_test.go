@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/registry"
 )
 
@@ -217,9 +218,9 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	// "Failing since" was stored when the circuit opened, and removed at
 	// the success.
-	kv, err := e.eng.JetStream().KeyValue(e.ctx, flowBucket)
+	kv, err := e.eng.JetStream().KeyValue(e.ctx, engine.BucketFlow)
 	if err != nil {
-		t.Fatalf("bucket %s: %v", flowBucket, err)
+		t.Fatalf("bucket %s: %v", engine.BucketFlow, err)
 	}
 	if en, err := kv.Get(e.ctx, "cb"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("failing since of a closed circuit: %v, %v", en, err)
@@ -243,9 +244,9 @@ func TestFailingSinceSurvivesRestart(t *testing.T) {
 	}
 	since := p1.Circuit("ps").FailingSince
 	e.stopPipeline(p1)
-	kv, err := e.eng.JetStream().KeyValue(e.ctx, flowBucket)
+	kv, err := e.eng.JetStream().KeyValue(e.ctx, engine.BucketFlow)
 	if err != nil {
-		t.Fatalf("bucket %s: %v", flowBucket, err)
+		t.Fatalf("bucket %s: %v", engine.BucketFlow, err)
 	}
 	en, err := kv.Get(e.ctx, "ps")
 	if err != nil {

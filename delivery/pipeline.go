@@ -85,9 +85,6 @@ type Pipeline struct {
 	// breaker and its health (flow.go), under destMu.
 	flows map[string]*flowState
 
-	flowKVMu     sync.Mutex
-	flowKVBucket jetstream.KeyValue
-
 	// attempts counts the attempts made on messages waiting for a retry,
 	// by stream and sequence; an entry leaves when its message is acked or
 	// terminated. Messages redelivered without an entry (after a restart, or

@@ -46,7 +46,7 @@ func checkReplicated(t *testing.T, e *Engine) {
 	t.Helper()
 	names := []string{
 		"KV_" + BucketWorkflows, "KV_" + BucketKeys, "KV_" + BucketTopics,
-		"KV_" + BucketSubscriptions, "KV_" + BucketEventIDs,
+		"KV_" + BucketSubscriptions, "KV_" + BucketEventIDs, "KV_" + BucketIdempotency, "KV_" + BucketFlow,
 		StreamEvents, StreamQueue, StreamRecords,
 	}
 	for _, name := range names {

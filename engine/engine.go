@@ -35,6 +35,14 @@ const (
 	// BucketEventIDs maps event ids chosen by publishers to the stream
 	// sequence of their event, for the dedupe window only.
 	BucketEventIDs = "hookgate_event_ids"
+	// BucketIdempotency remembers, for the dedupe window, the idempotency
+	// header values of requests passed on to the next handler (workflows
+	// without targets). Forwarded events are deduplicated by the event
+	// stream instead (Nats-Msg-Id).
+	BucketIdempotency = "hookgate_idempotency"
+	// BucketFlow keeps, per failing destination, since when it fails
+	// without a success (RFC 3339), so that auto-disable survives restarts.
+	BucketFlow = "hookgate_flow"
 
 	// StreamEvents keeps every accepted event for the retention period.
 	StreamEvents = "HOOKGATE_EVENTS"
@@ -172,6 +180,8 @@ type handles struct {
 	Topics        jetstream.KeyValue
 	Subscriptions jetstream.KeyValue
 	EventIDs      jetstream.KeyValue
+	Idempotency   jetstream.KeyValue
+	Flow          jetstream.KeyValue
 	EventStream   jetstream.Stream
 	QueueStream   jetstream.Stream
 	RecordStream  jetstream.Stream
@@ -343,6 +353,12 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if h.EventIDs, err = kv(BucketEventIDs, "hookgate publisher-chosen event ids (dedupe window)", 1, min(cfg.DedupeWindow, cfg.Retention)); err != nil {
+		return err
+	}
+	if h.Idempotency, err = kv(BucketIdempotency, "hookgate idempotency header values of passed-on webhooks (dedupe window)", 1, cfg.DedupeWindow); err != nil {
+		return err
+	}
+	if h.Flow, err = kv(BucketFlow, "hookgate: since when each failing destination fails without a success", 1, 0); err != nil {
 		return err
 	}
 

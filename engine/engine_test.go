@@ -98,6 +98,8 @@ func checkLayout(t *testing.T, ctx context.Context, e *Engine, want Config) {
 		{BucketTopics, e.Topics, 0},
 		{BucketSubscriptions, e.Subscriptions, 0},
 		{BucketEventIDs, e.EventIDs, min(want.DedupeWindow, want.Retention)},
+		{BucketIdempotency, e.Idempotency, want.DedupeWindow},
+		{BucketFlow, e.Flow, 0},
 	}
 	for _, b := range buckets {
 		if b.field == nil {

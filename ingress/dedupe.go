@@ -3,52 +3,20 @@ package ingress
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// IdempotencyBucket is the JetStream KV bucket that remembers, for the
-// dedupe window, the idempotency header values of the requests passed on to
-// the next handler (workflows without targets). Forwarded events are
-// deduplicated by the event stream instead (Nats-Msg-Id).
-const IdempotencyBucket = "hookgate_idempotency"
-
-// Deduper remembers the idempotency values of passed-on requests. Its
-// memory is bounded by the window: every entry expires with the bucket's
-// TTL, and the entries live in JetStream's file store, not in the process.
+// Deduper remembers the idempotency values of passed-on requests, in the
+// engine's idempotency bucket (engine.BucketIdempotency). Its memory is
+// bounded by the window: every entry expires with the bucket's TTL, and the
+// entries live in JetStream's file store, not in the process.
 type Deduper struct {
 	kv jetstream.KeyValue
 }
 
-// OpenDeduper creates the idempotency bucket, or updates its TTL to window
-// (a configuration reload may change it). It is idempotent and retried until
-// ctx ends: two instances starting together on a fresh cluster race to
-// create the same bucket.
-func OpenDeduper(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int) (*Deduper, error) {
-	cfg := jetstream.KeyValueConfig{
-		Bucket:      IdempotencyBucket,
-		Description: "hookgate idempotency header values of passed-on webhooks (TTL = dedupe window)",
-		History:     1,
-		TTL:         window,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	}
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(tctx, cfg)
-		cancel()
-		if err == nil {
-			return &Deduper{kv: kv}, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("creating bucket %s: %w", IdempotencyBucket, err)
-		case <-time.After(wait):
-		}
-	}
-}
+// NewDeduper returns a deduper over the idempotency bucket.
+func NewDeduper(kv jetstream.KeyValue) *Deduper { return &Deduper{kv: kv} }
 
 // Claim records id and reports whether it is new: false means a request
 // with the same id was passed on within the window.

@@ -6,18 +6,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/internal/testenv"
 )
 
 // The idempotency bucket: a value is new once within the window, until it
-// is released; the bucket's TTL is the window, updated on a second open.
+// is released; the bucket's TTL is the window, updated when the engine's
+// limits are applied again (a reload).
 func TestDeduper(t *testing.T) {
 	eng := testenv.Engine(t)
 	ctx := testenv.Context(t)
-	d, err := OpenDeduper(ctx, eng.JetStream(), time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := NewDeduper(eng.Idempotency)
 	steps := []struct {
 		op   string
 		id   string
@@ -44,10 +43,10 @@ func TestDeduper(t *testing.T) {
 		}
 	}
 
-	if _, err := OpenDeduper(ctx, eng.JetStream(), 2*time.Hour, 1); err != nil {
+	if err := eng.Apply(ctx, engine.Config{DedupeWindow: 2 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := eng.JetStream().KeyValue(ctx, IdempotencyBucket)
+	kv, err := eng.JetStream().KeyValue(ctx, engine.BucketIdempotency)
 	if err != nil {
 		t.Fatal(err)
 	}

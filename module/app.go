@@ -346,10 +346,7 @@ func (a *App) Start() error {
 			a.logger.Warn("sync mode changed: it takes effect at the next restart of Caddy")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), engine.DefaultCreateTimeout)
-		err := rt.eng.Apply(ctx, a.engineCfg)
-		if err == nil {
-			_, err = openDeduper(ctx, rt.eng, a.engineCfg) // the window may have changed
-		}
+		err := rt.eng.Apply(ctx, a.engineCfg) // also the idempotency bucket's TTL: the window may have changed
 		cancel()
 		if err != nil {
 			_, _ = runtimes.Delete(a.engineCfg.Identity())
@@ -433,23 +430,8 @@ func openRuntime(cfg engine.Config, allow []netip.Prefix, log *zap.Logger) (*run
 		eng.Close()
 		return nil, err
 	}
-	dedup, err := openDeduper(ctx, eng, cfg)
-	if err != nil {
-		reg.Stop()
-		eng.Close()
-		return nil, err
-	}
+	dedup := ingress.NewDeduper(eng.Idempotency)
 	return &runtime{eng: eng, reg: reg, guard: guard, dedup: dedup, log: log, quit: make(chan struct{})}, nil
-}
-
-// openDeduper creates (or updates the TTL of) the bucket that remembers the
-// idempotency values of passed-on webhooks for the dedupe window.
-func openDeduper(ctx context.Context, eng *engine.Engine, cfg engine.Config) (*ingress.Deduper, error) {
-	window := cfg.DedupeWindow
-	if window <= 0 {
-		window = engine.DefaultDedupeWindow
-	}
-	return ingress.OpenDeduper(ctx, eng.JetStream(), window, eng.Config().Replicas)
 }
 
 // listenWait bounds how long deliveries wait for Caddy's servers to listen
