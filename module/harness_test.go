@@ -103,6 +103,20 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // call makes a request and decodes a JSON answer.
 func call(t *testing.T, method, url string, body any, headers ...string) (int, map[string]any) {
 	t.Helper()
+	status, _, raw := rawCall(t, method, url, body, headers...)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"_raw": string(raw)}
+	}
+	return status, out
+}
+
+// rawCall makes a request and returns the answer's status, headers and body
+// as they came. A body ([]byte, string, or a value encoded as JSON) is sent
+// as application/json unless the headers say otherwise.
+func rawCall(t *testing.T, method, url string, body any, headers ...string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -130,12 +144,7 @@ func call(t *testing.T, method, url string, body any, headers ...string) (int, m
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	if out == nil {
-		out = map[string]any{"_raw": string(raw)}
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, raw
 }
 
 // apiCall calls the management API with the test token.

@@ -1,39 +1,16 @@
 package module
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 )
-
-// rawCall makes a request and returns the answer's status, headers and body
-// as they came.
-func rawCall(t *testing.T, method, url string, body []byte, headers ...string) (int, http.Header, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
-}
 
 // vivaEngageFilter forwards Teams and SharePoint sites: a Viva Engage
 // community also arrives as groupcreated, told apart by its Yammer URL
