@@ -412,6 +412,13 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	}); err != nil {
 		return err
 	}
+	// A replicated stream just created may not have elected its leader
+	// yet: the first writes would go unanswered. Wait for the leaders.
+	for _, st := range []jetstream.Stream{h.EventStream, h.QueueStream, h.RecordStream} {
+		if err := waitLeader(ctx, st); err != nil {
+			return err
+		}
+	}
 	info, err := h.EventStream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("reading stream %s: %w", StreamEvents, err)
@@ -421,6 +428,22 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		e.handles = h
 	}
 	return nil
+}
+
+// waitLeader waits until a stream of a cluster has a leader (at once for a
+// single server), or ctx ends.
+func waitLeader(ctx context.Context, st jetstream.Stream) error {
+	name := st.CachedInfo().Config.Name
+	return retry(ctx, "stream "+name+" leader", func(ctx context.Context) error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster != nil && info.Cluster.Leader == "" && info.Config.Replicas > 1 {
+			return errors.New("no leader elected yet")
+		}
+		return nil
+	})
 }
 
 // PartitionSubject is prefix + "." + p.
