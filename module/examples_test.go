@@ -121,7 +121,7 @@ func startExample(t *testing.T, name string, s *sink) {
 	t.Setenv("HOOKGATE_TOKEN_FILE", tokenFile)
 	cfg := string(src)
 	for _, r := range []struct{ old, new string }{
-		{"\thookgate {\n", fmt.Sprintf("\tadmin localhost:2999\n\thttp_port %d\n\thttps_port 9443\n\tskip_install_trust\n\tgrace_period 1s\n\thookgate {\n\t\tstorage_dir %s\n", testHTTPPort, filepath.Join(dir, "data"))},
+		{"\thookgate {\n", fmt.Sprintf("\tadmin %s\n\thttp_port %d\n\thttps_port %d\n\tskip_install_trust\n\tgrace_period 1s\n\thookgate {\n\t\tstorage_dir %s\n", testAdminAddr, testHTTPPort, testHTTPSPort, filepath.Join(dir, "data"))},
 		{"\n:8080 {\n", fmt.Sprintf("\n:%d {\n", testHTTPPort)},
 		{"\n:8090 {\n", "\n:9081 {\n"},
 		{"http://127.0.0.1:8090", s.URL},

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,13 +18,29 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
-// Ports of the in-process Caddy the end-to-end tests start.
-const (
-	testHTTPPort = 9080
-	testToken    = "test-token-0123456789"
+const testToken = "test-token-0123456789"
+
+// Ports of the in-process Caddy the end-to-end tests start. They are
+// 9080, 9443 and 2999 (admin), each moved by HOOKGATE_TEST_PORT_OFFSET so
+// that two checkouts can run this package's tests at the same time.
+var (
+	testPortOffset = portOffset()
+	testHTTPPort   = 9080 + testPortOffset
+	testHTTPSPort  = 9443 + testPortOffset
+	testAdminPort  = 2999 + testPortOffset
+	testAdminAddr  = fmt.Sprintf("localhost:%d", testAdminPort)
+	base           = fmt.Sprintf("http://127.0.0.1:%d", testHTTPPort)
 )
 
-var base = fmt.Sprintf("http://127.0.0.1:%d", testHTTPPort)
+func portOffset() int {
+	n, err := strconv.Atoi(os.Getenv("HOOKGATE_TEST_PORT_OFFSET"))
+	if err != nil || n < 0 || n > 5000 {
+		return 0
+	}
+	return n
+}
+
+func init() { caddytest.Default.AdminPort = testAdminPort }
 
 // startCaddy loads a Caddyfile into the in-process Caddy (started by
 // caddytest on first use). global goes inside the hookgate option; site is
@@ -181,9 +198,9 @@ func decodeJSON(resp *http.Response, v any) {
 // testCaddyfile builds the configuration startCaddy loads.
 func testCaddyfile(storage, global, site string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
+	admin %s
 	http_port %d
-	https_port 9443
+	https_port %d
 	skip_install_trust
 	grace_period 1s
 	hookgate {
@@ -196,5 +213,5 @@ func testCaddyfile(storage, global, site string) string {
 :%d {
 %s
 }
-`, testHTTPPort, storage, global, testHTTPPort, site)
+`, testAdminAddr, testHTTPPort, testHTTPSPort, storage, global, testHTTPPort, site)
 }

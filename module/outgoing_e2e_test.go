@@ -894,7 +894,7 @@ func newRawTarget(t *testing.T, addr string) *rawTarget {
 // answers ("" when it loads).
 func loadError(t *testing.T, cfg string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://localhost:2999/load", strings.NewReader(cfg))
+	req, _ := http.NewRequest("POST", "http://"+testAdminAddr+"/load", strings.NewReader(cfg))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
