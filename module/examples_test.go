@@ -1,6 +1,7 @@
 package module
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -64,6 +66,65 @@ func TestExamplesAdapt(t *testing.T) {
 	}
 }
 
+// TestExamplesShareNothing: the root Caddyfile and the examples run side by
+// side: no two of them listen on the same address or admin endpoint, or
+// keep their storage or API token in the same place.
+func TestExamplesShareNothing(t *testing.T) {
+	t.Chdir("..")
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	owner := map[string]string{} // "kind value" -> Caddyfile
+	for _, f := range exampleCaddyfiles(t) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := adapter.Adapt(src, map[string]any{"filename": f})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var cfg struct {
+			Admin struct {
+				Listen string `json:"listen"`
+			} `json:"admin"`
+			Apps struct {
+				Hookgate struct {
+					StorageDir string `json:"storage_dir"`
+				} `json:"hookgate"`
+				HTTP struct {
+					Servers map[string]struct {
+						Listen []string `json:"listen"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		claims := []string{
+			"admin " + cmp.Or(cfg.Admin.Listen, "localhost:2019"),
+			"storage " + cmp.Or(cfg.Apps.Hookgate.StorageDir, "{caddy data dir}/hookgate"),
+		}
+		for _, srv := range cfg.Apps.HTTP.Servers {
+			for _, l := range srv.Listen {
+				claims = append(claims, "listen "+l)
+			}
+		}
+		tokens := regexp.MustCompile(`"token_files":\["([^"]+)"`).FindAllSubmatch(out, -1)
+		if len(tokens) == 0 {
+			t.Errorf("%s: no token file", f)
+		}
+		for _, m := range tokens {
+			claims = append(claims, "token file "+string(m[1]))
+		}
+		for _, c := range claims {
+			if other, ok := owner[c]; ok && other != f {
+				t.Errorf("%s and %s share %s", other, f, c)
+			}
+			owner[c] = f
+		}
+	}
+}
+
 // Secrets the outgoing examples read from the environment.
 const (
 	exampleWhsec           = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -104,6 +165,10 @@ func loadExampleEvents(t *testing.T, dir string) map[string]exampleEvent {
 	return out
 }
 
+// name2port is each example's place: it listens on 8080+n, its stand-in
+// receiver on 8090+n and its admin endpoint on localhost:2020+n.
+var name2port = map[string]int{"easylife": 1, "phrase": 2, "orangelogic": 3, "orchestry": 4, "activate": 5}
+
 // startExample loads an example Caddyfile into the in-process Caddy with the
 // test's admin address and ports, its own storage and token file, and the
 // subscriber URL pointing at sink.
@@ -120,11 +185,13 @@ func startExample(t *testing.T, name string, s *sink) {
 	}
 	t.Setenv("HOOKGATE_TOKEN_FILE", tokenFile)
 	cfg := string(src)
+	n := name2port[name]
 	for _, r := range []struct{ old, new string }{
-		{"\thookgate {\n", fmt.Sprintf("\tadmin %s\n\thttp_port %d\n\thttps_port %d\n\tskip_install_trust\n\tgrace_period 1s\n\thookgate {\n\t\tstorage_dir %s\n", testAdminAddr, testHTTPPort, testHTTPSPort, filepath.Join(dir, "data"))},
-		{"\n:8080 {\n", fmt.Sprintf("\n:%d {\n", testHTTPPort)},
-		{"\n:8090 {\n", "\n:9081 {\n"},
-		{"http://127.0.0.1:8090", s.URL},
+		{fmt.Sprintf("\tadmin localhost:%d\n", 2020+n), fmt.Sprintf("\tadmin %s\n\thttp_port %d\n\thttps_port %d\n\tskip_install_trust\n\tgrace_period 1s\n", testAdminAddr, testHTTPPort, testHTTPSPort)},
+		{fmt.Sprintf("storage_dir {$HOOKGATE_STORAGE_DIR:.hookgate/%s/data}", name), "storage_dir " + filepath.Join(dir, "data")},
+		{fmt.Sprintf("\n:%d {\n", 8080+n), fmt.Sprintf("\n:%d {\n", testHTTPPort)},
+		{fmt.Sprintf("\n:%d {\n", 8090+n), fmt.Sprintf("\n:%d {\n", testHTTPPort+1)},
+		{fmt.Sprintf("http://127.0.0.1:%d", 8090+n), s.URL},
 	} {
 		if !strings.Contains(cfg, r.old) {
 			t.Fatalf("examples/%s/Caddyfile: %q not found: the test's rewriting needs updating", name, r.old)
@@ -315,7 +382,6 @@ func TestExamplesIncomingEasyLife(t *testing.T) {
 	if status != http.StatusOK || url == "" {
 		t.Fatalf("regenerate: %d %v", status, body)
 	}
-	url = strings.Replace(url, "localhost:8080", fmt.Sprintf("127.0.0.1:%d", testHTTPPort), 1)
 	for _, name := range easylifeNames {
 		b, err := os.ReadFile(filepath.Join("examples", "easylife", name+".json"))
 		if err != nil {
