@@ -228,7 +228,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 and/or flags; flags override the file's fields. A secret the API shows (one
 given, or a new whsec_ secret) is printed this once.`,
 		Example: `  caddy hookgate subscriptions create --name crm --topic user.created \
-      --url https://crm.example.com/hooks --include 'event.data.plan == "pro"'`,
+      --url https://crm.example.com/hooks --include 'data.plan == "pro"'`,
 		Args: cobra.NoArgs,
 	}
 	fl := createCmd.Flags()
