@@ -91,7 +91,7 @@ the key is shown this once (regenerate makes a new one).`,
 	}
 	fl := createCmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "JSON file with the workflow (- for standard input)")
-	fl.StringVar(&f.id, "id", "", "workflow id (default: from the name)")
+	fl.StringVar(&f.id, "id", "", "workflow id, part of its URL (default: a new wf_ id)")
 	fl.StringVar(&f.name, "name", "", "name")
 	fl.StringVar(&f.description, "description", "", "description")
 	fl.StringVar(&f.sample, "sample", "", "JSON file with a sample payload (the contract is inferred from it)")

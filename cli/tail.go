@@ -101,7 +101,7 @@ func (t *tailer) poll(ctx context.Context, print bool) error {
 				continue
 			}
 			if !print {
-				t.events[str(rec, "event_id")] = true
+				t.markEvent(str(rec, "event_id"))
 				continue
 			}
 			if err := t.printEvent(ctx, rec); err != nil {
@@ -128,10 +128,7 @@ func (t *tailer) printEvent(ctx context.Context, rec obj) error {
 	if id == "" || t.events[id] {
 		return nil
 	}
-	if len(t.events) >= maxTailEvents {
-		t.events = map[string]bool{}
-	}
-	t.events[id] = true
+	t.markEvent(id)
 	ev := obj{"id": id}
 	raw, _, err := t.c.do(ctx, http.MethodGet, "/events/"+url.PathEscape(id), nil, nil)
 	if ctx.Err() != nil {
@@ -158,6 +155,14 @@ func (t *tailer) printEvent(ctx context.Context, rec obj) error {
 	}
 	fmt.Fprintf(t.out, "%s  event     %s  %s\n", when, id, what)
 	return nil
+}
+
+// markEvent remembers that an event was printed (or is history).
+func (t *tailer) markEvent(id string) {
+	if len(t.events) >= maxTailEvents {
+		t.events = map[string]bool{}
+	}
+	t.events[id] = true
 }
 
 // printDelivery prints a delivery's new state.
