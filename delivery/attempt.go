@@ -45,11 +45,13 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 	}
 	dest, found := p.reg.Destination(d.destID)
 	if !found {
+		p.logNotAttempted(d, "destination no longer exists")
 		p.finish(d, StatusFailed, "destination no longer exists", nil)
 		return
 	}
 	d.subID, d.workflow = dest.SubscriptionID, dest.WorkflowID
 	if !dest.Enabled {
+		p.logNotAttempted(d, "subscription disabled")
 		p.finish(d, StatusFailed, "subscription disabled", nil)
 		return
 	}
@@ -104,10 +106,7 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 	if p.opts.Observer != nil {
 		p.opts.Observer.Attempted(dest, outcome, res.Duration)
 	}
-	if ce := p.log.Check(zap.DebugLevel, "delivery attempt"); ce != nil {
-		ce.Write(zap.String("event", d.ev.ID), zap.String("destination", d.destID),
-			zap.Int("status", res.StatusCode), zap.Int("attempt", made), zap.String("outcome", outcome))
-	}
+	p.logAttempt(d, res, made, outcome)
 }
 
 // open decodes a delivery message and finds where the delivery stands. It

@@ -58,7 +58,8 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	// its own delivery message in the destination's partition and skips
 	// the fan-out hop.
 	var m *nats.Msg
-	if dests := p.Destinations(ev); len(dests) == 1 {
+	dests := p.Destinations(ev)
+	if len(dests) == 1 {
 		m = ev.message(engine.PartitionSubject(engine.SubjectDirect, Partition(dests[0].ID)))
 		m.Header.Set(hdrDest, dests[0].ID)
 	} else {
@@ -74,6 +75,7 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	}
 	if !chosen {
 		ev.ID = EventRef(p.eng.EventEpoch, ack.Sequence)
+		p.logAccepted(ev, len(dests))
 		return false, nil
 	}
 	if !ack.Duplicate {
@@ -83,6 +85,7 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 			p.log.Warn("indexing an event id failed: the event is stored and delivered, but GET /events/{id} will not find it",
 				zap.String("event", ev.ID), zap.Error(err))
 		}
+		p.logAccepted(ev, len(dests))
 	}
 	return ack.Duplicate, nil
 }
