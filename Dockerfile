@@ -14,7 +14,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hookgate ./caddy \
+# docker build --build-arg VERSION=v1.2.3 .: shown by `hookgate version`.
+ARG VERSION=devel
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/hookgate/hookgate.Version=${VERSION}" -o /out/hookgate ./caddy \
 	&& mkdir -p /out/data /out/config
 
 # --- run ---
