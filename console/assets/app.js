@@ -60,6 +60,7 @@ function signInView() {
 export function route() {
   leave();
   leave = () => {};
+  document.getElementById('flash').hidden = true;
   if (!token()) {
     signInView();
     return;
