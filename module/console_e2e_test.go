@@ -284,6 +284,16 @@ func TestConsoleEndToEnd(t *testing.T) {
 	if status, body := call(t, "POST", base+"/hooks/orders/"+newKey, map[string]any{"order": 9, "customer": "ZZ1"}); status != http.StatusAccepted {
 		t.Fatalf("the new key: %d %v", status, body)
 	}
+	// Shown once: back on the page, the key is gone.
+	b.do(t, "the workflow again",
+		chromedp.Navigate(consoleURL+"#/workflows"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-workflow="orders"] a`)),
+		chromedp.Navigate(consoleURL+"#/workflows/orders"),
+		chromedp.WaitVisible(chromedp.CSS(`#regenerate`)),
+	)
+	if n := value(t, b, "secrets shown", chromedp.Evaluate[int](`document.querySelectorAll('[data-secret]').length`)); n != 0 {
+		t.Errorf("%d secrets still shown", n)
+	}
 
 	// Subscriptions: its circuit is closed; disable it; rotate its secret.
 	row := `tr[data-subscription="` + subID + `"]`

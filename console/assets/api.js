@@ -28,6 +28,19 @@ export class ApiError extends Error {
 }
 
 let onUnauthorized = () => {};
+let serverOffset = null;
+
+// serverNow is the gateway's clock as its last answer told it (to the
+// second), or the browser's before the first answer: time windows are
+// asked in the gateway's time.
+export function serverNow() {
+  return Date.now() + (serverOffset ?? 0);
+}
+
+// serverKnown says whether serverNow has the gateway's clock.
+export function serverKnown() {
+  return serverOffset !== null;
+}
 
 // whenUnauthorized sets what happens on a 401 (back to sign-in).
 export function whenUnauthorized(fn) {
@@ -52,6 +65,10 @@ export async function call(method, path, body, opts = {}) {
   const resp = await fetch(new URL(path.replace(/^\//, ''), apiBase), {
     method, headers, body: payload, cache: 'no-store', credentials: 'omit', redirect: 'error',
   });
+  const date = Date.parse(resp.headers.get('Date') || '');
+  if (!isNaN(date)) {
+    serverOffset = date - Date.now();
+  }
   let data = null;
   const text = await resp.text();
   if (text) {

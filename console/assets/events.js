@@ -3,7 +3,7 @@
 // of a selection, or of every failed delivery of a subscription or
 // workflow; and an event's page with its body and every attempt.
 
-import { get, post, query } from './api.js';
+import { get, post, query, serverNow, serverKnown } from './api.js';
 import { h, mount, flash, time, badge, table, pretty, busy, nextView, confirmed } from './ui.js';
 
 const POLL_MS = 2000;
@@ -27,8 +27,8 @@ export function eventsView() {
   const alive = nextView();
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
   const filters = {
-    workflow: h('input', { name: 'workflow', placeholder: 'workflow id', value: params.get('workflow') || '' }),
-    subscription: h('input', { name: 'subscription', placeholder: 'subscription id', value: params.get('subscription') || '' }),
+    workflow: h('input', { name: 'workflow', list: 'workflow-ids', placeholder: 'workflow id', value: params.get('workflow') || '' }),
+    subscription: h('input', { name: 'subscription', list: 'subscription-ids', placeholder: 'subscription id', value: params.get('subscription') || '' }),
     status: h('select', { name: 'status' },
       ['', 'pending', 'succeeded', 'failed'].map((s) => h('option', { value: s }, s || 'any status'))),
     since: h('input', { name: 'since', type: 'datetime-local', step: 1 }),
@@ -36,7 +36,7 @@ export function eventsView() {
   };
   const recs = new Map();
   const selected = new Set();
-  let since = new Date(Date.now() - 3600e3).toISOString();
+  let since = new Date(serverNow() - 3600e3).toISOString();
   let timer;
   let polling = false;
   const tbody = h('tbody', { id: 'deliveries' });
@@ -113,33 +113,45 @@ export function eventsView() {
     }
   }
 
-  // fetchFrom reads the pages of deliveries changed since from.
+  // fetchFrom reads the pages of deliveries changed since from (at most
+  // MAX_PAGES of 500). It answers whether it read them all, and the time of
+  // the last change it read.
   async function fetchFrom(f, from) {
     let after = '';
-    let newest = '';
+    let lastAt = '';
     for (let page = 0; page < MAX_PAGES; page++) {
       const res = await get('/deliveries' + query({
         workflow: f.workflow, subscription: f.subscription, status: f.status,
         since: from, until: f.until, after, limit: 500,
       }));
       if (!alive()) {
-        return '';
+        return { done: true, lastAt };
       }
       for (const rec of res.deliveries) {
+        lastAt = rec.updated_at;
         const old = recs.get(rec.id);
         if (!old || old.updated_at <= rec.updated_at) {
           recs.set(rec.id, rec);
         }
-        if (rec.updated_at > newest) {
-          newest = rec.updated_at;
-        }
       }
       if (!res.next) {
-        break;
+        return { done: true, lastAt };
       }
       after = res.next;
     }
-    return newest;
+    return { done: false, lastAt };
+  }
+
+  // prune keeps the newest MAX_ROWS deliveries.
+  function prune() {
+    if (recs.size <= MAX_ROWS) {
+      return;
+    }
+    const keep = [...recs.values()].sort((a, b) => (a.updated_at < b.updated_at ? 1 : -1)).slice(0, MAX_ROWS);
+    recs.clear();
+    for (const r of keep) {
+      recs.set(r.id, r);
+    }
   }
 
   async function poll() {
@@ -149,17 +161,24 @@ export function eventsView() {
     polling = true;
     try {
       const f = current();
-      const newest = await fetchFrom(f, since);
+      // Everything stored before this poll started is read by it: the next
+      // one starts from there, a few seconds earlier (the Date header the
+      // gateway's clock is known from has a precision of one second), so
+      // an idle list reads an almost empty window.
+      // (Not before the gateway's clock is known.)
+      let next = serverKnown() ? new Date(serverNow() - 5000).toISOString() : since;
+      const res = await fetchFrom(f, since);
       if (!alive()) {
         return;
       }
-      if (newest) {
-        // A little overlap: an entry is stored a moment after its time.
-        const next = new Date(new Date(newest).getTime() - 2000).toISOString();
-        if (next > since) {
-          since = next;
-        }
+      if (!res.done && res.lastAt) {
+        // More than MAX_PAGES changed: go on from the last one read.
+        next = new Date(new Date(res.lastAt).getTime() - 2000).toISOString();
       }
+      if (next > since) {
+        since = next;
+      }
+      prune();
       render();
       info.textContent = 'Live: updated ' + new Date().toLocaleTimeString();
     } catch (err) {
@@ -175,7 +194,7 @@ export function eventsView() {
     selected.clear();
     retrySelected.disabled = true;
     const f = current();
-    since = f.since || new Date(Date.now() - 3600e3).toISOString();
+    since = f.since || new Date(serverNow() - 3600e3).toISOString();
     poll();
     if (!f.until) {
       timer = setInterval(poll, POLL_MS);
@@ -209,7 +228,17 @@ export function eventsView() {
   h('label', null, 'Until ', filters.until),
   h('button', { type: 'submit' }, 'Apply'));
 
+  // The ids to choose from in the filters.
+  const workflowIDs = h('datalist', { id: 'workflow-ids' });
+  const subscriptionIDs = h('datalist', { id: 'subscription-ids' });
+  get('/workflows').then((res) => workflowIDs.replaceChildren(
+    ...res.workflows.map((w) => h('option', { value: w.id }, w.name || w.id)))).catch(() => {});
+  get('/subscriptions').then((res) => subscriptionIDs.replaceChildren(
+    ...res.subscriptions.map((x) => h('option', { value: x.id }, x.name || x.id)))).catch(() => {});
+
   mount(
+    workflowIDs,
+    subscriptionIDs,
     h('h1', null, 'Events & deliveries'),
     form,
     h('div', { class: 'actions' }, retrySelected, retryAll, info),
