@@ -261,6 +261,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`tr[data-workflow="orders"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#regenerate`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-target="erp"] [data-circuit="closed"]`)),
+		// Its chart of the last hour: three attempts, two failed.
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-target="erp"] figure.chart[data-attempts="3"][data-failures="2"]`)),
 	)
 	b.do(t, "the test panel",
 		chromedp.SendKeys(chromedp.CSS("#test-payload"), `{"order": 0, "customer": "ZZ2"}`),

@@ -265,8 +265,8 @@ async function headersOf(rec, cache) {
       Object.assign(out, s.headers || {});
       if (s.has_secret) {
         if (!s.signature || s.signature.scheme === 'standard') {
-          out['webhook-id'] = rec.event_id;
-          out['webhook-timestamp'] = '(time of the attempt)';
+          out['webhook-id'] = '(set per attempt)';
+          out['webhook-timestamp'] = '(set per attempt)';
           out['webhook-signature'] = '***';
         } else if (s.signature.header) {
           out[s.signature.header] = '***';
@@ -278,7 +278,7 @@ async function headersOf(rec, cache) {
     } else if (rec.workflow_id) {
       const key = 'w:' + rec.workflow_id;
       cache[key] ??= await get('/workflows/' + encodeURIComponent(rec.workflow_id));
-      const t = (cache[key].targets || []).find((x) => rec.destination.endsWith(x.id) || x.id === rec.destination);
+      const t = (cache[key].targets || []).find((x) => rec.destination === x.id || rec.destination.endsWith('=' + x.id));
       if (t) {
         Object.assign(out, t.headers || {});
         if (t.has_secret) {

@@ -3,7 +3,7 @@
 // once) and a test panel that dry-runs a pasted payload.
 
 import { get, post, call, query } from './api.js';
-import { h, mount, flash, time, badge, table, pretty, busy, nextView, shownOnce, circuit, confirmed } from './ui.js';
+import { h, mount, flash, time, badge, table, pretty, busy, nextView, shownOnce, circuit, chart, confirmed } from './ui.js';
 
 export function workflowsView() {
   const alive = nextView();
@@ -33,9 +33,10 @@ export function workflowView(id) {
   mount(h('p', null, h('a', { href: '#/workflows' }, '← Workflows')), body);
 
   async function load() {
-    const [w, schema, recent] = await Promise.all([
+    const [w, schema, activity, recent] = await Promise.all([
       get(path),
       get(path + '/schema').catch(() => null),
+      get('/activity').catch(() => null),
       get('/deliveries' + query({ workflow: id, since: new Date(Date.now() - 24 * 3600e3).toISOString(), limit: 1000 })).catch(() => ({ deliveries: [] })),
     ]);
     if (!alive()) {
@@ -56,7 +57,8 @@ export function workflowView(id) {
       h('td', null, t.method + ' ' + t.url),
       h('td', null, t.envelope),
       h('td', null, t.rate_limit || '—'),
-      h('td', null, circuit(t.circuit))));
+      h('td', null, circuit(t.circuit)),
+      h('td', null, chart(activity && activity.destinations[`wf=${w.id}=${t.id}`], activity ? activity.minutes : 60, t.id))));
 
     const seen = new Map();
     for (const d of recent.deliveries) {
@@ -85,7 +87,7 @@ export function workflowView(id) {
       h('div', { class: 'actions' }, regenerate),
       urlBox,
       h('h2', null, 'Targets'),
-      targets.length ? table(['Id', 'Request', 'Envelope', 'Rate limit', 'Circuit'], targets) : h('p', { class: 'empty' }, 'No targets.'),
+      targets.length ? table(['Id', 'Request', 'Envelope', 'Rate limit', 'Circuit', 'Last hour'], targets) : h('p', { class: 'empty' }, 'No targets.'),
       h('h2', null, 'Contract'),
       schema ? h('details', null, h('summary', null, w.schema ? 'JSON Schema' : 'Schema inferred from the sample'), pretty(schema)) : h('p', null, 'No contract: the body must be empty.'),
       testPanel(path),
