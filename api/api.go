@@ -5,7 +5,8 @@
 // The handler is mounted by the Caddy glue, which strips its prefix: the
 // request paths it sees are relative to the mount point ("/workflows/abc").
 // Every response is JSON (the workflow schema preview is
-// application/schema+json); errors are {"error": "…"} with the right 4xx,
+// application/schema+json; the web console's page and assets, served
+// without a token at "/" and "/console/", are package console's); errors are {"error": "…"} with the right 4xx,
 // plus "errors" for validation failures and "field" for invalid resources.
 //
 // Keys and secrets are shown once: in the answers to workflow creation and
