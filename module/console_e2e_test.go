@@ -73,8 +73,8 @@ func newBrowser(t *testing.T) *browser {
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		// Violations of the CSP, reported by the page itself to a listener
 		// installed before any of its scripts runs.
-		_, err := chromedpCall(ctx, tg, `window.__csp = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`)
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.__csp = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`})
 		return err
 	})); err != nil {
 		t.Fatalf("starting %s: %v", chromiumPath, err)
@@ -93,10 +93,6 @@ document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.
 		}
 	}()
 	return b
-}
-
-func chromedpCall(ctx context.Context, tg *chromedp.Target, src string) (page.AddScriptToEvaluateOnNewDocumentResult, error) {
-	return cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src})
 }
 
 // do runs actions with a time limit.
