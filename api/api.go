@@ -5,7 +5,8 @@
 // The handler is mounted by the Caddy glue, which strips its prefix: the
 // request paths it sees are relative to the mount point ("/workflows/abc").
 // Every response is JSON (the workflow schema preview is
-// application/schema+json); errors are {"error": "…"} with the right 4xx,
+// application/schema+json; the web console's page and assets, served
+// without a token at "/" and "/console/", are package console's); errors are {"error": "…"} with the right 4xx,
 // plus "errors" for validation failures and "field" for invalid resources.
 //
 // Keys and secrets are shown once: in the answers to workflow creation and
@@ -28,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/api/jwtauth"
+	"github.com/hookgate/hookgate/console"
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/registry"
 )
@@ -81,6 +83,7 @@ type Handler struct {
 	publish     [][32]byte // SHA-256 of the publish-only tokens
 	jwt         *jwtauth.Validator
 	routes      []route
+	console     *console.Handler
 }
 
 // New returns the management API over reg and pipe. It fails when neither a
@@ -113,6 +116,7 @@ func New(reg *registry.Registry, pipe *delivery.Pipeline, opts Options) (*Handle
 		h.publish = append(h.publish, sha256.Sum256([]byte(t)))
 	}
 	h.routes = h.routeTable()
+	h.console = console.New()
 	return h, nil
 }
 
@@ -128,6 +132,12 @@ func defaultWorkflowURL(r *http.Request, workflowID, key string) string {
 // ServeHTTP authenticates the request, routes it and writes a JSON answer.
 // r.URL.Path is relative to the mount point, e.g. "/workflows/abc".
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The web console's page and assets hold no data: served without a
+	// token; the page calls this API with the token it is given.
+	if console.Serves(r.Method, r.URL.Path) {
+		h.console.ServeHTTP(w, r)
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 
@@ -292,7 +302,8 @@ func (h *Handler) routeTable() []route {
 		newRoute("/subscriptions/{id}/test-predicates", map[string]endpoint{http.MethodPost: small(h.testPredicates)}),
 		newRoute("/events", map[string]endpoint{http.MethodPost: small(h.publishEvent)}),
 		newRoute("/events/{id}", map[string]endpoint{http.MethodGet: small(h.getEvent)}),
-		newRoute("/deliveries", map[string]endpoint{http.MethodGet: small(h.listDeliveries)}),
+		newRoute("/deliveries", map[string]endpoint{http.MethodGet: small(h.listDeliveriesIn)}),
+		newRoute("/activity", map[string]endpoint{http.MethodGet: small(h.deliveryActivity)}),
 		newRoute("/deliveries/retry", map[string]endpoint{http.MethodPost: small(h.retryDeliveries)}),
 		newRoute("/deliveries/{id}", map[string]endpoint{http.MethodGet: small(h.getDelivery)}),
 		newRoute("/deliveries/{id}/retry", map[string]endpoint{http.MethodPost: small(h.retryDelivery)}),

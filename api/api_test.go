@@ -399,7 +399,7 @@ func TestRouting(t *testing.T) {
 		status       int
 		allow        string
 	}{
-		{"GET", "/", http.StatusNotFound, ""},
+		{"POST", "/", http.StatusNotFound, ""}, // GET / is the web console
 		{"GET", "/nope", http.StatusNotFound, ""},
 		{"GET", "/workflows/a/b/c", http.StatusNotFound, ""},
 		{"GET", "/workflows//test", http.StatusNotFound, ""},
