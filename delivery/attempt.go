@@ -65,7 +65,7 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 	p.observe(dest, res)
 	observed = true
 
-	at := &Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body)}
+	at := &Attempt{At: time.Now().UTC().Add(-res.Duration), StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), Response: string(res.Body), RequestHeaders: res.RequestHeader}
 	if res.Err != nil {
 		at.Error = res.Err.Error()
 	} else if !res.Success() {

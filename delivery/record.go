@@ -17,6 +17,9 @@ type Attempt struct {
 	Error      string    `json:"error,omitempty"`
 	// Response is the first 4 KiB of the response body.
 	Response string `json:"response,omitempty"`
+	// RequestHeaders are the headers the attempt sent, with signatures,
+	// secrets and credential-like values redacted.
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
 }
 
 // Record is the state and history of one delivery: one event to one

@@ -40,6 +40,9 @@ type Result struct {
 	Err        error
 	// RetryAfter is the wait the target asked for (0: none).
 	RetryAfter time.Duration
+	// RequestHeader is what the attempt sent, as the delivery log keeps
+	// it: signatures, secrets and credential-like values redacted.
+	RequestHeader map[string]string
 }
 
 // Success reports a 2xx answer.
@@ -161,6 +164,7 @@ func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event
 	if dest.SecretHeader != "" && dest.Secret != "" {
 		h.Set(dest.SecretHeader, dest.Secret)
 	}
+	res.RequestHeader = loggedHeaders(h, dest)
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		res.Err = err
@@ -175,6 +179,30 @@ func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event
 	res.Duration = time.Since(start)
 	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	return res
+}
+
+// loggedHeaders is the request's header as the delivery log keeps it: one
+// value a name, with the values of the signature header, the secret header
+// and every credential-like header (registry.SensitiveHeader) replaced by
+// registry.Redacted, so that a log reader sees which headers were sent
+// without learning a secret or being able to replay a signature.
+func loggedHeaders(h http.Header, dest *registry.Destination) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) == 0 {
+			continue
+		}
+		val := v[0]
+		switch {
+		case strings.EqualFold(k, "Webhook-Signature"),
+			dest.HMAC != nil && strings.EqualFold(k, dest.HMAC.Header),
+			dest.SecretHeader != "" && strings.EqualFold(k, dest.SecretHeader),
+			registry.SensitiveHeader(k):
+			val = registry.Redacted
+		}
+		out[k] = val
+	}
+	return out
 }
 
 // SignHMAC returns the value of an HMAC signature header: the prefix, then

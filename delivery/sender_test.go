@@ -481,3 +481,59 @@ func TestSenderHMACScheme(t *testing.T) {
 		t.Errorf("standard headers: %v", got)
 	}
 }
+
+// TestSenderRecordsRequestHeaders: an attempt's result carries the headers it
+// sent for the delivery log, with every value that could authenticate or be
+// replayed redacted, whatever the signing scheme.
+func TestSenderRecordsRequestHeaders(t *testing.T) {
+	s := newSink(t, nil)
+	snd := &Sender{Client: testGuard().Client()}
+	whsec, _ := signature.NewSecret()
+	tests := []struct {
+		name     string
+		sub      registry.Subscription
+		redacted []string // header names whose value must be Redacted
+		kept     map[string]string
+	}{
+		{"standard signature", registry.Subscription{URL: s.URL, Secret: whsec, Headers: map[string]string{"X-Tenant": "ZZ1"}},
+			[]string{"Webhook-Signature"}, map[string]string{"X-Tenant": "ZZ1", "Webhook-Id": "evt_h", "Content-Type": "application/json"}},
+		{"hmac header", registry.Subscription{URL: s.URL, Secret: "ol-secret", Signature: &registry.Signature{Scheme: "hmac", Header: "x-ol-signature"}},
+			[]string{"X-Ol-Signature"}, map[string]string{"Webhook-Id": "evt_h"}},
+		{"secret in clear and a credential header", registry.Subscription{URL: s.URL, Secret: "s3cr3t", SecretHeader: "X-Orchestry-Secret", Headers: map[string]string{"Authorization": "Bearer abc", "X-Api-Key": "k1"}},
+			[]string{"X-Orchestry-Secret", "Authorization", "X-Api-Key"}, map[string]string{"Webhook-Id": "evt_h"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.sub.ID, tc.sub.Name, tc.sub.Topics = "s", "s", []string{"*"}
+			cs, err := registry.CompileSubscription(tc.sub, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := snd.Attempt(context.Background(), cs.Dest, &Event{ID: "evt_h", Topic: "t", Data: json.RawMessage(`{}`)})
+			if !res.Success() {
+				t.Fatalf("%+v", res)
+			}
+			sent := s.requests()[len(s.requests())-1].Header
+			for _, name := range tc.redacted {
+				if sent.Get(name) == "" {
+					t.Fatalf("%s was not sent: %v", name, sent)
+				}
+				if got := res.RequestHeader[http.CanonicalHeaderKey(name)]; got != registry.Redacted {
+					t.Errorf("%s recorded as %q, want %q", name, got, registry.Redacted)
+				}
+			}
+			for k, v := range tc.kept {
+				if got := res.RequestHeader[k]; got != v {
+					t.Errorf("%s recorded as %q, want %q", k, got, v)
+				}
+			}
+			for k, v := range res.RequestHeader {
+				for _, secret := range []string{whsec, "ol-secret", "s3cr3t", "Bearer abc", "k1"} {
+					if v != registry.Redacted && strings.Contains(v, secret) {
+						t.Errorf("%s: %q holds a secret", k, v)
+					}
+				}
+			}
+		})
+	}
+}

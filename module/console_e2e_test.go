@@ -237,6 +237,13 @@ func TestConsoleEndToEnd(t *testing.T) {
 			t.Errorf("the event page lacks %q:\n%s", want, text)
 		}
 	}
+	// Each attempt shows the headers it sent, from the delivery log.
+	sent := value(t, b, "an attempt's request headers", chromedp.TextContent(chromedp.CSS(`section.delivery tr.attempt[data-attempt="1"] details.sent-headers`)))
+	for _, want := range []string{"Webhook-Id", "Traceparent", "User-Agent", "Content-Type"} {
+		if !strings.Contains(sent, want) {
+			t.Errorf("the attempt's request headers lack %s: %q", want, sent)
+		}
+	}
 	b.screenshot(t, "event")
 
 	// Retry the failed delivery: a third attempt, which succeeds.

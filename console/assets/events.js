@@ -252,50 +252,21 @@ export function eventsView() {
   return () => clearInterval(timer);
 }
 
-// headersOf finds the configured headers of a delivery's destination (the
-// API redacts credential-like values) and the names of the signature
-// headers it adds.
-async function headersOf(rec, cache) {
-  const out = {};
-  try {
-    if (rec.subscription_id) {
-      const key = 's:' + rec.subscription_id;
-      cache[key] ??= await get('/subscriptions/' + encodeURIComponent(rec.subscription_id));
-      const s = cache[key];
-      Object.assign(out, s.headers || {});
-      if (s.has_secret) {
-        if (!s.signature || s.signature.scheme === 'standard') {
-          out['webhook-id'] = '(set per attempt)';
-          out['webhook-timestamp'] = '(set per attempt)';
-          out['webhook-signature'] = '***';
-        } else if (s.signature.header) {
-          out[s.signature.header] = '***';
-        }
-      }
-      if (s.secret_header) {
-        out[s.secret_header] = '***';
-      }
-    } else if (rec.workflow_id) {
-      const key = 'w:' + rec.workflow_id;
-      cache[key] ??= await get('/workflows/' + encodeURIComponent(rec.workflow_id));
-      const t = (cache[key].targets || []).find((x) => rec.destination === x.id || rec.destination.endsWith('=' + x.id));
-      if (t) {
-        Object.assign(out, t.headers || {});
-        if (t.has_secret) {
-          out['webhook-signature'] = '***';
-        }
-      }
-    }
-  } catch {
-    // The destination is gone: no headers to show.
+// sentHeaders shows the headers an attempt sent, as the delivery log keeps
+// them (signatures, secrets and credential-like values are redacted by the
+// gateway before they are written).
+function sentHeaders(a) {
+  const entries = Object.entries(a.request_headers || {}).sort(([x], [y]) => x.localeCompare(y));
+  if (entries.length === 0) {
+    return '';
   }
-  return out;
+  return h('details', { class: 'sent-headers' }, h('summary', null, `${entries.length} headers`),
+    table(['Header', 'Value'], entries.map(([k, v]) => h('tr', null, h('td', null, k), h('td', null, h('code', null, v))))));
 }
 
 export function eventView(id) {
   const alive = nextView();
   let timer;
-  const cache = {};
   const body = h('div', { id: 'event' }, h('p', null, 'Loading…'));
   mount(h('p', null, h('a', { href: '#/events' }, '← Events & deliveries')), h('h1', null, 'Event ', h('code', null, id)), body);
 
@@ -322,10 +293,6 @@ export function eventView(id) {
       h('h2', null, `Deliveries (${res.deliveries.length})`),
     ];
     for (const rec of res.deliveries) {
-      const headers = await headersOf(rec, cache);
-      if (!alive()) {
-        return;
-      }
       const retry = h('button', {
         type: 'button',
         'data-retry': rec.id,
@@ -342,16 +309,15 @@ export function eventView(id) {
         h('td', { class: 'num' }, a.status_code ? String(a.status_code) : ''),
         h('td', { class: 'num' }, a.duration_ms + ' ms'),
         h('td', { class: 'error' }, a.error || ''),
-        h('td', null, h('code', { class: 'excerpt' }, a.response || ''))));
+        h('td', null, h('code', { class: 'excerpt' }, a.response || '')),
+        h('td', null, sentHeaders(a))));
       parts.push(h('section', { class: 'delivery', 'data-delivery': rec.id },
         h('h3', null, rec.subscription_id || rec.destination, ' ', badge(rec.status), ' ', retry),
         h('p', { class: 'hint' },
           rec.reason ? 'Reason: ' + rec.reason + '. ' : '',
           rec.next_attempt_at ? 'Next attempt ' + time(rec.next_attempt_at) + '. ' : '',
           rec.replays ? `Retried by hand ${rec.replays} time(s).` : ''),
-        h('details', null, h('summary', null, 'Request headers (as configured; secrets redacted)'),
-          table(['Header', 'Value'], Object.entries(headers).map(([k, v]) => h('tr', null, h('td', null, k), h('td', null, v))))),
-        table(['#', 'At', 'Status', 'Duration', 'Error', 'Response (excerpt)'], attempts, { class: 'attempts' })));
+        table(['#', 'At', 'Status', 'Duration', 'Error', 'Response (excerpt)', 'Request headers'], attempts, { class: 'attempts' })));
     }
     body.replaceChildren(...parts);
     clearTimeout(timer);
