@@ -18,8 +18,8 @@ import (
 
 	"github.com/hookgate/hookgate/api/jwtauth"
 	"github.com/hookgate/hookgate/engine"
-	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/filters"
+	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/signature"
 )
