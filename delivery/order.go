@@ -44,8 +44,8 @@ import (
 //     server does not redeliver them) and started as soon as the one before
 //     it ends here; beyond that bound it goes back to the stream
 //     un-attempted and is checked again when it comes back: after 2s near
-//     the head of its key, later the further behind it is (2s per
-//     PerDestination×4 deliveries before it, at most 5m);
+//     the head of its key, later the further behind it is (orderDeferDelay,
+//     at most 5m);
 //   - an indexed delivery finished elsewhere (another instance) is found
 //     gone from the stream by a check of the heads that hold others up.
 //
@@ -278,9 +278,15 @@ func (p *Pipeline) orderAdmit(d *registry.Destination, m jetstream.Msg) (jetstre
 			od.held[q], held = m, true
 		}
 	}
-	if key, ok := od.byQ[q]; ok && !held {
-		pos, _ := slices.BinarySearchFunc(od.keys[key], orderEntry{evSeq: evSeq, qseq: q}, compareEntry)
-		delay = orderDeferDelay(pos, heldMax)
+	if !held {
+		if key, ok := od.byQ[q]; ok {
+			pos, _ := slices.BinarySearchFunc(od.keys[key], orderEntry{evSeq: evSeq, qseq: q}, compareEntry)
+			delay = orderDeferDelay(pos, heldMax)
+		} else if q >= op.cursor {
+			// Past the scan (the window is full): as far behind as it
+			// is from the cursor, at most.
+			delay = orderDeferDelay(int(min(q-op.cursor, orderWindow)), heldMax)
+		}
 	}
 	op.mu.Unlock()
 	p.orderKick(pi)
@@ -293,10 +299,16 @@ func (p *Pipeline) orderAdmit(d *registry.Destination, m jetstream.Msg) (jetstre
 
 // orderDeferDelay is how long a delivery that must wait, and finds no room
 // in memory, goes back to the stream: orderRecheck near the head of its
-// key, longer the further it is behind (a delivery pos places after the
-// head waits pos/heldMax rechecks), at most orderDeferMax.
+// key, longer the further it is behind (pos deliveries before it: the
+// square of pos/heldMax rechecks), at most orderDeferMax. The deliveries
+// behind a head that fails for long thus come back a few hundred times a
+// second at most, whatever their number.
 func orderDeferDelay(pos, heldMax int) time.Duration {
-	return min(orderRecheck*time.Duration(max(1, pos/max(1, heldMax))), orderDeferMax)
+	r := max(1, pos/max(1, heldMax))
+	if r > 1000 {
+		return orderDeferMax
+	}
+	return min(orderRecheck*time.Duration(r*r), orderDeferMax)
 }
 
 // admissibleLocked reports whether the delivery at queue sequence q (of

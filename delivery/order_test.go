@@ -320,3 +320,46 @@ func TestOrderedSkipsDirectPath(t *testing.T) {
 		t.Errorf("queue stream last seq %d: the deliveries did not go through the fan-out", info.State.LastSeq)
 	}
 }
+
+func TestOrderDeferDelay(t *testing.T) {
+	for _, tc := range []struct {
+		pos  int
+		want time.Duration
+	}{
+		{0, orderRecheck}, {255, orderRecheck}, {256, orderRecheck}, {512, 4 * orderRecheck},
+		{768, 9 * orderRecheck}, {2560, 100 * orderRecheck}, {10000, orderDeferMax}, {1 << 40, orderDeferMax},
+	} {
+		if got := orderDeferDelay(tc.pos, 256); got != tc.want {
+			t.Errorf("orderDeferDelay(%d, 256) = %v, want %v", tc.pos, got, tc.want)
+		}
+	}
+}
+
+// Two instances sharing the engine (the consumers hand each some of the
+// deliveries): one key's events are still attempted one at a time, in
+// order, whichever instance holds them.
+func TestOrderedDeliveryTwoInstances(t *testing.T) {
+	o := newOrderSink(t, func(_ string, n, attempt int) int {
+		if n%4 == 2 && attempt == 0 {
+			return http.StatusInternalServerError
+		}
+		return 0
+	})
+	e := newEnv(t)
+	sub := fastRetries(100)
+	sub.ID, sub.Topics, sub.URL = "two", []string{"*"}, o.URL
+	sub.Ordered, sub.OrderKey = true, "data.k"
+	e.subscribe(sub)
+	other := e.newPipeline(Options{PerDestination: 2})
+	if err := other.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.start(Options{PerDestination: 2})
+	keys := []string{"m", "n"}
+	const n = 12
+	e.publishKeys("t", keys, n)
+	if !waitFor(60*time.Second, func() bool { return o.done(keys, n) }) {
+		t.Errorf("m %v, n %v", o.succeeded("m"), o.succeeded("n"))
+	}
+	o.check(t, keys, n)
+}
