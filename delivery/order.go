@@ -433,7 +433,7 @@ func (p *Pipeline) orderLoop() {
 			p.orderStop()
 			return
 		case pi := <-p.order.kick:
-			p.orderRefresh(pi)
+			p.orderRefresh(pi, false)
 		case <-t.C:
 			for pi := range p.order.parts {
 				op := &p.order.parts[pi]
@@ -441,7 +441,7 @@ func (p *Pipeline) orderLoop() {
 				active := len(op.dests) > 0
 				op.mu.Unlock()
 				if active {
-					p.orderRefresh(pi)
+					p.orderRefresh(pi, true)
 				}
 			}
 		}
@@ -488,9 +488,10 @@ type scanned struct {
 	entry orderEntry
 }
 
-// orderRefresh brings a partition's index up to date, drops what finished
-// elsewhere, and starts the held deliveries whose turn came.
-func (p *Pipeline) orderRefresh(pi int) {
+// orderRefresh brings a partition's index up to date and starts the held
+// deliveries whose turn came; periodic (every orderRecheck) it also drops
+// the heads finished elsewhere and touches the held deliveries.
+func (p *Pipeline) orderRefresh(pi int, periodic bool) {
 	op := &p.order.parts[pi]
 	op.mu.Lock()
 	op.kicked = false
@@ -563,18 +564,18 @@ func (p *Pipeline) orderRefresh(pi int) {
 		}
 		op.mu.Unlock()
 	}
-	p.orderSweep(ctx, pi)
+	p.orderSweep(ctx, pi, periodic)
 }
 
 // orderSweep drops the destinations no longer ordered and the heads
 // finished elsewhere, touches the held deliveries, and starts those whose
 // turn came.
-func (p *Pipeline) orderSweep(ctx context.Context, pi int) {
+func (p *Pipeline) orderSweep(ctx context.Context, pi int, periodic bool) {
 	op := &p.order.parts[pi]
 	var start []jetstream.Msg
 	var heads []uint64
 	op.mu.Lock()
-	touch := time.Since(op.touched) >= ackWait/3
+	touch := periodic && time.Since(op.touched) >= ackWait/3
 	if touch {
 		op.touched = time.Now()
 	}
@@ -596,8 +597,14 @@ func (p *Pipeline) orderSweep(ctx context.Context, pi int) {
 			delete(op.dests, id)
 			continue
 		}
+		if !periodic {
+			continue
+		}
 		for key, l := range od.keys {
-			if len(heads) < orderStaleChecks && len(l) > 1 && !od.busyKeys[key] && !op.busy[l[0].qseq] {
+			if len(heads) >= orderStaleChecks {
+				break
+			}
+			if len(l) > 1 && !od.busyKeys[key] && !op.busy[l[0].qseq] {
 				heads = append(heads, l[0].qseq)
 			}
 		}
