@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -362,4 +363,68 @@ func TestOrderedDeliveryTwoInstances(t *testing.T) {
 		t.Errorf("m %v, n %v", o.succeeded("m"), o.succeeded("n"))
 	}
 	o.check(t, keys, n)
+}
+
+// Events whose key does not evaluate to a string or a number (missing
+// here) go together under the key "": in order, one at a time, none lost.
+func TestOrderedDeliveryKeyMissing(t *testing.T) {
+	o := newOrderSink(t, func(_ string, n, attempt int) int {
+		if n%3 == 1 && attempt == 0 {
+			return http.StatusInternalServerError
+		}
+		return 0
+	})
+	e := newEnv(t)
+	sub := fastRetries(10)
+	sub.ID, sub.Topics, sub.URL = "nokey", []string{"*"}, o.URL
+	sub.Ordered, sub.OrderKey = true, "data.missing.id"
+	e.subscribe(sub)
+	e.start(Options{})
+	const n = 8
+	e.publishKeys("t", []string{"x", "y"}, n) // two keys by the sink's reckoning, one "" for the gate
+	if !waitFor(30*time.Second, func() bool { return o.done([]string{"x", "y"}, n) }) {
+		t.Fatalf("x %v, y %v", o.succeeded("x"), o.succeeded("y"))
+	}
+	o.check(t, []string{"x", "y"}, n)
+	if v := o.sink.maxIn.Load(); v != 1 {
+		t.Errorf("%d attempts in flight at once, want 1 (one key)", v)
+	}
+}
+
+// Turning ordered on while deliveries are queued (and retrying) orders
+// them too: from then on they succeed in publish order.
+func TestOrderedTurnedOnWithQueuedDeliveries(t *testing.T) {
+	var open atomic.Bool
+	o := newOrderSink(t, func(_ string, _, _ int) int {
+		if !open.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	other := newSink(t, nil)
+	e := newEnv(t)
+	sub := fastRetries(100)
+	sub.ID, sub.Topics, sub.URL = "late", []string{"*"}, o.URL
+	sub.RetrySchedule = []registry.Duration{registry.Duration(50 * time.Millisecond), registry.Duration(300 * time.Millisecond)}
+	e.subscribe(sub)
+	e.subscribe(registry.Subscription{ID: "other", Topics: []string{"*"}, URL: other.URL})
+	e.start(Options{})
+	const n = 10
+	e.publishKeys("t", []string{"k"}, n)
+	if !waitFor(10*time.Second, func() bool { return o.sink.count() >= 2*n }) {
+		t.Fatalf("%d attempts before ordering", o.sink.count())
+	}
+	if _, err := e.reg.UpdateSubscription(e.ctx, "late", []byte(`{"ordered":true,"order_key":"data.k"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return e.pipe.OrderHeldBack() == n-1 }) {
+		t.Fatalf("OrderHeldBack = %d, want %d", e.pipe.OrderHeldBack(), n-1)
+	}
+	open.Store(true)
+	if !waitFor(30*time.Second, func() bool { return o.done([]string{"k"}, n) }) {
+		t.Fatalf("delivered %v", o.succeeded("k"))
+	}
+	if got := o.succeeded("k"); !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Errorf("successes %v, want 0..9 in order", got)
+	}
 }
