@@ -103,6 +103,9 @@ type Pipeline struct {
 	// are checked against the log before an attempt.
 	recoverUpTo map[string]uint64
 
+	// order is the gate of ordered destinations (order.go).
+	order orderState
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	quit     chan struct{} // closed when Stop begins
@@ -291,6 +294,12 @@ const (
 func (p *Pipeline) dispatch(m jetstream.Msg) {
 	dest := m.Headers().Get(hdrDest)
 	d, _ := p.reg.Destination(dest)
+	if d != nil && d.Flow.Ordered {
+		var ok bool
+		if m, ok = p.orderAdmit(d, m); !ok {
+			return
+		}
+	}
 	now := time.Now()
 	p.destMu.Lock()
 	if p.ctx.Err() != nil {

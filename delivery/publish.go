@@ -56,10 +56,11 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 	// An event with exactly one destination now (a workflow with one
 	// target, a topic with one subscriber: the common case) is stored as
 	// its own delivery message in the destination's partition and skips
-	// the fan-out hop.
+	// the fan-out hop. An ordered destination's deliveries always go
+	// through the fan-out (order.go).
 	var m *nats.Msg
 	dests := p.Destinations(ev)
-	if len(dests) == 1 {
+	if len(dests) == 1 && !dests[0].Flow.Ordered {
 		m = ev.message(engine.PartitionSubject(engine.SubjectDirect, Partition(dests[0].ID)))
 		m.Header.Set(hdrDest, dests[0].ID)
 	} else {

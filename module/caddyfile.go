@@ -18,6 +18,7 @@ import (
 
 	"github.com/hookgate/hookgate/api/jwtauth"
 	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/signature"
@@ -335,7 +336,7 @@ func parseSubscriptionBlock(d *caddyfile.Dispenser) (SubscriptionConfig, map[str
 			var dur caddy.Duration
 			dur, err = parseDurationArg(d, registry.MaxTimeout)
 			s.Timeout = registry.Duration(dur)
-		case "rate_limit", "max_in_flight", "breaker", "disable_after":
+		case "rate_limit", "max_in_flight", "breaker", "disable_after", "ordered", "order_key":
 			err = parseFlowOption(d, &s.FlowControl)
 		default:
 			return sc, lines, d.Errf("unrecognized subscription option %q", opt)
@@ -762,7 +763,7 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 			err = oneArg(d, &t.Secret)
 		case "envelope":
 			err = oneArg(d, &t.Envelope)
-		case "rate_limit", "max_in_flight", "breaker", "disable_after":
+		case "rate_limit", "max_in_flight", "breaker", "disable_after", "ordered", "order_key":
 			err = parseFlowOption(d, &t.FlowControl)
 		default:
 			return t, d.Errf("unrecognized forward option %q", d.Val())
@@ -987,9 +988,23 @@ func parseSchedule(d *caddyfile.Dispenser) ([]registry.Duration, error) {
 //		max_cooldown <duration>
 //	}
 //	disable_after <duration>
+//	ordered
+//	order_key <expr>
 func parseFlowOption(d *caddyfile.Dispenser, f *registry.FlowControl) error {
 	opt := d.Val()
 	switch opt {
+	case "ordered":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		f.Ordered = true
+	case "order_key":
+		if err := oneArg(d, &f.OrderKey); err != nil {
+			return err
+		}
+		if _, err := filters.CompileEventKey(f.OrderKey); err != nil {
+			return d.Errf("order_key: %v", err)
+		}
 	case "rate_limit":
 		if err := oneArg(d, &f.RateLimit); err != nil {
 			return err

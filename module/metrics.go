@@ -45,6 +45,10 @@ var (
 		Namespace: "hookgate", Subsystem: "delivery", Name: "queue_depth",
 		Help: "Deliveries waiting or in flight.",
 	}, readQueueDepth)
+	orderedHeldBack = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "ordered_held_back",
+		Help: "Deliveries of ordered destinations waiting, un-attempted, behind an earlier delivery of their key (as indexed by this instance).",
+	}, readOrderedHeldBack)
 )
 
 var queuePipeline atomic.Pointer[delivery.Pipeline]
@@ -63,13 +67,21 @@ func readQueueDepth() float64 {
 	return float64(n)
 }
 
+func readOrderedHeldBack() float64 {
+	p := queuePipeline.Load()
+	if p == nil {
+		return 0
+	}
+	return float64(p.OrderHeldBack())
+}
+
 // metrics records hookgate's measurements.
 type metrics struct{}
 
 // registerMetrics registers the collectors into reg (nil-safe).
 func registerMetrics(reg *prometheus.Registry) *metrics {
 	if reg != nil {
-		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, queueDepth} {
+		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, queueDepth, orderedHeldBack} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {

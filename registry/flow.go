@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookgate/hookgate/filters"
 )
 
 // Defaults and bounds of flow control (rate limit, concurrency, circuit
@@ -69,6 +71,18 @@ type FlowControl struct {
 	// without a success (a workflow target stays open at the breaker's
 	// maximum cool-down instead). Default: 120h; from 1s to 720h.
 	DisableAfter Duration `json:"disable_after,omitempty"`
+	// Ordered delivers the events one at a time, in the order they were
+	// accepted: an event is attempted only after the one before it (of
+	// the same OrderKey) succeeded or failed for good. Default: off.
+	Ordered bool `json:"ordered,omitempty"`
+	// OrderKey, with Ordered, is an expr expression over the event (as in
+	// a subscription predicate: id, topic, data, tenant, user, time) whose
+	// value, a string or a number, splits the ordering: events with the
+	// same key are delivered in order, one at a time, and a failing event
+	// holds up only its key. Default: none (all the events of the
+	// destination are one key). An event whose key fails to evaluate or
+	// is not a string or a number goes with the key "".
+	OrderKey string `json:"order_key,omitempty"`
 }
 
 // Flow is the compiled flow control of a Destination.
@@ -90,6 +104,10 @@ type Flow struct {
 	// success before it is disabled (subscriptions) or held at the
 	// maximum cool-down (workflow targets).
 	DisableAfter time.Duration
+	// Ordered delivers the events one at a time per key, in publish
+	// order; OrderKey (nil: one key) computes the key of an event.
+	Ordered  bool
+	OrderKey *filters.EventKey
 }
 
 // ParseRate reads a rate limit "N/s", "N/m" or "N/h" (N a positive number)
@@ -171,6 +189,17 @@ func compileFlow(prefix string, f FlowControl) (Flow, error) {
 		}
 		out.DisableAfter = f.DisableAfter.Std()
 	}
+	if f.OrderKey != "" {
+		if !f.Ordered {
+			return out, invalid(prefix+"order_key", "is set but ordered is not")
+		}
+		k, err := filters.CompileEventKey(f.OrderKey)
+		if err != nil {
+			return out, invalid(prefix+"order_key", "%v", err)
+		}
+		out.OrderKey = k
+	}
+	out.Ordered = f.Ordered
 	return out, nil
 }
 
