@@ -398,6 +398,12 @@ func TestFallbackWorkflowFromAPI(t *testing.T) {
 		t.Errorf("the fallback received %s %s %q", r.Method, r.URI, r.Body)
 	}
 
+	// A merge patch changes one field of the fallback.
+	status, body = apiCall(t, "PATCH", "/workflows/api-fb", map[string]any{"fallback": map[string]any{"timeout": "3s"}})
+	if fb, _ := body["fallback"].(map[string]any); status != http.StatusOK || fb == nil || fb["timeout"] != "3s" || fb["url"] != "http://"+app.addr+"/later" {
+		t.Errorf("patch: %d %v", status, body)
+	}
+
 	status, body = apiCall(t, "POST", "/workflows", map[string]any{
 		"id": "both", "targets": []any{map[string]any{"url": "http://" + app.addr}},
 		"fallback": map[string]any{"url": "http://" + app.addr},

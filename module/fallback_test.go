@@ -2,9 +2,12 @@ package module
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -160,4 +163,35 @@ type zeroes struct{}
 func (zeroes) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// The README's fallback example adapts (its sample file replaced by one of
+// the repository's), with every option in the JSON.
+func TestREADMEFallbackExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.Contains(body, "fallback http") {
+			example = body
+			break
+		}
+	}
+	if example == "" {
+		t.Fatal("README.md has no fallback example")
+	}
+	example = strings.Replace(example, "sample schemas/order.json", "sample ../examples/easylife/groupcreated.json", 1)
+	cfg, err := adapt(t, "{\n\thookgate {\n\t\tallow_targets 127.0.0.1/32\n\t}\n}\n:8080 {\n"+example+"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(cfg)
+	want := `"fallback":{"breaker":{"cooldown":"10s","failures":3},"disable_after":"72h0m0s","max_in_flight":4,` +
+		`"rate_limit":"20/s","retry_schedule":["10s","1m0s","5m0s","30m0s","2h0m0s"],"timeout":"10s","url":"http://127.0.0.1:3000"}`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("adapted config lacks %s:\n%s", want, out)
+	}
 }
