@@ -31,6 +31,7 @@ type workflowView struct {
 	Grace             registry.Duration `json:"grace"`
 	Verify            *verifyView       `json:"verify,omitempty"`
 	Targets           []targetView      `json:"targets"`
+	Fallback          *fallbackView     `json:"fallback,omitempty"`
 	Respond           *registry.Respond `json:"respond,omitempty"`
 	Enabled           bool              `json:"enabled"`
 	Source            string            `json:"source"`
@@ -62,6 +63,17 @@ type targetView struct {
 	registry.FlowControl
 	// Circuit is the state of the target's circuit breaker on the instance
 	// that answers (each instance keeps its own).
+	Circuit *delivery.Circuit `json:"circuit,omitempty"`
+}
+
+// fallbackView is a passthrough workflow's fallback, defaults filled in.
+type fallbackView struct {
+	URL           string              `json:"url"`
+	Timeout       registry.Duration   `json:"timeout"`
+	RetrySchedule []registry.Duration `json:"retry_schedule,omitempty"`
+	registry.FlowControl
+	// Circuit is the state of the fallback's circuit breaker on the
+	// instance that answers.
 	Circuit *delivery.Circuit `json:"circuit,omitempty"`
 }
 
@@ -106,6 +118,13 @@ func (h *Handler) viewWorkflow(cw *registry.CompiledWorkflow) workflowView {
 			tv.Envelope = filters.EnvelopeRaw
 		}
 		v.Targets = append(v.Targets, tv)
+	}
+	if f := d.Fallback; f != nil && cw.Fallback != nil {
+		c := h.pipe.Circuit(cw.Fallback.ID)
+		v.Fallback = &fallbackView{
+			URL: f.URL, Timeout: registry.Duration(cw.Fallback.Timeout), RetrySchedule: f.RetrySchedule,
+			FlowControl: f.FlowControl, Circuit: &c,
+		}
 	}
 	return v
 }

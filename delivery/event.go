@@ -39,6 +39,10 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Traceparent is the W3C trace context the event came with.
 	Traceparent string `json:"traceparent,omitempty"`
+	// Request, on a fallback event, is the passthrough request the app did
+	// not take, delivered again to the workflow's fallback (fallback.go).
+	// Not shown by the API: its headers may carry the sender's credentials.
+	Request *Request `json:"-"`
 }
 
 // Message header names of events and deliveries in JetStream.
@@ -117,6 +121,9 @@ func (e *Event) message(subject string) *nats.Msg {
 	if e.Traceparent != "" {
 		h.Set(hdrTraceparent, e.Traceparent)
 	}
+	if e.Request != nil {
+		h.Set(hdrRequest, e.Request.encode())
+	}
 	h.Set(hdrTime, e.Time.UTC().Format(time.RFC3339Nano))
 	return m
 }
@@ -138,6 +145,11 @@ func eventFromMessage(h nats.Header, data []byte) (*Event, error) {
 		return nil, fmt.Errorf("event %s: bad time: %w", e.ID, err)
 	}
 	e.Time = t
+	if v := h.Get(hdrRequest); v != "" {
+		if e.Request, err = decodeRequest(v); err != nil {
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+	}
 	return e, nil
 }
 

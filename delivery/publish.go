@@ -99,6 +99,13 @@ func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
 		if !ok {
 			return nil
 		}
+		if ev.Request != nil {
+			// A passthrough request the app did not take: to the fallback.
+			if w.Fallback == nil {
+				return nil
+			}
+			return []*registry.Destination{w.Fallback}
+		}
 		return w.Targets
 	}
 	var fe *filters.Event

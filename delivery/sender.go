@@ -106,6 +106,9 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 
 // Attempt makes one HTTP request delivering ev to dest.
 func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
+	if ev.Request != nil {
+		return s.sendRequest(ctx, dest, ev) // a passthrough request kept for the fallback
+	}
 	body, err := Body(dest, ev)
 	if err != nil {
 		return &Result{Err: err}

@@ -388,8 +388,12 @@ func (a *App) Stop() error {
 	if a.rt.Load() == nil || !a.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
-	a.config.Release()
+	// The runtime goes first: when this was its last configuration, its
+	// pipeline stops before the declared workflows leave the registry, so
+	// that no delivery in flight finds its destination gone (and fails
+	// for good) during a shutdown.
 	_, err := runtimes.Delete(a.engineCfg.Identity())
+	a.config.Release()
 	return err
 }
 

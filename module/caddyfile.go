@@ -435,6 +435,14 @@ func parseSignature(d *caddyfile.Dispenser) (*registry.Signature, error) {
 //				breaker off | breaker { failures <n>; cooldown <duration>; max_cooldown <duration> }
 //				disable_after <duration>
 //			}
+//			fallback <base url> {          (passthrough workflows: no forward)
+//				timeout <duration>
+//				retry_schedule <duration...>
+//				rate_limit <n>/s|<n>/m|<n>/h
+//				max_in_flight <n>
+//				breaker off | breaker { failures <n>; cooldown <duration>; max_cooldown <duration> }
+//				disable_after <duration>
+//			}
 //		}
 //	}
 //
@@ -602,6 +610,11 @@ func parseWorkflow(d *caddyfile.Dispenser, guard registry.URLChecker) (WorkflowC
 				return wc, ferr
 			}
 			w.Targets = append(w.Targets, t)
+		case "fallback":
+			if w.Fallback != nil {
+				return wc, d.Err("fallback is given twice: one fallback per workflow")
+			}
+			w.Fallback, err = parseFallback(d)
 		default:
 			return wc, d.Errf("unrecognized workflow option %q", opt)
 		}
@@ -773,6 +786,42 @@ func parseTarget(d *caddyfile.Dispenser) (registry.Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseFallback reads a passthrough workflow's fallback:
+//
+//	fallback <base url> {
+//		timeout <duration>
+//		retry_schedule <duration...>
+//		rate_limit <n>/s|<n>/m|<n>/h
+//		max_in_flight <n>
+//		breaker off | breaker { ... }
+//		disable_after <duration>
+//	}
+func parseFallback(d *caddyfile.Dispenser) (*registry.Fallback, error) {
+	f := new(registry.Fallback)
+	if !d.AllArgs(&f.URL) {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "timeout":
+			var dur caddy.Duration
+			dur, err = parseDurationArg(d, registry.MaxTimeout)
+			f.Timeout = registry.Duration(dur)
+		case "retry_schedule":
+			f.RetrySchedule, err = parseSchedule(d)
+		case "rate_limit", "max_in_flight", "breaker", "disable_after":
+			err = parseFlowOption(d, &f.FlowControl)
+		default:
+			return nil, d.Errf("unrecognized fallback option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // parseAPI sets up the hookgate_api directive:

@@ -30,7 +30,9 @@ func init() {
 // {prefix}/{workflow}/{key}. Accepted events go to the workflow's targets
 // through the durable queue (202), or, for a workflow without targets, the
 // request goes on to the next handler with X-Hookgate-Workflow and
-// X-Hookgate-Event-Id set and the key removed from the path.
+// X-Hookgate-Event-Id set and the key removed from the path; a workflow
+// with a fallback stores the requests the app does not take and answers
+// 202 queued (fallback.go).
 type Ingress struct {
 	// Prefix of workflow URLs. Default: the path of the directive's matcher
 	// in the Caddyfile, else /hooks.
@@ -136,6 +138,9 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	r.Header.Set("X-Hookgate-Workflow", id)
 	r.Header.Set("X-Hookgate-Event-Id", res.EventID)
+	if res.Workflow.Fallback != nil {
+		return h.passWithFallback(w, r, next, core, res)
+	}
 	if !res.Claimed {
 		return next.ServeHTTP(w, r)
 	}
@@ -144,14 +149,24 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(sw, r)
 	if err != nil || sw.status >= 500 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-		if rerr := core.Release(ctx, res); rerr != nil {
-			h.logger.Warn("forgetting the idempotency value of a failed passthrough request failed: its retry will be answered duplicate",
-				zap.String("workflow", id), zap.String("event", res.EventID), zap.Error(rerr))
-		}
-		cancel()
+		h.release(r, core, res)
 	}
 	return err
+}
+
+// release forgets the idempotency value of a passthrough request the app
+// did not take (when it was recorded), so that the sender's retry gets
+// through.
+func (h *Ingress) release(r *http.Request, core *ingress.Ingress, res *ingress.Result) {
+	if !res.Claimed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := core.Release(ctx, res); err != nil {
+		h.logger.Warn("forgetting the idempotency value of a failed passthrough request failed: its retry will be answered duplicate",
+			zap.String("workflow", res.Workflow.Def.ID), zap.String("event", res.EventID), zap.Error(err))
+	}
 }
 
 // statusWriter records the status the next handler answered with.

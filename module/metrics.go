@@ -41,6 +41,10 @@ var (
 		Namespace: "hookgate", Subsystem: "delivery", Name: "rate_limited_total",
 		Help: "Waits of deliveries for their destination's rate limit (a delivery parked, or a parked one found still early), by kind of destination.",
 	}, []string{"kind"})
+	fallbackRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "ingress", Name: "fallback_total",
+		Help: "Passthrough requests the app did not take, by workflow, reason (status_502|503|504: the app answered it; error_502|503|504: the proxy failed, app down or timed out) and result (queued for the fallback, or failed to be stored).",
+	}, []string{"workflow", "reason", "result"})
 	queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "hookgate", Subsystem: "delivery", Name: "queue_depth",
 		Help: "Deliveries waiting or in flight.",
@@ -81,7 +85,7 @@ type metrics struct{}
 // registerMetrics registers the collectors into reg (nil-safe).
 func registerMetrics(reg *prometheus.Registry) *metrics {
 	if reg != nil {
-		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, queueDepth, orderedHeldBack} {
+		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, fallbackRequests, queueDepth, orderedHeldBack} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -100,8 +104,17 @@ func (m *metrics) request(workflow, outcome string) {
 	}
 }
 
-// destKind is the kind label of a destination: "subscription" or "workflow".
+// fallback counts a passthrough request the app did not take.
+func (m *metrics) fallback(workflow, reason, result string) {
+	fallbackRequests.WithLabelValues(workflow, reason, result).Inc()
+}
+
+// destKind is the kind label of a destination: "subscription", "workflow"
+// (a target) or "fallback" (a passthrough workflow's fallback).
 func destKind(dest *registry.Destination) string {
+	if dest.IsFallback() {
+		return "fallback"
+	}
 	if dest.WorkflowID != "" {
 		return "workflow"
 	}

@@ -117,6 +117,9 @@ type CompiledWorkflow struct {
 	Methods       []string
 	MaxBody       int64
 	Targets       []*Destination
+	// Fallback is the destination of the stored requests of a passthrough
+	// workflow the app did not take; nil when it has none.
+	Fallback *Destination
 	// Verifier checks the provider signature of every request when set.
 	Verifier  signature.Verifier
 	fixedHash *[32]byte
@@ -208,6 +211,11 @@ func CompileWorkflow(w Workflow, guard URLChecker) (*CompiledWorkflow, error) {
 			cw.Targets = append(cw.Targets, d)
 		}
 		w.Targets = targets
+	}
+	if w.Fallback != nil {
+		if cw.Fallback, err = compileFallback(&w, guard); err != nil {
+			return nil, err
+		}
 	}
 	if r := w.Respond; r != nil {
 		for _, a := range []struct {

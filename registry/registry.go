@@ -202,12 +202,18 @@ func (t *txn) refreshWorkflow(id string) {
 		for _, d := range old.Targets {
 			t.dest.del(d.ID)
 		}
+		if old.Fallback != nil {
+			t.dest.del(old.Fallback.ID)
+		}
 		t.wf.del(id)
 	}
 	if cur != nil {
 		t.wf.set(id, cur)
 		for _, d := range cur.Targets {
 			t.dest.set(d.ID, d)
+		}
+		if cur.Fallback != nil {
+			t.dest.set(cur.Fallback.ID, cur.Fallback)
 		}
 	}
 }

@@ -166,6 +166,10 @@ type Workflow struct {
 	// Targets receive every accepted event (at most 50). None: the request
 	// is passed to the next handler.
 	Targets []Target `json:"targets,omitempty"`
+	// Fallback, on a passthrough workflow, stores the requests the app
+	// behind did not take and delivers them to it later. Default: none
+	// (the sender gets the app's error).
+	Fallback *Fallback `json:"fallback,omitempty"`
 	// Respond replaces the default answers to accepted (202), filtered
 	// (202) and duplicate (200) requests, for senders that expect a given
 	// status and body (EasyLife: "200 OK with no body").
