@@ -26,6 +26,10 @@ type tailOptions struct {
 // once); past it, it forgets them all.
 const maxTailEvents = 10000
 
+// tailSkew is how far before its start tail reads the log, for a gateway
+// whose clock is a little behind this machine's.
+const tailSkew = 5 * time.Second
+
 // tailer follows the delivery log. The log lists each delivery at its
 // latest change, in the order of the changes, a page at a time; the last
 // page has no cursor, so every poll reads again from the last cursor
@@ -36,6 +40,10 @@ type tailer struct {
 	opts   tailOptions
 	out    io.Writer
 	cursor string
+	// since is the tail's start, less a margin for clock skew: the log is
+	// read from there (GET /deliveries?since=), so a start costs the same
+	// with a short log or a long one.
+	since  string
 	seen   map[string]string // delivery id → state printed, on the last page
 	events map[string]bool   // event ids printed
 }
@@ -46,7 +54,8 @@ func tail(ctx context.Context, c *client, out io.Writer, opts tailOptions) error
 	if opts.interval <= 0 {
 		opts.interval = time.Second
 	}
-	t := &tailer{c: c, opts: opts, out: out, seen: map[string]string{}, events: map[string]bool{}}
+	t := &tailer{c: c, opts: opts, out: out, seen: map[string]string{}, events: map[string]bool{},
+		since: time.Now().Add(-tailSkew).UTC().Format(time.RFC3339Nano)}
 	if err := t.poll(ctx, false); err != nil {
 		return err
 	}
@@ -79,6 +88,9 @@ func (t *tailer) poll(ctx context.Context, print bool) error {
 	}
 	if t.opts.subscription != "" {
 		q.Set("subscription", t.opts.subscription)
+	}
+	if t.since != "" {
+		q.Set("since", t.since)
 	}
 	for {
 		if t.cursor != "" {

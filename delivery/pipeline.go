@@ -222,7 +222,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		if spec.name == ConsumerFanout {
 			handler, pull = enqueue, 1024
 		}
-		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull))
+		cc, err := consumers[i].Consume(p.stopping(handler), onErr, jetstream.PullMaxMessages(pull))
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
 		}
@@ -456,9 +456,34 @@ func (p *Pipeline) stopConsumers() {
 	all := p.consumed
 	p.consumed, p.stopped = nil, true
 	p.consMu.Unlock()
+	// Drain, not Stop: the messages a consumer has already pulled into its
+	// buffer reach the handler, which sends them back to the stream at
+	// once (see stopping), instead of waiting for the ack wait to pass
+	// before this or another instance may take them.
 	for _, cc := range all {
-		cc.Stop()
-		<-cc.Closed()
+		cc.Drain()
+	}
+	deadline := time.After(stopGrace)
+	for _, cc := range all {
+		select {
+		case <-cc.Closed():
+		case <-deadline:
+			cc.Stop()
+		}
+	}
+}
+
+// stopping wraps a consumer's handler: once the pipeline stops, a message
+// that still arrives (one drained from a consumer's buffer) is sent back
+// to the stream at once. It is not an attempt.
+func (p *Pipeline) stopping(handle func(jetstream.Msg)) func(jetstream.Msg) {
+	return func(m jetstream.Msg) {
+		select {
+		case <-p.quit:
+			_ = m.Nak()
+		default:
+			handle(m)
+		}
 	}
 }
 
