@@ -371,28 +371,49 @@ func (h *Handler) newMux() *http.ServeMux {
 // (e.g. /topics to /topics/) are no answer of this API, so ServeHTTP
 // answers those itself. A path that is not clean matches nothing.
 func (h *Handler) route(r *http.Request, p string, clean bool) *Route {
-	if !clean {
-		return nil
-	}
-	hd, _ := h.mux.Handler(withPath(r, p))
-	rh, ok := hd.(*routeHandler)
-	if !ok || rh.rt.Method != r.Method { // ServeMux serves HEAD with GET: the API does not
-		return nil
-	}
-	return rh.rt
+	rt, _ := h.resolve(r, p, clean)
+	return rt
 }
 
 // allowed returns the methods the path p is served with, sorted.
 func (h *Handler) allowed(r *http.Request, p string, clean bool) []string {
-	var out []string
+	_, methods := h.resolve(r, p, clean)
+	return methods
+}
+
+// resolve finds the route of r (nil for none) and the methods its path is
+// served with. A path belongs to its most specific pattern whatever the
+// method, as in a route table: GET /deliveries/retry is a 405 of the POST
+// route, not a GET of /deliveries/{id} with the id "retry".
+func (h *Handler) resolve(r *http.Request, p string, clean bool) (*Route, []string) {
+	if !clean {
+		return nil, nil
+	}
+	byMethod := make(map[string]*routeHandler, len(routeMethods))
+	var owner *routeHandler
 	for _, m := range routeMethods {
 		probe := withPath(r, p)
 		probe.Method = m
-		if h.route(probe, p, clean) != nil {
-			out = append(out, m)
+		hd, _ := h.mux.Handler(probe)
+		rh, ok := hd.(*routeHandler)
+		if !ok || rh.rt.Method != m { // ServeMux serves HEAD with GET: the API does not
+			continue
+		}
+		byMethod[m] = rh
+		if owner == nil || len(rh.names) < len(owner.names) {
+			owner = rh
 		}
 	}
-	return out
+	var methods []string
+	for _, m := range routeMethods {
+		if rh := byMethod[m]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
+			methods = append(methods, m)
+		}
+	}
+	if rh := byMethod[r.Method]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
+		return rh.rt, methods
+	}
+	return nil, methods
 }
 
 // patternOf names the route pattern of path p served with method m.

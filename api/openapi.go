@@ -378,7 +378,7 @@ func openAPISchemas() map[string]any {
 		"max_attempts": integer, "retry_schedule": arr(dur), "timeout": dur, "max_cooldown": dur,
 	}
 	subscriptionView := merged(subscriptionInput, map[string]any{
-		"source": str, "has_secret": boolean, "circuit": ref("Circuit"), "secret_generated": boolean,
+		"source": str, "has_secret": boolean, "circuit": ref("Circuit"), "secret_generated": boolean, "created_at": ts,
 		"secret": typ("string", "Shown in the creation answer only"),
 	})
 	record := obj([]string{"id", "event_id", "destination", "status", "attempts", "updated_at"}, map[string]any{
