@@ -135,7 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 
 	p, clean := cleanPath(r.URL.Path)
-	rt := h.route(r, p, clean)
+	rt, allowed, owner := h.resolve(r, p, clean)
 	if rt == nil || !rt.Public {
 		// Authentication comes before routing: without a token, an unknown
 		// route answers 401 like a known one.
@@ -156,9 +156,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt == nil {
-		if allowed := h.allowed(r, p, clean); len(allowed) > 0 {
+		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+h.patternOf(r, p, allowed[0]))
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+owner)
 			return
 		}
 		writeError(w, http.StatusNotFound, "no such API route: "+p)
@@ -176,10 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	if p != r.URL.Path {
-		r = withPath(r, p)
-	}
-	h.mux.ServeHTTP(w, r)
+	// The mux serves the path it was probed with: cleaned, and matched
+	// decoded (RawPath dropped), as route found it.
+	h.mux.ServeHTTP(w, withPath(r, p))
 }
 
 // authenticate checks the bearer token; when it gives no access, it also
@@ -237,7 +236,8 @@ type handlerFunc func(h *Handler, w http.ResponseWriter, r *http.Request, params
 // Route is one method and path of the API: the one table that both the
 // router (a net/http ServeMux) and the OpenAPI document are made from.
 type Route struct {
-	// Method is the HTTP method (GET also answers nothing else: no HEAD).
+	// Method is the HTTP method. Only it is served: a GET route does not
+	// answer HEAD, as ServeMux alone would.
 	Method string
 	// Pattern is the path, in ServeMux syntax relative to the API prefix:
 	// "{id}" is one segment, a final "{name...}" the rest of the path.
@@ -366,28 +366,17 @@ func (h *Handler) newMux() *http.ServeMux {
 	return mux
 }
 
-// route returns the route of r with path p, nil when none matches its
-// method: ServeMux's own 404 and 405 are plain text, and its redirects
-// (e.g. /topics to /topics/) are no answer of this API, so ServeHTTP
-// answers those itself. A path that is not clean matches nothing.
-func (h *Handler) route(r *http.Request, p string, clean bool) *Route {
-	rt, _ := h.resolve(r, p, clean)
-	return rt
-}
-
-// allowed returns the methods the path p is served with, sorted.
-func (h *Handler) allowed(r *http.Request, p string, clean bool) []string {
-	_, methods := h.resolve(r, p, clean)
-	return methods
-}
-
-// resolve finds the route of r (nil for none) and the methods its path is
-// served with. A path belongs to its most specific pattern whatever the
-// method, as in a route table: GET /deliveries/retry is a 405 of the POST
-// route, not a GET of /deliveries/{id} with the id "retry".
-func (h *Handler) resolve(r *http.Request, p string, clean bool) (*Route, []string) {
+// resolve finds the route of r with path p (nil for none), the methods the
+// path is served with (sorted) and its pattern. ServeMux's own 404 and 405
+// are plain text, and its redirects (e.g. /topics to /topics/) are no
+// answer of this API: ServeHTTP answers those itself, from what resolve
+// found. A path that is not clean matches nothing. A path belongs to its
+// most specific pattern whatever the method, as in a route table: GET
+// /deliveries/retry is a 405 of the POST route, not a GET of
+// /deliveries/{id} with the id "retry".
+func (h *Handler) resolve(r *http.Request, p string, clean bool) (rt *Route, methods []string, pattern string) {
 	if !clean {
-		return nil, nil
+		return nil, nil, ""
 	}
 	byMethod := make(map[string]*routeHandler, len(routeMethods))
 	var owner *routeHandler
@@ -396,7 +385,7 @@ func (h *Handler) resolve(r *http.Request, p string, clean bool) (*Route, []stri
 		probe.Method = m
 		hd, _ := h.mux.Handler(probe)
 		rh, ok := hd.(*routeHandler)
-		if !ok || rh.rt.Method != m { // ServeMux serves HEAD with GET: the API does not
+		if !ok || rh.rt.Method != m { // a redirect, or no route for m
 			continue
 		}
 		byMethod[m] = rh
@@ -404,26 +393,18 @@ func (h *Handler) resolve(r *http.Request, p string, clean bool) (*Route, []stri
 			owner = rh
 		}
 	}
-	var methods []string
+	if owner == nil {
+		return nil, nil, ""
+	}
 	for _, m := range routeMethods {
 		if rh := byMethod[m]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
 			methods = append(methods, m)
 		}
 	}
 	if rh := byMethod[r.Method]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
-		return rh.rt, methods
+		rt = rh.rt
 	}
-	return nil, methods
-}
-
-// patternOf names the route pattern of path p served with method m.
-func (h *Handler) patternOf(r *http.Request, p, m string) string {
-	probe := withPath(r, p)
-	probe.Method = m
-	if rt := h.route(probe, p, true); rt != nil {
-		return rt.Pattern
-	}
-	return p
+	return rt, methods, owner.rt.Pattern
 }
 
 // withPath is a shallow copy of r with the URL path p.
