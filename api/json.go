@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
 )
@@ -164,6 +165,10 @@ func errorAnswer(ctx context.Context, err error) (int, errorBody) {
 	case errors.Is(err, delivery.ErrBadCursor):
 		return http.StatusBadRequest, msg("after: %v", err)
 	case errors.Is(err, delivery.ErrBadBulkQuery):
+		return http.StatusUnprocessableEntity, errorBody{Error: err.Error()}
+	case filters.AsLimit(err) != nil:
+		// A filter, predicate or envelope went over an evaluation bound on
+		// this payload: the error names the bound.
 		return http.StatusUnprocessableEntity, errorBody{Error: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, msg("the state engine did not answer in time; retry")

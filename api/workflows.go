@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -364,8 +365,8 @@ func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []strin
 	hook.Header.Del("Authorization")
 	d := ingress.Decide(hook, cw, ingress.Check{Now: time.Now(), DryRun: true})
 	if d.Outcome == ingress.OutcomeOverBound {
-		// As the ingress: a 422 naming the bound.
-		return apiError(http.StatusUnprocessableEntity, "filter went over its evaluation bound on this payload: %v", d.FilterErr)
+		// As the ingress: a 422 naming the bound (see errorAnswer).
+		return fmt.Errorf("filter went over its evaluation bound on this payload: %w", d.FilterErr)
 	}
 	res := testResult{
 		Valid: true, Errors: []schema.Error{}, Targets: []string{}, FilterMatched: d.FilterMatched,
