@@ -324,10 +324,11 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	}
 	d := Decide(r, w, Check{Now: in.now()})
 	res.Body = d.Body
-	if d.FilterErr != nil && filters.AsLimit(d.FilterErr) != nil {
+	switch le := filters.AsLimit(d.FilterErr); {
+	case le != nil:
 		in.logger().Warn("filter went over an evaluation bound: request refused",
-			zap.String("workflow", w.Def.ID), zap.String("bound", filters.AsLimit(d.FilterErr).Limit), zap.Error(d.FilterErr))
-	} else if d.FilterErr != nil {
+			zap.String("workflow", w.Def.ID), zap.String("bound", le.Limit), zap.Error(d.FilterErr))
+	case d.FilterErr != nil:
 		in.logger().Warn("filter failed at run time: request not forwarded",
 			zap.String("workflow", w.Def.ID), zap.Error(d.FilterErr))
 	}
