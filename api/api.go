@@ -22,6 +22,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +83,8 @@ type Handler struct {
 	full        [][32]byte // SHA-256 of the full-access tokens
 	publish     [][32]byte // SHA-256 of the publish-only tokens
 	jwt         *jwtauth.Validator
-	routes      []route
+	mux         *http.ServeMux
+	openapi     []byte // the OpenAPI document, built once
 	console     *console.Handler
 }
 
@@ -115,7 +117,8 @@ func New(reg *registry.Registry, pipe *delivery.Pipeline, opts Options) (*Handle
 		}
 		h.publish = append(h.publish, sha256.Sum256([]byte(t)))
 	}
-	h.routes = h.routeTable()
+	h.mux = h.newMux()
+	h.openapi = openAPIDocument()
 	h.console = console.New()
 	return h, nil
 }
@@ -141,35 +144,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 
-	acc, status, msg := h.authenticate(r)
-	if acc == accessNone {
-		switch status {
-		case http.StatusForbidden:
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
-		default:
-			w.Header().Set("WWW-Authenticate", "Bearer")
+	p, clean := cleanPath(r.URL.Path)
+	rt, allowed, owner := h.resolve(r, p, clean)
+	if rt == nil || !rt.Public {
+		// Authentication comes before routing: without a token, an unknown
+		// route answers 401 like a known one.
+		acc, status, msg := h.authenticate(r)
+		if acc == accessNone {
+			switch status {
+			case http.StatusForbidden:
+				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+			default:
+				w.Header().Set("WWW-Authenticate", "Bearer")
+			}
+			writeError(w, status, msg)
+			return
 		}
-		writeError(w, status, msg)
-		return
+		if acc == accessPublish && (rt == nil || rt.key() != publishRoute) {
+			writeError(w, http.StatusForbidden, "this token may only publish events (POST /events)")
+			return
+		}
 	}
-	path := cleanPath(r.URL.Path)
-	if acc == accessPublish && (r.Method != http.MethodPost || path != "/events") {
-		writeError(w, http.StatusForbidden, "this token may only publish events (POST /events)")
-		return
-	}
-	rt, params := h.match(path)
 	if rt == nil {
-		writeError(w, http.StatusNotFound, "no such API route: "+path)
-		return
-	}
-	ep, ok := rt.methods[r.Method]
-	if !ok {
-		w.Header().Set("Allow", strings.Join(rt.allowed(), ", "))
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+rt.pattern)
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+owner)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such API route: "+p)
 		return
 	}
 	limit := int64(MaxBody)
-	if ep.large {
+	if rt.Large {
 		limit = MaxResourceBody
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -180,9 +186,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	if err := ep.fn(w, r, params); err != nil {
-		h.fail(w, r, rt.pattern, err)
-	}
+	// The mux serves the path it was probed with: cleaned, and matched
+	// decoded (RawPath dropped), as route found it.
+	h.mux.ServeHTTP(w, withPath(r, p))
 }
 
 // authenticate checks the bearer token; when it gives no access, it also
@@ -234,132 +240,203 @@ func (h *Handler) authenticate(r *http.Request) (access, int, string) {
 // --- routing ---
 
 // handlerFunc serves one route and method; params are the path wildcards in
-// order. A returned error is turned into a JSON error answer.
-type handlerFunc func(w http.ResponseWriter, r *http.Request, params []string) error
+// the order of the pattern. A returned error is answered by Handler.fail.
+type handlerFunc func(h *Handler, w http.ResponseWriter, r *http.Request, params []string) error
 
-// endpoint is a route's handler for one method.
-type endpoint struct {
-	fn handlerFunc
-	// large allows MaxResourceBody instead of MaxBody.
-	large bool
+// Route is one method and path of the API: the one table that both the
+// router (a net/http ServeMux) and the OpenAPI document are made from.
+type Route struct {
+	// Method is the HTTP method. Only it is served: a GET route does not
+	// answer HEAD, as ServeMux alone would.
+	Method string
+	// Pattern is the path, in ServeMux syntax relative to the API prefix:
+	// "{id}" is one segment, a final "{name...}" the rest of the path.
+	Pattern string
+	// Summary is the one-line description shown in the OpenAPI document.
+	Summary string
+	// Large allows a body of MaxResourceBody instead of MaxBody.
+	Large bool
+	// Public routes are answered without a token (static, secret-free
+	// documents only).
+	Public bool
+	// Doc describes the route's query, bodies and answers for the OpenAPI
+	// document.
+	Doc routeDoc
+	// handle serves the route.
+	handle handlerFunc
 }
 
-// route is a path pattern: literal segments, "{}" for one segment, and a
-// final "{...}" for the rest of the path.
-type route struct {
-	pattern string
-	segs    []string
-	methods map[string]endpoint
-}
+// key is the route's ServeMux pattern, "METHOD /path".
+func (rt *Route) key() string { return rt.Method + " " + rt.Pattern }
 
-func (rt *route) allowed() []string {
-	var m []string
-	for k := range rt.methods {
-		m = append(m, k)
-	}
-	slices.Sort(m)
-	return m
-}
-
-func newRoute(pattern string, methods map[string]endpoint) route {
-	var segs []string
-	for s := range strings.SplitSeq(strings.Trim(pattern, "/"), "/") {
-		switch {
-		case strings.HasSuffix(s, "...}"):
-			segs = append(segs, "{...}")
-		case strings.HasPrefix(s, "{"):
-			segs = append(segs, "{}")
-		default:
-			segs = append(segs, s)
+// wildcards returns the names of the pattern's wildcards, in order.
+func (rt *Route) wildcards() []string {
+	var names []string
+	for seg := range strings.SplitSeq(rt.Pattern, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			names = append(names, strings.TrimSuffix(strings.Trim(seg, "{}"), "..."))
 		}
 	}
-	return route{pattern: pattern, segs: segs, methods: methods}
+	return names
 }
 
-func (h *Handler) routeTable() []route {
-	small := func(fn handlerFunc) endpoint { return endpoint{fn: fn} }
-	large := func(fn handlerFunc) endpoint { return endpoint{fn: fn, large: true} }
-	return []route{
-		newRoute("/workflows", map[string]endpoint{
-			http.MethodGet: small(h.listWorkflows), http.MethodPost: large(h.createWorkflow)}),
-		newRoute("/workflows/{id}", map[string]endpoint{
-			http.MethodGet: small(h.getWorkflow), http.MethodPatch: large(h.patchWorkflow),
-			http.MethodDelete: small(h.deleteWorkflow)}),
-		newRoute("/workflows/{id}/regenerate", map[string]endpoint{http.MethodPost: small(h.regenerateWorkflow)}),
-		newRoute("/workflows/{id}/test", map[string]endpoint{http.MethodPost: large(h.testWorkflow)}),
-		newRoute("/workflows/{id}/schema", map[string]endpoint{http.MethodGet: small(h.workflowSchema)}),
-		newRoute("/topics", map[string]endpoint{http.MethodGet: small(h.listTopics)}),
-		newRoute("/topics/{name...}", map[string]endpoint{
-			http.MethodGet: small(h.getTopic), http.MethodPut: large(h.putTopic),
-			http.MethodDelete: small(h.deleteTopic)}),
-		newRoute("/subscriptions", map[string]endpoint{
-			http.MethodGet: small(h.listSubscriptions), http.MethodPost: small(h.createSubscription)}),
-		newRoute("/subscriptions/{id}", map[string]endpoint{
-			http.MethodGet: small(h.getSubscription), http.MethodPatch: small(h.patchSubscription),
-			http.MethodDelete: small(h.deleteSubscription)}),
-		newRoute("/subscriptions/{id}/rotate-secret", map[string]endpoint{http.MethodPost: small(h.rotateSecret)}),
-		newRoute("/subscriptions/{id}/test", map[string]endpoint{http.MethodPost: small(h.testSubscription)}),
-		newRoute("/subscriptions/{id}/test-predicates", map[string]endpoint{http.MethodPost: small(h.testPredicates)}),
-		newRoute("/events", map[string]endpoint{http.MethodPost: small(h.publishEvent)}),
-		newRoute("/events/{id}", map[string]endpoint{http.MethodGet: small(h.getEvent)}),
-		newRoute("/deliveries", map[string]endpoint{http.MethodGet: small(h.listDeliveriesIn)}),
-		newRoute("/activity", map[string]endpoint{http.MethodGet: small(h.deliveryActivity)}),
-		newRoute("/deliveries/retry", map[string]endpoint{http.MethodPost: small(h.retryDeliveries)}),
-		newRoute("/deliveries/{id}", map[string]endpoint{http.MethodGet: small(h.getDelivery)}),
-		newRoute("/deliveries/{id}/retry", map[string]endpoint{http.MethodPost: small(h.retryDelivery)}),
+// publishRoute is the only route of a publish-only token.
+const publishRoute = "POST /events"
+
+// routeMethods are the methods the table uses, in Allow order.
+var routeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// Routes returns the API's routes, in the order of the documentation.
+func Routes() []Route { return slices.Clone(routes) }
+
+// routes is the route table. Add a route here (and its schemas in
+// openapi.go): the router, the OpenAPI document and its tests follow.
+var routes = []Route{
+	{Method: "GET", Pattern: "/openapi.json", Summary: "This OpenAPI document (no token needed)", Public: true,
+		handle: (*Handler).openAPI, Doc: docOpenAPI},
+	{Method: "GET", Pattern: "/workflows", Summary: "List workflows (broken stored ones included)",
+		handle: (*Handler).listWorkflows, Doc: docListWorkflows},
+	{Method: "POST", Pattern: "/workflows", Summary: "Create a workflow; the answer shows its key once", Large: true,
+		handle: (*Handler).createWorkflow, Doc: docCreateWorkflow},
+	{Method: "GET", Pattern: "/workflows/{id}", Summary: "Get a workflow",
+		handle: (*Handler).getWorkflow, Doc: docGetWorkflow},
+	{Method: "PATCH", Pattern: "/workflows/{id}", Summary: "Change a workflow (JSON merge patch)", Large: true,
+		handle: (*Handler).patchWorkflow, Doc: docPatchWorkflow},
+	{Method: "DELETE", Pattern: "/workflows/{id}", Summary: "Delete a workflow",
+		handle: (*Handler).deleteWorkflow, Doc: docDelete},
+	{Method: "POST", Pattern: "/workflows/{id}/regenerate", Summary: "Issue a new key, shown once",
+		handle: (*Handler).regenerateWorkflow, Doc: docRegenerate},
+	{Method: "POST", Pattern: "/workflows/{id}/test", Summary: "Dry run: what the ingress would decide for this request", Large: true,
+		handle: (*Handler).testWorkflow, Doc: docTestWorkflow},
+	{Method: "GET", Pattern: "/workflows/{id}/schema", Summary: "The workflow's effective JSON Schema",
+		handle: (*Handler).workflowSchema, Doc: docWorkflowSchema},
+	{Method: "GET", Pattern: "/topics", Summary: "List topics",
+		handle: (*Handler).listTopics, Doc: docListTopics},
+	{Method: "GET", Pattern: "/topics/{name...}", Summary: "Get a topic",
+		handle: (*Handler).getTopic, Doc: docGetTopic},
+	{Method: "PUT", Pattern: "/topics/{name...}", Summary: "Create or replace a topic", Large: true,
+		handle: (*Handler).putTopic, Doc: docPutTopic},
+	{Method: "DELETE", Pattern: "/topics/{name...}", Summary: "Delete a topic",
+		handle: (*Handler).deleteTopic, Doc: docDelete},
+	{Method: "GET", Pattern: "/subscriptions", Summary: "List subscriptions (broken stored ones included)",
+		handle: (*Handler).listSubscriptions, Doc: docListSubscriptions},
+	{Method: "POST", Pattern: "/subscriptions", Summary: "Create a subscription; the answer shows its secret once",
+		handle: (*Handler).createSubscription, Doc: docCreateSubscription},
+	{Method: "GET", Pattern: "/subscriptions/{id}", Summary: "Get a subscription",
+		handle: (*Handler).getSubscription, Doc: docGetSubscription},
+	{Method: "PATCH", Pattern: "/subscriptions/{id}", Summary: "Change a subscription (JSON merge patch)",
+		handle: (*Handler).patchSubscription, Doc: docPatchSubscription},
+	{Method: "DELETE", Pattern: "/subscriptions/{id}", Summary: "Delete a subscription",
+		handle: (*Handler).deleteSubscription, Doc: docDelete},
+	{Method: "POST", Pattern: "/subscriptions/{id}/rotate-secret", Summary: "Rotate the signing secret, shown once",
+		handle: (*Handler).rotateSecret, Doc: docRotateSecret},
+	{Method: "POST", Pattern: "/subscriptions/{id}/test", Summary: "Send one test delivery at once, recording nothing",
+		handle: (*Handler).testSubscription, Doc: docTestSubscription},
+	{Method: "POST", Pattern: "/subscriptions/{id}/test-predicates", Summary: "How the topics and predicates judge an event",
+		handle: (*Handler).testPredicates, Doc: docTestPredicates},
+	{Method: "POST", Pattern: "/events", Summary: "Publish an event (publish-only tokens may call this alone)",
+		handle: (*Handler).publishEvent, Doc: docPublishEvent},
+	{Method: "GET", Pattern: "/events/{id}", Summary: "Get an event and its deliveries",
+		handle: (*Handler).getEvent, Doc: docGetEvent},
+	{Method: "GET", Pattern: "/deliveries", Summary: "List delivery records, a page at a time",
+		handle: (*Handler).listDeliveriesIn, Doc: docListDeliveries},
+	{Method: "GET", Pattern: "/activity", Summary: "Attempts and failed attempts per minute over the last hour",
+		handle: (*Handler).deliveryActivity, Doc: docActivity},
+	{Method: "POST", Pattern: "/deliveries/retry", Summary: "Queue finished deliveries again, in bulk",
+		handle: (*Handler).retryDeliveries, Doc: docBulkRetry},
+	{Method: "GET", Pattern: "/deliveries/{id}", Summary: "Get a delivery record",
+		handle: (*Handler).getDelivery, Doc: docGetDelivery},
+	{Method: "POST", Pattern: "/deliveries/{id}/retry", Summary: "Queue a finished delivery again",
+		handle: (*Handler).retryDelivery, Doc: docRetryDelivery},
+}
+
+// routeHandler serves one route of the table on the ServeMux.
+type routeHandler struct {
+	h     *Handler
+	rt    *Route
+	names []string // the wildcards of the pattern, in order
+}
+
+func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	params := make([]string, len(rh.names))
+	for i, n := range rh.names {
+		params[i] = r.PathValue(n)
+	}
+	if err := rh.rt.handle(rh.h, w, r, params); err != nil {
+		rh.h.fail(w, r, rh.rt.Pattern, err)
 	}
 }
 
-// cleanPath makes the path absolute and drops one trailing slash.
-func cleanPath(p string) string {
+// newMux registers every route of the table on a ServeMux, with its
+// "METHOD /path" pattern.
+func (h *Handler) newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for i := range routes {
+		rt := &routes[i]
+		mux.Handle(rt.key(), &routeHandler{h: h, rt: rt, names: rt.wildcards()})
+	}
+	return mux
+}
+
+// resolve finds the route of r with path p (nil for none), the methods the
+// path is served with (sorted) and its pattern. ServeMux's own 404 and 405
+// are plain text, and its redirects (e.g. /topics to /topics/) are no
+// answer of this API: ServeHTTP answers those itself, from what resolve
+// found. A path that is not clean matches nothing. A path belongs to its
+// most specific pattern whatever the method, as in a route table: GET
+// /deliveries/retry is a 405 of the POST route, not a GET of
+// /deliveries/{id} with the id "retry".
+func (h *Handler) resolve(r *http.Request, p string, clean bool) (rt *Route, methods []string, pattern string) {
+	if !clean {
+		return nil, nil, ""
+	}
+	byMethod := make(map[string]*routeHandler, len(routeMethods))
+	var owner *routeHandler
+	for _, m := range routeMethods {
+		probe := withPath(r, p)
+		probe.Method = m
+		hd, _ := h.mux.Handler(probe)
+		rh, ok := hd.(*routeHandler)
+		if !ok || rh.rt.Method != m { // a redirect, or no route for m
+			continue
+		}
+		byMethod[m] = rh
+		if owner == nil || len(rh.names) < len(owner.names) {
+			owner = rh
+		}
+	}
+	if owner == nil {
+		return nil, nil, ""
+	}
+	for _, m := range routeMethods {
+		if rh := byMethod[m]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
+			methods = append(methods, m)
+		}
+	}
+	if rh := byMethod[r.Method]; rh != nil && rh.rt.Pattern == owner.rt.Pattern {
+		rt = rh.rt
+	}
+	return rt, methods, owner.rt.Pattern
+}
+
+// withPath is a shallow copy of r with the URL path p.
+func withPath(r *http.Request, p string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = p, ""
+	r2.URL = &u
+	return r2
+}
+
+// cleanPath makes the path absolute and drops one trailing slash; clean is
+// false for a path with empty, "." or ".." segments, which no route serves.
+func cleanPath(p string) (string, bool) {
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
 	}
 	if len(p) > 1 {
 		p = strings.TrimSuffix(p, "/")
 	}
-	return p
-}
-
-// match finds the route of path and its wildcard values.
-func (h *Handler) match(path string) (*route, []string) {
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	for i := range h.routes {
-		rt := &h.routes[i]
-		if params, ok := matchSegs(rt.segs, segs); ok {
-			return rt, params
-		}
-	}
-	return nil, nil
-}
-
-func matchSegs(pattern, segs []string) ([]string, bool) {
-	var params []string
-	for i, p := range pattern {
-		if p == "{...}" {
-			rest := strings.Join(segs[min(i, len(segs)):], "/")
-			if i >= len(segs) || rest == "" {
-				return nil, false
-			}
-			return append(params, rest), true
-		}
-		if i >= len(segs) {
-			return nil, false
-		}
-		switch p {
-		case "{}":
-			if segs[i] == "" {
-				return nil, false
-			}
-			params = append(params, segs[i])
-		default:
-			if segs[i] != p {
-				return nil, false
-			}
-		}
-	}
-	if len(segs) != len(pattern) {
-		return nil, false
-	}
-	return params, true
+	return p, path.Clean(p) == p
 }

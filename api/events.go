@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -76,11 +75,8 @@ type eventView struct {
 func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, p []string) error {
 	id := p[0]
 	ev, err := h.pipe.Event(r.Context(), id)
-	if errors.Is(err, delivery.ErrNotFound) {
-		return notFound("event %q not found", id)
-	}
 	if err != nil {
-		return err
+		return wrapResource("event", id, err)
 	}
 	data := ev.Data
 	if len(data) == 0 || !json.Valid(data) {
@@ -128,9 +124,6 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []str
 		query.Limit = n
 	}
 	recs, next, err := h.pipe.Deliveries(r.Context(), query)
-	if errors.Is(err, delivery.ErrBadCursor) {
-		return badRequest("after: %v", err)
-	}
 	if err != nil {
 		return err
 	}
@@ -145,11 +138,8 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []str
 // getDelivery serves GET /deliveries/{id}.
 func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, p []string) error {
 	rec, err := h.pipe.Record(r.Context(), p[0])
-	if errors.Is(err, delivery.ErrNotFound) {
-		return notFound("delivery %q not found", p[0])
-	}
 	if err != nil {
-		return err
+		return wrapResource("delivery", p[0], err)
 	}
 	writeJSON(w, http.StatusOK, rec)
 	return nil
@@ -160,15 +150,8 @@ func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, p []string
 func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request, p []string) error {
 	id := p[0]
 	rec, err := h.pipe.Retry(r.Context(), id)
-	switch {
-	case errors.Is(err, delivery.ErrNotReplayable):
-		return apiError(http.StatusConflict, "delivery %q is still pending: it can be retried once it has succeeded or failed", id)
-	case err == delivery.ErrNotFound: //nolint:errorlint // the bare sentinel: no such record
-		return notFound("delivery %q not found", id)
-	case errors.Is(err, delivery.ErrNotFound):
-		return notFound("delivery %q cannot be retried: %v", id, err)
-	case err != nil:
-		return err
+	if err != nil {
+		return &resourceError{kind: "delivery", id: id, verb: "retried", err: err}
 	}
 	writeJSON(w, http.StatusAccepted, rec)
 	return nil

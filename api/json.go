@@ -9,10 +9,12 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/filters"
 	"github.com/hookgate/hookgate/registry"
 	"github.com/hookgate/hookgate/schema"
 )
@@ -70,44 +72,111 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
-// fail answers err: statuses for the API's own errors and the registry's and
-// pipeline's sentinel errors; anything else is logged and answered 500 with
-// a generic message.
+// fail answers err with errorAnswer's status and body, logging what the
+// client cannot act on (timeouts, internal errors: those answer a generic
+// message).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, route string, err error) {
+	status, body := errorAnswer(r.Context(), err)
+	switch {
+	case status == http.StatusInternalServerError:
+		h.log.Error("management API request failed",
+			zap.String("method", r.Method), zap.String("route", route), zap.Error(err))
+	case status == http.StatusServiceUnavailable && errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn("management API request timed out",
+			zap.String("method", r.Method), zap.String("route", route), zap.Error(err))
+	}
+	writeJSON(w, status, body)
+}
+
+// resourceError is an error of the registry or the pipeline about one
+// resource; errorAnswer names the resource in the answer.
+type resourceError struct {
+	kind, id string
+	// verb, when set, is what was done: a wrapped not-found error is then
+	// answered "… cannot be {verb}: {cause}".
+	verb string
+	err  error
+}
+
+func (e *resourceError) Error() string {
+	return e.kind + " " + strconv.Quote(e.id) + ": " + e.err.Error()
+}
+func (e *resourceError) Unwrap() error { return e.err }
+
+// wrapResource names the resource of a registry or pipeline error (nil
+// stays nil).
+func wrapResource(kind, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &resourceError{kind: kind, id: id, err: err}
+}
+
+// errorAnswer is the one mapping of errors to HTTP statuses and JSON
+// bodies in the API: its own errors (httpError: bad JSON, validation and
+// field errors), body limits (413), the registry's and the pipeline's
+// sentinel errors (named after their resource when wrapped by
+// wrapResource), and timeouts. Anything else is a 500 with a generic
+// message.
+func errorAnswer(ctx context.Context, err error) (int, errorBody) {
 	var he *httpError
 	var mbe *http.MaxBytesError
 	var ie *registry.InvalidError
+	var re *resourceError
+	msg := func(format string, args ...any) errorBody { return errorBody{Error: fmt.Sprintf(format, args...)} }
 	switch {
 	case errors.As(err, &he):
-		writeJSON(w, he.status, he.body)
+		return he.status, he.body
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
+		return http.StatusRequestEntityTooLarge, msg("request body is larger than %d bytes", mbe.Limit)
+	}
+	if errors.As(err, &re) && !errors.As(err, &ie) {
+		err = re.err
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return http.StatusNotFound, msg("%s %q not found", re.kind, re.id)
+		case err == registry.ErrReadOnly: //nolint:errorlint // the bare sentinel
+			return http.StatusConflict, msg("%s %q is declared in the Caddyfile and is read-only through the API", re.kind, re.id)
+		case errors.Is(err, delivery.ErrNotReplayable):
+			return http.StatusConflict, msg("%s %q is still pending: it can be retried once it has succeeded or failed", re.kind, re.id)
+		case errors.Is(err, delivery.ErrNotFound) && (re.verb == "" || err == delivery.ErrNotFound): //nolint:errorlint // the bare sentinel: no such record
+			return http.StatusNotFound, msg("%s %q not found", re.kind, re.id)
+		case errors.Is(err, delivery.ErrNotFound):
+			return http.StatusNotFound, msg("%s %q cannot be %s: %v", re.kind, re.id, re.verb, err)
+		}
+	} else if re != nil {
+		err = re.err
+	}
+	switch {
 	case errors.Is(err, registry.ErrReadOnly):
-		writeError(w, http.StatusConflict, readOnlyMessage(err))
+		return http.StatusConflict, errorBody{Error: readOnlyMessage(err)}
 	case errors.Is(err, registry.ErrConflict):
 		body := errorBody{Error: err.Error()}
 		if errors.As(err, &ie) {
 			body.Field = ie.Field
 		}
-		writeJSON(w, http.StatusConflict, body)
+		return http.StatusConflict, body
 	case errors.As(err, &ie):
-		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: ie.Error(), Field: ie.Field})
+		return http.StatusUnprocessableEntity, errorBody{Error: ie.Error(), Field: ie.Field}
 	case errors.Is(err, registry.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		return http.StatusNotFound, errorBody{Error: err.Error()}
 	case errors.Is(err, delivery.ErrNotReplayable):
-		writeError(w, http.StatusConflict, err.Error())
+		return http.StatusConflict, errorBody{Error: err.Error()}
+	case errors.Is(err, delivery.ErrBadCursor):
+		return http.StatusBadRequest, msg("after: %v", err)
+	case errors.Is(err, delivery.ErrBadBulkQuery):
+		return http.StatusUnprocessableEntity, errorBody{Error: err.Error()}
+	case filters.AsLimit(err) != nil:
+		// A filter, predicate or envelope went over an evaluation bound on
+		// this payload: the error names the bound.
+		return http.StatusUnprocessableEntity, errorBody{Error: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
-		h.log.Warn("management API request timed out",
-			zap.String("method", r.Method), zap.String("route", route), zap.Error(err))
-		writeError(w, http.StatusServiceUnavailable, "the state engine did not answer in time; retry")
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return http.StatusServiceUnavailable, msg("the state engine did not answer in time; retry")
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away; nobody reads the answer.
-		writeError(w, http.StatusServiceUnavailable, "request cancelled")
-	default:
-		h.log.Error("management API request failed",
-			zap.String("method", r.Method), zap.String("route", route), zap.Error(err))
-		writeError(w, http.StatusInternalServerError, "internal error")
+		return http.StatusServiceUnavailable, msg("request cancelled")
 	}
+	return http.StatusInternalServerError, msg("internal error")
 }
 
 // readOnlyMessage says that a resource is declared in the Caddyfile.

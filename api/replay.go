@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -46,9 +45,6 @@ func (h *Handler) retryDeliveries(w http.ResponseWriter, r *http.Request, _ []st
 		q.Until = *req.Until
 	}
 	res, err := h.pipe.BulkRetry(r.Context(), q)
-	if errors.Is(err, delivery.ErrBadBulkQuery) {
-		return apiError(http.StatusUnprocessableEntity, "%v", err)
-	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -281,10 +282,10 @@ func (h *Handler) testSubscription(w http.ResponseWriter, r *http.Request, p []s
 	} else {
 		res = h.pipe.Sender().Attempt(r.Context(), cs.Dest, ev)
 	}
-	if le := filters.AsLimit(res.Err); le != nil {
+	if filters.AsLimit(res.Err) != nil {
 		// The envelope is too costly for this data: a real delivery would
-		// fail the same way.
-		return apiError(http.StatusUnprocessableEntity, "%v", res.Err)
+		// fail the same way (422, see errorAnswer).
+		return res.Err
 	}
 	out := testDeliveryResult{
 		EventID: req.ID, Status: res.StatusCode, Headers: map[string]string{}, Body: string(res.Body),
@@ -420,7 +421,7 @@ func (h *Handler) testPredicates(w http.ResponseWriter, r *http.Request, p []str
 		err   error
 	}{{"include", m.IncludeErr}, {"exclude", m.ExcludeErr}} {
 		if filters.AsLimit(e.err) != nil {
-			return apiError(http.StatusUnprocessableEntity, "%s%v", e.field, e.err)
+			return fmt.Errorf("%s%w", e.field, e.err) // 422, see errorAnswer
 		}
 	}
 	res := predicatesResult{

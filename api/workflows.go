@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/filters"
@@ -322,11 +323,24 @@ func setValidatorHeaders(h http.Header, c *schema.Contract) {
 
 // Outcomes of a workflow dry run: what the ingress would do.
 const (
-	outcomeInvalid     = "invalid"     // 422
+	outcomeInvalid     = "invalid"     // refused: method, size, signature, content type, decoding or contract
 	outcomeFiltered    = "filtered"    // 202 filtered
 	outcomeAccepted    = "accepted"    // 202, forwarded to the targets
 	outcomePassthrough = "passthrough" // passed to the next Caddy handler
+	outcomeHandshake   = "handshake"   // a provider's handshake, answered by the ingress
 )
+
+// Signature verdicts of a dry run (ingress.Signature*).
+const (
+	sigNone     = ingress.SignatureNone
+	sigVerified = ingress.SignatureVerified
+	sigFailed   = ingress.SignatureFailed
+	sigSkipped  = ingress.SignatureSkipped
+)
+
+// dryRunMethodHeader sets the method of the webhook a dry run simulates
+// (default POST).
+const dryRunMethodHeader = "X-Hookgate-Method"
 
 // testResult is the answer of a workflow dry run.
 type testResult struct {
@@ -336,118 +350,86 @@ type testResult struct {
 	FilterError   string         `json:"filter_error,omitempty"`
 	Targets       []string       `json:"targets"`
 	Outcome       string         `json:"outcome"`
+	// Status is what the ingress would answer (0: passed to the next
+	// handler); Reason is its outcome as counted in metrics.
+	Status int    `json:"status"`
+	Reason string `json:"reason"`
+	// Signature is the signature check's verdict: none, verified, failed,
+	// or skipped when the request did not send the provider's headers.
+	Signature      string `json:"signature"`
+	SignatureError string `json:"signature_error,omitempty"`
 	// Validator is the contract's request-path validator, "fast" or
 	// "engine" ("" without a contract); FallbackReason says why "engine".
 	Validator      string `json:"validator,omitempty"`
 	FallbackReason string `json:"fallback_reason,omitempty"`
 }
 
-// testWorkflow serves POST /workflows/{id}/test: a dry run of the body as a
-// webhook, with the headers (but Authorization, which carries the API token)
-// and query of the test request. Nothing is written.
+// testWorkflow serves POST /workflows/{id}/test: a dry run of the request
+// as a webhook of the workflow, decided by ingress.Decide as on the request
+// path: its body, content type, headers (but Authorization, which carries
+// the API token) and query; the method is X-Hookgate-Method (default POST).
+// A signature check is skipped when the request sends none of the
+// provider's headers (ingress.Check.DryRun). Nothing is written.
 func (h *Handler) testWorkflow(w http.ResponseWriter, r *http.Request, p []string) error {
 	cw, err := h.workflow(p[0])
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
+	hook := r.Clone(r.Context())
+	hook.Method = http.MethodPost
+	if m := r.Header.Get(dryRunMethodHeader); m != "" {
+		hook.Method = strings.ToUpper(m)
 	}
-	res := testResult{Valid: true, Errors: []schema.Error{}, Targets: []string{}}
-	invalid := func(msg string) {
-		res.Valid = false
-		res.Errors = append(res.Errors, schema.Error{Path: "", Message: msg})
+	hook.Header.Del(dryRunMethodHeader)
+	hook.Header.Del("Authorization")
+	d := ingress.Decide(hook, cw, ingress.Check{Now: time.Now(), DryRun: true})
+	if d.Outcome == ingress.OutcomeOverBound {
+		// As the ingress: a 422 naming the bound (see errorAnswer).
+		return fmt.Errorf("filter went over its evaluation bound on this payload: %w", d.FilterErr)
+	}
+	res := testResult{
+		Valid: true, Errors: []schema.Error{}, Targets: []string{}, FilterMatched: d.FilterMatched,
+		Status: d.Status, Reason: d.Outcome, Signature: d.Signature,
+	}
+	if d.SignatureErr != nil {
+		res.SignatureError = d.SignatureErr.Error()
+	}
+	if d.FilterErr != nil {
+		res.FilterError = d.FilterErr.Error()
 	}
 	if cw.Contract != nil {
 		res.Validator, res.FallbackReason = cw.Contract.Validator(), cw.Contract.FallbackReason()
 	}
-	var decoded any
-	parsed := true
 	switch {
-	case int64(len(body)) > cw.MaxBody:
-		invalid(fmt.Sprintf("the body is %d bytes, over the workflow's max_body of %d", len(body), cw.MaxBody))
-		parsed = false
-	case cw.Contract == nil:
-		if len(body) > 0 {
-			invalid("the workflow has no contract (no sample or schema): the body must be empty")
-			parsed = false
-		}
+	case len(d.ContractErrors) > 0:
+		res.Valid = false
+		res.Errors = append(res.Errors, d.ContractErrors...)
+	case d.Outcome == ingress.OutcomeHandshake, d.Outcome == ingress.OutcomeFiltered, d.Passed():
 	default:
-		// As the ingress: a form body meets the contract as an object of
-		// strings.
-		if ingress.IsForm(r.Header.Get("Content-Type")) {
-			form, err := ingress.DecodeForm(body)
-			if err != nil {
-				invalid("the body is not a valid form: " + err.Error())
-				parsed = false
-				break
-			}
-			decoded = form
-		} else if err := json.Unmarshal(body, &decoded); err != nil {
-			invalid("the body is not valid JSON: " + err.Error())
-			parsed = false
-			break
+		res.Valid = false
+		msg := http.StatusText(d.Status)
+		if eb, ok := d.Response.(ingress.ErrorBody); ok {
+			msg = eb.Error
 		}
-		if errs := cw.Contract.Validate(decoded); len(errs) > 0 {
-			res.Valid = false
-			res.Errors = append(res.Errors, errs...)
-		}
-	}
-	if parsed {
-		req := &filters.Request{
-			Body: decoded, Headers: firstValues(r.Header, "Authorization"),
-			Query: map[string]string{}, Method: r.Method, Workflow: cw.Info,
-		}
-		for k, v := range r.URL.Query() {
-			req.Query[k] = v[0]
-		}
-		res.FilterMatched, err = cw.Filter.Match(req)
-		if filters.AsLimit(err) != nil {
-			// As the ingress: a 422 naming the bound.
-			return apiError(http.StatusUnprocessableEntity, "filter went over its evaluation bound on this payload: %v", err)
-		}
-		if err != nil {
-			res.FilterError = err.Error()
-		}
+		res.Errors = append(res.Errors, schema.Error{Path: "", Message: msg})
 	}
 	switch {
 	case !res.Valid:
 		res.Outcome = outcomeInvalid
+	case d.Outcome == ingress.OutcomeHandshake:
+		res.Outcome = outcomeHandshake
 	case !res.FilterMatched:
 		res.Outcome = outcomeFiltered
 	case len(cw.Targets) == 0:
-		res.Outcome = outcomePassthrough
+		res.Outcome, res.Reason = outcomePassthrough, ingress.OutcomePassed
 	default:
-		res.Outcome = outcomeAccepted
+		res.Outcome, res.Status, res.Reason = outcomeAccepted, http.StatusAccepted, ingress.OutcomeAccepted
 		for _, t := range cw.Targets {
 			res.Targets = append(res.Targets, t.URL)
 		}
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
-}
-
-// firstValues maps lower-case header names to their first value, leaving
-// out the names in skip.
-func firstValues(hdr http.Header, skip ...string) map[string]string {
-	out := make(map[string]string, len(hdr))
-	for k, v := range hdr {
-		if len(v) == 0 || containsFold(skip, k) {
-			continue
-		}
-		out[strings.ToLower(k)] = v[0]
-	}
-	return out
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // readPatch reads a JSON merge patch: a JSON object whose non-null members
@@ -493,19 +475,4 @@ func stripNulls(v any) any {
 		return out
 	}
 	return v
-}
-
-// wrapResource names the resource in registry errors: not found, read-only
-// (declared in the Caddyfile) and conflicts.
-func wrapResource(kind, id string, err error) error {
-	var ie *registry.InvalidError
-	switch {
-	case errors.As(err, &ie):
-		return err
-	case errors.Is(err, registry.ErrNotFound):
-		return notFound("%s %q not found", kind, id)
-	case err == registry.ErrReadOnly: //nolint:errorlint // the bare sentinel
-		return apiError(http.StatusConflict, "%s %q is declared in the Caddyfile and is read-only through the API", kind, id)
-	}
-	return err
 }

@@ -148,9 +148,167 @@ func (in *Ingress) now() time.Time {
 	return time.Now()
 }
 
-// Handle runs every check of the contract on r for workflow id and key,
-// writes the event when the workflow has targets, and returns the result.
-// It never writes to a ResponseWriter: the caller does.
+// Signature verdicts of a Decision.
+const (
+	// SignatureNone: the workflow verifies no signature.
+	SignatureNone = "none"
+	// SignatureVerified: the request is signed with one of the secrets.
+	SignatureVerified = "verified"
+	// SignatureFailed: the signature is missing, wrong or stale.
+	SignatureFailed = "failed"
+	// SignatureSkipped: a dry run without the provider's signature headers
+	// (see Check.DryRun): the check was not made.
+	SignatureSkipped = "skipped"
+)
+
+// Check configures Decide.
+type Check struct {
+	// Now is the time signed timestamps are checked against.
+	Now time.Time
+	// DryRun is the workflow dry run of the management API. It changes no
+	// verdict but two: a signature check that fails only because a
+	// signature header is missing is skipped (SignatureSkipped), so that a
+	// payload can be tried without signing it, while a request that sends
+	// the headers gets the real verdict; and after a contract failure the
+	// filter still runs, so its verdict is reported too (the decision
+	// stays the contract's refusal).
+	DryRun bool
+}
+
+// Decision is what the checks of a workflow's contract decided for a
+// request, before anything is written: the request path (Handle) and the
+// management API's dry run both decide with Decide.
+type Decision struct {
+	// Status and Outcome are the refusal (or handshake, or filtered
+	// answer); Status 0 and Outcome "" mean the request passed every check
+	// and is to be accepted or passed on.
+	Status  int
+	Outcome string
+	// Response is the JSON body of Status.
+	Response any
+	// Body is the request body as read.
+	Body []byte
+	// Decoded is the body as the contract and filter saw it (nil without a
+	// contract or when it did not decode); Form is set for a form body.
+	Decoded any
+	Form    bool
+	// Signature is the signature verdict (Signature* constants);
+	// SignatureErr says why it failed or was skipped.
+	Signature    string
+	SignatureErr error
+	// ContractErrors are the payload's schema failures.
+	ContractErrors []schema.Error
+	// FilterMatched is the filter's verdict (true without a filter); it is
+	// false when the request was refused before the filter ran. FilterErr
+	// is the filter's run-time error (the request is then not forwarded).
+	FilterMatched bool
+	FilterErr     error
+}
+
+// Passed reports whether the request passed every check.
+func (d *Decision) Passed() bool { return d.Status == 0 }
+
+// Decide runs the checks of workflow w on r: method, body size, signature
+// (and the provider's handshake), content type, decoding (JSON, or a form
+// as an object of strings), contract and filter. It reads r.Body (at most
+// w.MaxBody bytes) and writes nothing.
+func Decide(r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
+	d := &Decision{Signature: SignatureNone}
+	fail := func(status int, outcome string, body ErrorBody) *Decision {
+		d.Status, d.Outcome, d.Response = status, outcome, body
+		return d
+	}
+	if !w.AllowsMethod(r.Method) {
+		return fail(http.StatusMethodNotAllowed, OutcomeMethod,
+			ErrorBody{Error: fmt.Sprintf("method %s not allowed: use %s", r.Method, strings.Join(w.Methods, ", "))})
+	}
+	tooLarge := ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
+	if r.ContentLength > w.MaxBody {
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+	}
+	body, err := readBody(r.Body, r.ContentLength, w.MaxBody)
+	if errors.Is(err, errTooLarge) {
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+	}
+	if err != nil {
+		return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "reading body: " + err.Error()})
+	}
+	d.Body = body
+
+	if w.Verifier != nil {
+		err := w.Verifier.Verify(r, body, c.Now)
+		switch {
+		case err != nil && c.DryRun && errors.Is(err, signature.ErrMissingHeader):
+			d.Signature, d.SignatureErr = SignatureSkipped, err
+		case err != nil:
+			outcome := OutcomeSignature
+			if errors.Is(err, signature.ErrOutsideTolerance) {
+				outcome = OutcomeStale
+			}
+			d.Signature, d.SignatureErr = SignatureFailed, err
+			return fail(http.StatusUnauthorized, outcome, ErrorBody{Error: err.Error()})
+		default:
+			d.Signature = SignatureVerified
+			if hs, ok := w.Verifier.(signature.Handshaker); ok {
+				if answer, ok := hs.Handshake(r, body); ok {
+					d.Status, d.Outcome, d.Response = http.StatusOK, OutcomeHandshake, answer
+					return d
+				}
+			}
+		}
+	}
+
+	if w.Contract == nil {
+		if len(body) > 0 {
+			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "this workflow has no payload contract: the body must be empty"})
+		}
+	} else {
+		switch ct := r.Header.Get("Content-Type"); {
+		case isJSON(ct):
+			if d.Decoded, err = jsonvalue.Decode(body); err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+			}
+		case IsForm(ct):
+			form, err := DecodeForm(body)
+			if err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadForm, ErrorBody{Error: "body is not a valid form: " + err.Error()})
+			}
+			d.Decoded, d.Form = form, true
+		default:
+			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json or application/x-www-form-urlencoded"})
+		}
+		if errs := w.Contract.Validate(d.Decoded); len(errs) > 0 {
+			d.ContractErrors = errs
+			fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
+			if !c.DryRun {
+				return d
+			}
+		}
+	}
+
+	d.FilterMatched = true
+	if w.Filter != nil {
+		refused := d.Status != 0
+		matched, err := w.Filter.Match(RequestEnv(r, w, d.Decoded))
+		d.FilterMatched, d.FilterErr = matched, err
+		if le := filters.AsLimit(err); le != nil {
+			// This body makes the filter too costly to decide: refuse it,
+			// naming the bound, rather than guess a verdict.
+			d.FilterMatched = false
+			return fail(http.StatusUnprocessableEntity, OutcomeOverBound,
+				ErrorBody{Error: "the workflow's filter went over its evaluation bound on this payload: " + le.Error()})
+		}
+		if !matched && !refused {
+			d.Status, d.Outcome = http.StatusAccepted, OutcomeFiltered
+			d.Response = StatusBody{Status: "filtered"}
+		}
+	}
+	return d
+}
+
+// Handle runs every check of the contract on r for workflow id and key
+// (Decide), writes the event when the workflow has targets, and returns the
+// result. It never writes to a ResponseWriter: the caller does.
 func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	if key == "" {
 		key = KeyFromHeaders(r.Header)
@@ -164,85 +322,25 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		res.Status, res.Outcome, res.Response = status, outcome, body
 		return res
 	}
-	if !w.AllowsMethod(r.Method) {
-		res.Response = ErrorBody{Error: fmt.Sprintf("method %s not allowed: use %s", r.Method, strings.Join(w.Methods, ", "))}
-		res.Status, res.Outcome = http.StatusMethodNotAllowed, OutcomeMethod
-		return res
+	d := Decide(r, w, Check{Now: in.now()})
+	res.Body = d.Body
+	switch le := filters.AsLimit(d.FilterErr); {
+	case le != nil:
+		in.logger().Warn("filter went over an evaluation bound: request refused",
+			zap.String("workflow", w.Def.ID), zap.String("bound", le.Limit), zap.Error(d.FilterErr))
+	case d.FilterErr != nil:
+		in.logger().Warn("filter failed at run time: request not forwarded",
+			zap.String("workflow", w.Def.ID), zap.Error(d.FilterErr))
 	}
-	tooLarge := ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
-	if r.ContentLength > w.MaxBody {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
-	}
-	body, err := readBody(r.Body, r.ContentLength, w.MaxBody)
-	if errors.Is(err, errTooLarge) {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
-	}
-	if err != nil {
-		return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "reading body: " + err.Error()})
-	}
-	res.Body = body
-
-	if w.Verifier != nil {
-		if err := w.Verifier.Verify(r, body, in.now()); err != nil {
-			outcome := OutcomeSignature
-			if errors.Is(err, signature.ErrOutsideTolerance) {
-				outcome = OutcomeStale
-			}
-			return fail(http.StatusUnauthorized, outcome, ErrorBody{Error: err.Error()})
-		}
-		if hs, ok := w.Verifier.(signature.Handshaker); ok {
-			if answer, ok := hs.Handshake(r, body); ok {
-				res.Status, res.Outcome, res.Response = http.StatusOK, OutcomeHandshake, answer
-				return res
-			}
-		}
-	}
-
-	var decoded any
-	form := false
-	if w.Contract == nil {
-		if len(body) > 0 {
-			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "this workflow has no payload contract: the body must be empty"})
-		}
-	} else {
-		switch ct := r.Header.Get("Content-Type"); {
-		case isJSON(ct):
-			if decoded, err = jsonvalue.Decode(body); err != nil {
-				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
-			}
-		case IsForm(ct):
-			if decoded, err = DecodeForm(body); err != nil {
-				return fail(http.StatusBadRequest, OutcomeBadForm, ErrorBody{Error: "body is not a valid form: " + err.Error()})
-			}
-			form = true
-		default:
-			return fail(http.StatusUnsupportedMediaType, OutcomeMediaType, ErrorBody{Error: "Content-Type must be application/json or application/x-www-form-urlencoded"})
-		}
-		if errs := w.Contract.Validate(decoded); len(errs) > 0 {
-			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
-		}
-	}
-
-	if w.Filter != nil {
-		matched, err := w.Filter.Match(RequestEnv(r, w, decoded))
-		if le := filters.AsLimit(err); le != nil {
-			// This body makes the filter too costly to decide: refuse it,
-			// naming the bound, rather than guess a verdict.
-			in.logger().Warn("filter went over an evaluation bound: request refused",
-				zap.String("workflow", w.Def.ID), zap.String("bound", le.Limit), zap.Error(err))
-			return fail(http.StatusUnprocessableEntity, OutcomeOverBound,
-				ErrorBody{Error: "the workflow's filter went over its evaluation bound on this payload: " + le.Error()})
-		}
-		if err != nil {
-			in.logger().Warn("filter failed at run time: request not forwarded",
-				zap.String("workflow", w.Def.ID), zap.Error(err))
-		}
-		if !matched {
-			res.Status, res.Outcome = http.StatusAccepted, OutcomeFiltered
-			res.Response = StatusBody{Status: "filtered"}
+	if !d.Passed() {
+		res.Status, res.Outcome, res.Response = d.Status, d.Outcome, d.Response
+		if d.Outcome == OutcomeFiltered {
 			return res.answer(respondFiltered)
 		}
+		return res
 	}
+	decoded, form := d.Decoded, d.Form
+	body := d.Body
 
 	idempotent := false
 	if h := w.Def.IdempotencyHeader; h != "" {
