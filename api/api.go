@@ -339,7 +339,7 @@ var routes = []Route{
 	{Method: "GET", Pattern: "/events/{id}", Summary: "Get an event and its deliveries",
 		handle: (*Handler).getEvent, Doc: docGetEvent},
 	{Method: "GET", Pattern: "/deliveries", Summary: "List delivery records, a page at a time",
-		handle: (*Handler).listDeliveriesIn, Doc: docListDeliveries},
+		handle: (*Handler).listDeliveries, Doc: docListDeliveries},
 	{Method: "GET", Pattern: "/activity", Summary: "Attempts and failed attempts per minute over the last hour",
 		handle: (*Handler).deliveryActivity, Doc: docActivity},
 	{Method: "POST", Pattern: "/deliveries/retry", Summary: "Queue finished deliveries again, in bulk",

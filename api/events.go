@@ -97,11 +97,25 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, p []string) e
 }
 
 // listDeliveries serves GET /deliveries?subscription=&workflow=&event=
-// &status=&limit=&after=: delivery records in the order of their last change
-// (an event's: by id), a page at a time; "next" is the cursor ("after") of
-// the next page.
+// &status=&since=&until=&limit=&after=: delivery records in the order of
+// their last change (an event's: by id), a page at a time; "next" is the
+// cursor ("after") of the next page. With since or until (RFC 3339), the
+// deliveries whose last change is in that window, the log read from since.
 func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []string) error {
 	q := r.URL.Query()
+	var since, until time.Time
+	for name, t := range map[string]*time.Time{"since": &since, "until": &until} {
+		if s := q.Get(name); s != "" {
+			v, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return badRequest("%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name)
+			}
+			*t = v
+		}
+	}
+	if !until.IsZero() && until.Before(since) {
+		return badRequest("until is before since")
+	}
 	query := delivery.Query{
 		Subscription: q.Get("subscription"), Workflow: q.Get("workflow"), Event: q.Get("event"),
 		Status: q.Get("status"), After: q.Get("after"),
@@ -123,7 +137,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ []str
 		}
 		query.Limit = n
 	}
-	recs, next, err := h.pipe.Deliveries(r.Context(), query)
+	recs, next, err := h.pipe.DeliveriesIn(r.Context(), query, since, until)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -127,22 +126,5 @@ func (s *Sender) sendRequest(ctx context.Context, dest *registry.Destination, ev
 		return res
 	}
 	req.Header = q.Header.Clone()
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		res.Err = err
-		res.Duration = time.Since(start)
-		return res
-	}
-	defer resp.Body.Close()
-	res.StatusCode = resp.StatusCode
-	res.Header = resp.Header
-	res.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	res.Duration = time.Since(start)
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
-	return res
+	return s.do(req, dest, res, start)
 }

@@ -459,6 +459,14 @@ type Query struct {
 	After string
 }
 
+// keeps reports whether r matches the query's status, subscription and
+// workflow (the event is matched by where the records are read).
+func (q Query) keeps(r *Record) bool {
+	return (q.Status == "" || r.Status == q.Status) &&
+		(q.Subscription == "" || r.SubscriptionID == q.Subscription || r.Destination == q.Subscription) &&
+		(q.Workflow == "" || r.WorkflowID == q.Workflow)
+}
+
 // maxScan bounds the log entries one query reads: a page that needs more
 // (a rare subscription among busy ones) ends early with a cursor to go on.
 const maxScan = 20000
@@ -473,11 +481,6 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 		q.Limit = 100
 	}
 	q.Limit = min(q.Limit, 1000)
-	keep := func(r *Record) bool {
-		return (q.Status == "" || r.Status == q.Status) &&
-			(q.Subscription == "" || r.SubscriptionID == q.Subscription || r.Destination == q.Subscription) &&
-			(q.Workflow == "" || r.WorkflowID == q.Workflow)
-	}
 	if q.Event != "" {
 		_, evSeq, err := p.eventAt(ctx, q.Event)
 		if errors.Is(err, ErrNotFound) {
@@ -492,7 +495,7 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 		}
 		var out []*Record
 		for _, f := range b[evSeq] {
-			if keep(f.rec) && (q.After == "" || f.rec.ID > q.After) {
+			if q.keeps(f.rec) && (q.After == "" || f.rec.ID > q.After) {
 				out = append(out, f.rec)
 			}
 		}
@@ -503,6 +506,16 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 		return out, "", nil
 	}
 
+	return p.listLog(ctx, q, time.Time{}, time.Time{})
+}
+
+// listLog lists the deliveries of q (but its event) from the delivery log,
+// each at the entry that is its latest change, a page of q.Limit at most,
+// reading at most maxScan entries from the cursor q.After. since (when set)
+// is where the log is read from by time; until (when set) ends the page at
+// the first later entry, and a delivery whose latest change is after it is
+// left out.
+func (p *Pipeline) listLog(ctx context.Context, q Query, since, until time.Time) ([]*Record, string, error) {
 	var after logPos
 	if q.After != "" {
 		pos, ok := parseLogPos(q.After)
@@ -520,8 +533,12 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	listed := map[string]bool{}
 	var lastEmitted logPos
 	var failed error
-	more := false
-	last, err := p.scanFrom(ctx, subjects, after, time.Time{}, maxScan, func(pos logPos, e *logEntry) bool {
+	more, ended := false, false
+	last, err := p.scanFrom(ctx, subjects, after, since, maxScan, func(pos logPos, e *logEntry) bool {
+		if !until.IsZero() && e.At.After(until) {
+			ended = true
+			return false
+		}
 		if len(out) == q.Limit {
 			more = true
 			return false
@@ -535,8 +552,9 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 			failed = err
 			return false
 		}
-		// Listed at the entry that is the delivery's latest only.
-		if f != nil && f.lastSeq == pos.Seq && keep(f.rec) && !listed[e.Delivery] {
+		// Listed at the entry that is the delivery's latest only (a later
+		// change, after until, leaves it out).
+		if f != nil && f.lastSeq == pos.Seq && q.keeps(f.rec) && !listed[e.Delivery] {
 			listed[e.Delivery] = true
 			out = append(out, f.rec)
 			lastEmitted = pos
@@ -552,7 +570,7 @@ func (p *Pipeline) Deliveries(ctx context.Context, q Query) ([]*Record, string, 
 	switch {
 	case more:
 		return out, lastEmitted.String(), nil
-	case last.after(after) && p.hasMore(ctx, subjects, last):
+	case !ended && last.after(after) && p.hasMore(ctx, subjects, last):
 		// The scan bound ended the page early: go on from where it stopped.
 		return out, last.String(), nil
 	}

@@ -167,7 +167,14 @@ func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event
 	if dest.SecretHeader != "" && dest.Secret != "" {
 		h.Set(dest.SecretHeader, dest.Secret)
 	}
-	res.RequestHeader = loggedHeaders(h, dest)
+	return s.do(req, dest, res, start)
+}
+
+// do sends req, an attempt to dest started at start, and fills res with
+// the headers sent (as the log keeps them) and the answer: status,
+// headers, the first maxResponse bytes of the body, Retry-After.
+func (s *Sender) do(req *http.Request, dest *registry.Destination, res *Result, start time.Time) *Result {
+	res.RequestHeader = loggedHeaders(req.Header, dest)
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		res.Err = err
@@ -180,6 +187,10 @@ func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event
 	res.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
 	res.Duration = time.Since(start)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
 	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	return res
 }

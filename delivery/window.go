@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hookgate/hookgate/engine"
@@ -45,69 +44,7 @@ func (p *Pipeline) DeliveriesIn(ctx context.Context, q Query, since, until time.
 		q.Limit = 100
 	}
 	q.Limit = min(q.Limit, 1000)
-	var after logPos
-	if q.After != "" {
-		pos, ok := parseLogPos(q.After)
-		if !ok {
-			return nil, "", fmt.Errorf("%w: cursor %q", ErrBadCursor, q.After)
-		}
-		after = pos
-	}
-	subjects := []string{engine.SubjectRecords + ".*.*"}
-	if q.Status != "" {
-		subjects = []string{engine.SubjectRecords + "." + q.Status + ".*"}
-	}
-	keep := func(r *Record) bool {
-		return (q.Status == "" || r.Status == q.Status) &&
-			(q.Subscription == "" || r.SubscriptionID == q.Subscription || r.Destination == q.Subscription) &&
-			(q.Workflow == "" || r.WorkflowID == q.Workflow)
-	}
-	latest := p.newFolds()
-	var out []*Record
-	listed := map[string]bool{}
-	var lastEmitted logPos
-	var failed error
-	more, ended := false, false
-	last, err := p.scanFrom(ctx, subjects, after, since, maxScan, func(pos logPos, e *logEntry) bool {
-		if !until.IsZero() && e.At.After(until) {
-			ended = true
-			return false
-		}
-		if len(out) == q.Limit {
-			more = true
-			return false
-		}
-		if (q.Subscription != "" && e.SubscriptionID != q.Subscription && e.Destination != q.Subscription) ||
-			(q.Workflow != "" && e.WorkflowID != q.Workflow) {
-			return true
-		}
-		f, err := latest.of(ctx, e)
-		if err != nil {
-			failed = err
-			return false
-		}
-		// Listed at the entry that is the delivery's latest only: a later
-		// change (after until) leaves it out.
-		if f != nil && f.lastSeq == pos.Seq && keep(f.rec) && !listed[e.Delivery] {
-			listed[e.Delivery] = true
-			out = append(out, f.rec)
-			lastEmitted = pos
-		}
-		return true
-	})
-	if failed != nil {
-		return nil, "", failed
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	switch {
-	case more:
-		return out, lastEmitted.String(), nil
-	case !ended && last.after(after) && p.hasMore(ctx, subjects, last):
-		return out, last.String(), nil
-	}
-	return out, "", nil
+	return p.listLog(ctx, q, since, until)
 }
 
 // MaxActivityMinutes bounds the window of Activity.
