@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -111,6 +112,23 @@ func (a *app) run(fn func(ctx context.Context, c *client, cmd *cobra.Command, ar
 		}
 		return err
 	}
+}
+
+// call makes one API request and returns its answer decoded; with --json
+// it prints the answer as it came instead and returns a nil object.
+func (a *app) call(ctx context.Context, c *client, cmd *cobra.Command, method, path string, query url.Values, body any) (obj, error) {
+	raw, _, err := c.do(ctx, method, path, query, body)
+	if err != nil {
+		return nil, err
+	}
+	if a.json {
+		return nil, printRaw(cmd.OutOrStdout(), raw)
+	}
+	var out obj
+	if err := decode(raw, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // printRaw prints an API answer as it came, one line.

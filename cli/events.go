@@ -53,15 +53,8 @@ func (a *app) eventsCommand() *cobra.Command {
 				ev[k] = v
 			}
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/events", nil, ev)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var res obj
-		if err := decode(raw, &res); err != nil {
+		res, err := a.call(ctx, c, cmd, http.MethodPost, "/events", nil, ev)
+		if err != nil || res == nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", str(res, "id"), str(res, "status"))
@@ -70,15 +63,8 @@ func (a *app) eventsCommand() *cobra.Command {
 
 	getCmd := &cobra.Command{Use: "get ID", Short: "Shows an event and its deliveries", Args: cobra.ExactArgs(1)}
 	getCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, args []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var body obj
-		if err := decode(raw, &body); err != nil {
+		body, err := a.call(ctx, c, cmd, http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, nil)
+		if err != nil || body == nil {
 			return err
 		}
 		ev, _ := body["event"].(obj)
@@ -195,15 +181,8 @@ func (a *app) deliveriesCommand() *cobra.Command {
 
 	getCmd := &cobra.Command{Use: "get ID", Short: "Shows a delivery and its attempts", Args: cobra.ExactArgs(1)}
 	getCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, args []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/deliveries/"+url.PathEscape(args[0]), nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var rec obj
-		if err := decode(raw, &rec); err != nil {
+		rec, err := a.call(ctx, c, cmd, http.MethodGet, "/deliveries/"+url.PathEscape(args[0]), nil, nil)
+		if err != nil || rec == nil {
 			return err
 		}
 		atts := list(rec, "attempts")
@@ -246,15 +225,8 @@ RFC 3339 time or a duration back from now (2h, 30m).`,
 		case len(args) == 1 && bulk:
 			return fmt.Errorf("give a delivery ID or --subscription/--workflow, not both")
 		case len(args) == 1:
-			raw, _, err := c.do(ctx, http.MethodPost, "/deliveries/"+url.PathEscape(args[0])+"/retry", nil, obj{})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return printRaw(cmd.OutOrStdout(), raw)
-			}
-			var rec obj
-			if err := decode(raw, &rec); err != nil {
+			rec, err := a.call(ctx, c, cmd, http.MethodPost, "/deliveries/"+url.PathEscape(args[0])+"/retry", nil, obj{})
+			if err != nil || rec == nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "delivery %s queued again (%s)\n", str(rec, "id"), str(rec, "status"))
@@ -279,15 +251,8 @@ RFC 3339 time or a duration back from now (2h, 30m).`,
 			}
 			body[k] = at.UTC().Format(time.RFC3339Nano)
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/deliveries/retry", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var res obj
-		if err := decode(raw, &res); err != nil {
+		res, err := a.call(ctx, c, cmd, http.MethodPost, "/deliveries/retry", nil, body)
+		if err != nil || res == nil {
 			return err
 		}
 		out := cmd.OutOrStdout()

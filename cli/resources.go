@@ -18,15 +18,8 @@ func (a *app) workflowsCommand() *cobra.Command {
 
 	listCmd := &cobra.Command{Use: "list", Short: "Lists the workflows", Args: cobra.NoArgs}
 	listCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, _ []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/workflows", nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var body obj
-		if err := decode(raw, &body); err != nil {
+		body, err := a.call(ctx, c, cmd, http.MethodGet, "/workflows", nil, nil)
+		if err != nil || body == nil {
 			return err
 		}
 		var rows [][]string
@@ -46,15 +39,8 @@ func (a *app) workflowsCommand() *cobra.Command {
 
 	getCmd := &cobra.Command{Use: "get ID", Short: "Shows a workflow", Args: cobra.ExactArgs(1)}
 	getCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, args []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/workflows/"+url.PathEscape(args[0]), nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var w obj
-		if err := decode(raw, &w); err != nil {
+		w, err := a.call(ctx, c, cmd, http.MethodGet, "/workflows/"+url.PathEscape(args[0]), nil, nil)
+		if err != nil || w == nil {
 			return err
 		}
 		targets := list(w, "targets")
@@ -127,15 +113,8 @@ the key is shown this once (regenerate makes a new one).`,
 		if f.disabled {
 			body["enabled"] = false
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/workflows", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var w obj
-		if err := decode(raw, &w); err != nil {
+		w, err := a.call(ctx, c, cmd, http.MethodPost, "/workflows", nil, body)
+		if err != nil || w == nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -157,15 +136,8 @@ the key is shown this once (regenerate makes a new one).`,
 		if grace != "" {
 			body["grace"] = grace
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/workflows/"+url.PathEscape(args[0])+"/regenerate", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var w obj
-		if err := decode(raw, &w); err != nil {
+		w, err := a.call(ctx, c, cmd, http.MethodPost, "/workflows/"+url.PathEscape(args[0])+"/regenerate", nil, body)
+		if err != nil || w == nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "url: %s\nkey: %s\n", str(w, "url"), str(w, "key"))
@@ -188,15 +160,8 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 
 	listCmd := &cobra.Command{Use: "list", Short: "Lists the subscriptions", Args: cobra.NoArgs}
 	listCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, _ []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/subscriptions", nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var body obj
-		if err := decode(raw, &body); err != nil {
+		body, err := a.call(ctx, c, cmd, http.MethodGet, "/subscriptions", nil, nil)
+		if err != nil || body == nil {
 			return err
 		}
 		var rows [][]string
@@ -279,15 +244,8 @@ given, or a new whsec_ secret) is printed this once.`,
 		if f.disabled {
 			body["enabled"] = false
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/subscriptions", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var s obj
-		if err := decode(raw, &s); err != nil {
+		s, err := a.call(ctx, c, cmd, http.MethodPost, "/subscriptions", nil, body)
+		if err != nil || s == nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -366,15 +324,8 @@ given, signed, with no envelope.`,
 			}
 			body = ev
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/subscriptions/"+url.PathEscape(args[0])+"/test", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var res obj
-		if err := decode(raw, &res); err != nil {
+		res, err := a.call(ctx, c, cmd, http.MethodPost, "/subscriptions/"+url.PathEscape(args[0])+"/test", nil, body)
+		if err != nil || res == nil {
 			return err
 		}
 		if err := fields(cmd.OutOrStdout(), res, "success", "status", "duration_ms", "error", "event_id", "body"); err != nil {
@@ -399,15 +350,8 @@ given, signed, with no envelope.`,
 		if rotGrace != "" {
 			body["grace"] = rotGrace
 		}
-		raw, _, err := c.do(ctx, http.MethodPost, "/subscriptions/"+url.PathEscape(args[0])+"/rotate-secret", nil, body)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var s obj
-		if err := decode(raw, &s); err != nil {
+		s, err := a.call(ctx, c, cmd, http.MethodPost, "/subscriptions/"+url.PathEscape(args[0])+"/rotate-secret", nil, body)
+		if err != nil || s == nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "secret: %s\n", str(s, "secret"))
@@ -423,15 +367,8 @@ func (a *app) topicsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "topics", Aliases: []string{"topic"}, Short: "Topics events are published on"}
 	listCmd := &cobra.Command{Use: "list", Short: "Lists the topics", Args: cobra.NoArgs}
 	listCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, _ []string) error {
-		raw, _, err := c.do(ctx, http.MethodGet, "/topics", nil, nil)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printRaw(cmd.OutOrStdout(), raw)
-		}
-		var body obj
-		if err := decode(raw, &body); err != nil {
+		body, err := a.call(ctx, c, cmd, http.MethodGet, "/topics", nil, nil)
+		if err != nil || body == nil {
 			return err
 		}
 		var rows [][]string
@@ -454,15 +391,8 @@ func (a *app) topicsCommand() *cobra.Command {
 
 // show prints one resource: its fields, or its JSON.
 func (a *app) show(ctx context.Context, c *client, cmd *cobra.Command, path string, first ...string) error {
-	raw, _, err := c.do(ctx, http.MethodGet, path, nil, nil)
-	if err != nil {
-		return err
-	}
-	if a.json {
-		return printRaw(cmd.OutOrStdout(), raw)
-	}
-	var o obj
-	if err := decode(raw, &o); err != nil {
+	o, err := a.call(ctx, c, cmd, http.MethodGet, path, nil, nil)
+	if err != nil || o == nil {
 		return err
 	}
 	return fields(cmd.OutOrStdout(), o, first...)
