@@ -6,13 +6,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"time"
-
-	"github.com/hookgate/hookgate/registry"
 )
 
 // hdrRequest carries the stored request of a fallback event: its request
@@ -114,7 +113,7 @@ func decodeRequest(s string) (*Request, error) {
 // headers and body as they were passed on, to the fallback's base URL joined
 // with the stored path and query. The fallback's host is dialed and named in
 // Host; the original host is in X-Forwarded-Host.
-func (s *Sender) sendRequest(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
+func (s *Sender) sendRequest(ctx context.Context, dest *destination.Destination, ev *Event) *Result {
 	start := time.Now()
 	res := &Result{}
 	ctx, cancel := context.WithTimeout(ctx, dest.Timeout)

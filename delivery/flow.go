@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"time"
 
@@ -50,10 +51,10 @@ type Circuit struct {
 type FlowObserver interface {
 	// CircuitChanged is called when a destination's circuit goes from one
 	// state to another.
-	CircuitChanged(dest *registry.Destination, from, to string)
+	CircuitChanged(dest *destination.Destination, from, to string)
 	// RateLimited is called when a delivery waits for its destination's
 	// rate limit.
-	RateLimited(dest *registry.Destination)
+	RateLimited(dest *destination.Destination)
 }
 
 // flowState is a destination's flow control state, under Pipeline.destMu.
@@ -85,7 +86,7 @@ type flowState struct {
 	timerAt time.Time
 	// dest is the destination as of the last transition, to report its
 	// circuit ended when the state is forgotten.
-	dest *registry.Destination
+	dest *destination.Destination
 }
 
 // flowOf returns the flow state of a destination, under destMu.
@@ -99,7 +100,7 @@ func (p *Pipeline) flowOf(id string) *flowState {
 }
 
 // limitOf is the bound on attempts in flight to dest.
-func (p *Pipeline) limitOf(dest *registry.Destination) int {
+func (p *Pipeline) limitOf(dest *destination.Destination) int {
 	if dest != nil && dest.Flow.MaxInFlight > 0 {
 		return dest.Flow.MaxInFlight
 	}
@@ -109,7 +110,7 @@ func (p *Pipeline) limitOf(dest *registry.Destination) int {
 // admit decides, under destMu, whether one more attempt may start now. When
 // not, wait says when to look again (0: when the probe in flight ends).
 // limited reports a wait for the rate limit.
-func (p *Pipeline) admit(dest *registry.Destination, now time.Time) (ok bool, wait time.Duration, limited bool) {
+func (p *Pipeline) admit(dest *destination.Destination, now time.Time) (ok bool, wait time.Duration, limited bool) {
 	if dest == nil {
 		return true, 0, false // it fails when attempted: nothing to pace
 	}
@@ -156,7 +157,7 @@ func (p *Pipeline) admit(dest *registry.Destination, now time.Time) (ok bool, wa
 
 // setState moves a circuit to state, under destMu; the transition is logged
 // and observed.
-func (p *Pipeline) setState(dest *registry.Destination, f *flowState, state string, now time.Time) {
+func (p *Pipeline) setState(dest *destination.Destination, f *flowState, state string, now time.Time) {
 	from := f.state
 	if from == state {
 		return
@@ -241,7 +242,7 @@ func (p *Pipeline) resume(id string) {
 	}
 }
 
-func (p *Pipeline) rateLimited(dest *registry.Destination) {
+func (p *Pipeline) rateLimited(dest *destination.Destination) {
 	if o, ok := p.opts.Observer.(FlowObserver); ok && dest != nil {
 		o.RateLimited(dest)
 	}
@@ -274,7 +275,7 @@ func healthFailure(res *Result) (failure, counts bool) {
 // observe records an attempt's outcome in the destination's circuit and
 // health, and acts on it: opening or closing the circuit, waking the
 // waiting deliveries, disabling a subscription failing for too long.
-func (p *Pipeline) observe(dest *registry.Destination, res *Result) {
+func (p *Pipeline) observe(dest *destination.Destination, res *Result) {
 	failure, counts := healthFailure(res)
 	if !counts {
 		return
@@ -430,7 +431,7 @@ type subscriptionDisabled struct {
 // disable_after, and publishes hookgate.subscription.disabled. A
 // subscription declared in the Caddyfile cannot be disabled: it stays open
 // at the maximum cool-down, like a workflow target.
-func (p *Pipeline) autoDisable(dest *registry.Destination, since, last time.Time) {
+func (p *Pipeline) autoDisable(dest *destination.Destination, since, last time.Time) {
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	reason := "failing without a success since " + since.Format(time.RFC3339) + " (disable_after " + dest.Flow.DisableAfter.String() + "): subscription disabled"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,7 +27,7 @@ type flowEvents struct {
 	limited     atomic.Int64
 }
 
-func (o *flowEvents) CircuitChanged(d *registry.Destination, from, to string) {
+func (o *flowEvents) CircuitChanged(d *destination.Destination, from, to string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.transitions == nil {
@@ -35,7 +36,7 @@ func (o *flowEvents) CircuitChanged(d *registry.Destination, from, to string) {
 	o.transitions[d.ID] = append(o.transitions[d.ID], from+">"+to)
 }
 
-func (o *flowEvents) RateLimited(*registry.Destination) { o.limited.Add(1) }
+func (o *flowEvents) RateLimited(*destination.Destination) { o.limited.Add(1) }
 
 func (o *flowEvents) of(id string) []string {
 	o.mu.Lock()

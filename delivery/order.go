@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookgate/hookgate/engine"
-	"github.com/hookgate/hookgate/registry"
 )
 
 // Ordered delivery (a destination's Flow.Ordered, with an optional
@@ -159,7 +159,7 @@ func (od *orderDest) remove(qseq uint64) bool {
 // destLocked returns the index of an ordered destination. One not indexed
 // yet, or whose key changed, resets the partition: its deliveries already
 // passed by the scan are read again.
-func (op *orderPart) destLocked(d *registry.Destination) *orderDest {
+func (op *orderPart) destLocked(d *destination.Destination) *orderDest {
 	expr := d.Flow.OrderKey.String()
 	od := op.dests[d.ID]
 	if od != nil && od.expr == expr {
@@ -238,7 +238,7 @@ func (m *orderedMsg) NakWithDelay(delay time.Duration) error {
 // orderAdmit is the gate of an ordered destination's deliveries, called by
 // dispatch. It returns the message to deliver (wrapped) and true when m may
 // be attempted now; otherwise it has held m back.
-func (p *Pipeline) orderAdmit(d *registry.Destination, m jetstream.Msg) (jetstream.Msg, bool) {
+func (p *Pipeline) orderAdmit(d *destination.Destination, m jetstream.Msg) (jetstream.Msg, bool) {
 	meta, err := m.Metadata()
 	if err != nil || meta.Stream != engine.StreamQueue {
 		return m, true // a direct event stored before the destination was ordered
@@ -314,7 +314,7 @@ func orderDeferDelay(pos, heldMax int) time.Duration {
 // admissibleLocked reports whether the delivery at queue sequence q (of
 // event evSeq) is the first of its key, every earlier one known, and none
 // of its key being attempted here.
-func (p *Pipeline) admissibleLocked(op *orderPart, od *orderDest, d *registry.Destination, m jetstream.Msg, q, evSeq uint64) (string, bool) {
+func (p *Pipeline) admissibleLocked(op *orderPart, od *orderDest, d *destination.Destination, m jetstream.Msg, q, evSeq uint64) (string, bool) {
 	if op.cursor <= q || op.complete+1 < evSeq {
 		return "", false
 	}
@@ -335,7 +335,7 @@ func (p *Pipeline) admissibleLocked(op *orderPart, od *orderDest, d *registry.De
 
 // orderKey computes the key of a delivery; one that fails to evaluate, or
 // is not a string or a number, is "" (logged).
-func (p *Pipeline) orderKey(d *registry.Destination, h nats.Header, data []byte, evSeq uint64) string {
+func (p *Pipeline) orderKey(d *destination.Destination, h nats.Header, data []byte, evSeq uint64) string {
 	if d.Flow.OrderKey == nil {
 		return ""
 	}
@@ -483,7 +483,7 @@ func (p *Pipeline) fanoutWatermark(ctx context.Context) (uint64, error) {
 
 // scanned is a delivery read by a scan.
 type scanned struct {
-	d     *registry.Destination
+	d     *destination.Destination
 	key   string
 	entry orderEntry
 }

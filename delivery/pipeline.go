@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"sync"
 	"time"
@@ -48,7 +49,7 @@ var ErrNotFound = errors.New("not found")
 type Observer interface {
 	// Attempted is called after every HTTP attempt with its outcome:
 	// "succeeded", "retrying" or "failed".
-	Attempted(dest *registry.Destination, outcome string, took time.Duration)
+	Attempted(dest *destination.Destination, outcome string, took time.Duration)
 }
 
 // Options tune the pipeline.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,7 +31,7 @@ type outcomes struct {
 	outcomes map[string][]string
 }
 
-func (o *outcomes) Attempted(d *registry.Destination, outcome string, _ time.Duration) {
+func (o *outcomes) Attempted(d *destination.Destination, outcome string, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.outcomes == nil {
@@ -122,7 +123,7 @@ func TestDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ids := func(ds []*registry.Destination) []string {
+	ids := func(ds []*destination.Destination) []string {
 		var out []string
 		for _, d := range ds {
 			out = append(out, d.ID)

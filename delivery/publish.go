@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"hash/fnv"
 	"strconv"
 	"time"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/filters"
-	"github.com/hookgate/hookgate/registry"
 )
 
 // Partition returns the delivery partition of a destination.
@@ -93,7 +93,7 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 
 // Destinations returns where ev goes now: the workflow's targets, or the
 // enabled subscriptions whose topics and predicates match.
-func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
+func (p *Pipeline) Destinations(ev *Event) []*destination.Destination {
 	if ev.Workflow != "" {
 		w, ok := p.reg.Workflow(ev.Workflow)
 		if !ok {
@@ -104,12 +104,12 @@ func (p *Pipeline) Destinations(ev *Event) []*registry.Destination {
 			if w.Fallback == nil {
 				return nil
 			}
-			return []*registry.Destination{w.Fallback}
+			return []*destination.Destination{w.Fallback}
 		}
 		return w.Targets
 	}
 	var fe *filters.Event
-	var out []*registry.Destination
+	var out []*destination.Destination
 	for _, s := range p.reg.SubscriptionsForTopic(ev.Topic) {
 		if !s.Dest.Enabled {
 			continue

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"io"
 	"net/http"
 	"strconv"
@@ -55,7 +56,7 @@ type Sender struct {
 }
 
 // Body builds the request body of ev for dest.
-func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
+func Body(dest *destination.Destination, ev *Event) ([]byte, error) {
 	var body []byte
 	if dest.PassBody {
 		body = ev.Data
@@ -105,7 +106,7 @@ func Body(dest *registry.Destination, ev *Event) ([]byte, error) {
 }
 
 // Attempt makes one HTTP request delivering ev to dest.
-func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Event) *Result {
+func (s *Sender) Attempt(ctx context.Context, dest *destination.Destination, ev *Event) *Result {
 	if ev.Request != nil {
 		return s.sendRequest(ctx, dest, ev) // a passthrough request kept for the fallback
 	}
@@ -120,7 +121,7 @@ func (s *Sender) Attempt(ctx context.Context, dest *registry.Destination, ev *Ev
 // (no envelope, no secret field), signed and with dest's headers as usual:
 // a test delivery of custom text or JSON. The Content-Type is
 // application/json when body is JSON, text/plain otherwise.
-func (s *Sender) AttemptBody(ctx context.Context, dest *registry.Destination, ev *Event, body []byte) *Result {
+func (s *Sender) AttemptBody(ctx context.Context, dest *destination.Destination, ev *Event, body []byte) *Result {
 	ct := "application/json"
 	if !json.Valid(body) {
 		ct = "text/plain; charset=utf-8"
@@ -129,7 +130,7 @@ func (s *Sender) AttemptBody(ctx context.Context, dest *registry.Destination, ev
 }
 
 // send makes the request of one attempt with a built body.
-func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event, body []byte, contentType string) *Result {
+func (s *Sender) send(ctx context.Context, dest *destination.Destination, ev *Event, body []byte, contentType string) *Result {
 	start := time.Now()
 	res := &Result{}
 	ctx, cancel := context.WithTimeout(ctx, dest.Timeout)
@@ -173,7 +174,7 @@ func (s *Sender) send(ctx context.Context, dest *registry.Destination, ev *Event
 // do sends req, an attempt to dest started at start, and fills res with
 // the headers sent (as the log keeps them) and the answer: status,
 // headers, the first maxResponse bytes of the body, Retry-After.
-func (s *Sender) do(req *http.Request, dest *registry.Destination, res *Result, start time.Time) *Result {
+func (s *Sender) do(req *http.Request, dest *destination.Destination, res *Result, start time.Time) *Result {
 	res.RequestHeader = loggedHeaders(req.Header, dest)
 	resp, err := s.Client.Do(req)
 	if err != nil {
@@ -200,7 +201,7 @@ func (s *Sender) do(req *http.Request, dest *registry.Destination, res *Result, 
 // and every credential-like header (registry.SensitiveHeader) replaced by
 // registry.Redacted, so that a log reader sees which headers were sent
 // without learning a secret or being able to replay a signature.
-func loggedHeaders(h http.Header, dest *registry.Destination) map[string]string {
+func loggedHeaders(h http.Header, dest *destination.Destination) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		if len(v) == 0 {
@@ -221,11 +222,11 @@ func loggedHeaders(h http.Header, dest *registry.Destination) map[string]string 
 
 // SignHMAC returns the value of an HMAC signature header: the prefix, then
 // the HMAC-SHA256 of body under key in the scheme's encoding.
-func SignHMAC(sig *registry.Signature, key, body []byte) string {
+func SignHMAC(sig *destination.HMAC, key, body []byte) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write(body)
 	sum := mac.Sum(nil)
-	if sig.Encoding == registry.EncodingBase64 {
+	if sig.Base64 {
 		return sig.Prefix + base64.StdEncoding.EncodeToString(sum)
 	}
 	return sig.Prefix + hex.EncodeToString(sum)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,7 +94,7 @@ func TestNewTraceparent(t *testing.T) {
 }
 
 // subDest compiles a subscription destination (no guard: never dialled).
-func subDest(t *testing.T, s registry.Subscription) *registry.Destination {
+func subDest(t *testing.T, s registry.Subscription) *destination.Destination {
 	t.Helper()
 	if s.ID == "" {
 		s.ID = "sub_1"
@@ -114,7 +115,7 @@ func subDest(t *testing.T, s registry.Subscription) *registry.Destination {
 	return cs.Dest
 }
 
-func wfDest(t *testing.T, tg registry.Target) *registry.Destination {
+func wfDest(t *testing.T, tg registry.Target) *destination.Destination {
 	t.Helper()
 	if tg.URL == "" {
 		tg.URL = "http://127.0.0.1:9/"
@@ -144,7 +145,7 @@ func TestBody(t *testing.T) {
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	tests := []struct {
 		name string
-		dest *registry.Destination
+		dest *destination.Destination
 		ev   *Event
 		want string // JSON, compared decoded
 	}{
@@ -213,7 +214,7 @@ func TestBody(t *testing.T) {
 func TestBodyKeepsNumbers(t *testing.T) {
 	const data = `{"id":12345678901234567891,"f":1.10,"huge":1e400}`
 	ev := &Event{ID: "e", Topic: "t", Time: time.Unix(0, 0).UTC(), Data: json.RawMessage(data)}
-	for _, d := range []*registry.Destination{
+	for _, d := range []*destination.Destination{
 		subDest(t, registry.Subscription{}),
 		subDest(t, registry.Subscription{Envelope: "raw"}),
 		subDest(t, registry.Subscription{Envelope: "raw", Secret: "s3cr3t", SecretField: "Secret"}),
@@ -431,12 +432,12 @@ func TestSignHMAC(t *testing.T) {
 	const github = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	tests := []struct {
 		name string
-		sig  registry.Signature
+		sig  destination.HMAC
 		want string
 	}{
-		{"hex, no prefix (x-ol-signature)", registry.Signature{Scheme: "hmac", Header: "x-ol-signature", Encoding: "hex"}, github},
-		{"hex with sha256= (GitHub)", registry.Signature{Scheme: "hmac", Header: "X-Hub-Signature-256", Encoding: "hex", Prefix: "sha256="}, "sha256=" + github},
-		{"base64", registry.Signature{Scheme: "hmac", Header: "X-Signature", Encoding: "base64"}, "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc="},
+		{"hex, no prefix (x-ol-signature)", destination.HMAC{Header: "x-ol-signature"}, github},
+		{"hex with sha256= (GitHub)", destination.HMAC{Header: "X-Hub-Signature-256", Prefix: "sha256="}, "sha256=" + github},
+		{"base64", destination.HMAC{Header: "X-Signature", Base64: true}, "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc="},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

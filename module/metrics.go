@@ -3,6 +3,7 @@ package module
 import (
 	"context"
 	"errors"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"sync/atomic"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/ingress"
-	"github.com/hookgate/hookgate/registry"
 )
 
 // Collectors are package-level and registered into every configuration's
@@ -111,7 +111,7 @@ func (m *metrics) fallback(workflow, reason, result string) {
 
 // destKind is the kind label of a destination: "subscription", "workflow"
 // (a target) or "fallback" (a passthrough workflow's fallback).
-func destKind(dest *registry.Destination) string {
+func destKind(dest *destination.Destination) string {
 	if dest.IsFallback() {
 		return "fallback"
 	}
@@ -122,7 +122,7 @@ func destKind(dest *registry.Destination) string {
 }
 
 // Attempted implements delivery.Observer.
-func (m *metrics) Attempted(dest *registry.Destination, outcome string, took time.Duration) {
+func (m *metrics) Attempted(dest *destination.Destination, outcome string, took time.Duration) {
 	kind := destKind(dest)
 	deliveryAttempts.WithLabelValues(kind, outcome).Inc()
 	attemptDuration.WithLabelValues(kind).Observe(took.Seconds())
@@ -130,7 +130,7 @@ func (m *metrics) Attempted(dest *registry.Destination, outcome string, took tim
 
 // CircuitChanged implements delivery.FlowObserver: the gauge counts the
 // circuits not closed.
-func (m *metrics) CircuitChanged(dest *registry.Destination, from, to string) {
+func (m *metrics) CircuitChanged(dest *destination.Destination, from, to string) {
 	switch {
 	case from == delivery.CircuitClosed:
 		circuitOpen.WithLabelValues(destKind(dest)).Inc()
@@ -140,7 +140,7 @@ func (m *metrics) CircuitChanged(dest *registry.Destination, from, to string) {
 }
 
 // RateLimited implements delivery.FlowObserver.
-func (m *metrics) RateLimited(dest *registry.Destination) {
+func (m *metrics) RateLimited(dest *destination.Destination) {
 	rateLimited.WithLabelValues(destKind(dest)).Inc()
 }
 

@@ -6,8 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"fmt"
-	"math"
-	mrand "math/rand/v2"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"regexp"
 	"slices"
@@ -48,62 +47,6 @@ type URLChecker interface {
 	CheckURL(raw string) error
 }
 
-// Destination is where a delivery goes, in the form the delivery engine
-// uses: built from a workflow target or a subscription.
-type Destination struct {
-	// ID identifies the destination in delivery records: the subscription
-	// id, or "wf=<workflow>=<target id>" for a workflow target.
-	ID string
-	// WorkflowID is set for workflow targets.
-	WorkflowID string
-	// SubscriptionID is set for subscriptions.
-	SubscriptionID string
-	URL            string
-	Method         string
-	Headers        map[string]string
-	Timeout        time.Duration
-	// Schedule holds the waits before each retry; nil means exponential
-	// backoff with jitter (Backoff).
-	Schedule    []time.Duration
-	MaxAttempts int
-	Envelope    *filters.Envelope
-	// PassBody sends the body exactly as received (workflow "raw").
-	PassBody bool
-	// Keys sign deliveries; several during a secret rotation.
-	Keys [][]byte
-	// HMAC, when set, signs with an HMAC-SHA256 of the body in one header
-	// (with the first key) instead of webhook-signature.
-	HMAC *Signature
-	// Secret is sent in clear by SecretHeader and SecretField: empty when
-	// the subscription's secret was generated, not given.
-	Secret       string
-	SecretHeader string
-	SecretField  string
-	Subscription filters.Subscription
-	Enabled      bool
-	// Flow paces the deliveries: rate limit, concurrency, circuit breaker
-	// and auto-disable.
-	Flow Flow
-}
-
-// RetryDelay returns the wait before retry number n (1-based), for a
-// delivery that has made n attempts.
-func (d *Destination) RetryDelay(n int) time.Duration {
-	if len(d.Schedule) > 0 {
-		return d.Schedule[min(n, len(d.Schedule))-1]
-	}
-	return Backoff(n)
-}
-
-// Backoff is the default retry schedule: 5s, 25s, 2m5s, ... (×5), capped at
-// 1h, with ±20% jitter.
-func Backoff(n int) time.Duration {
-	base := 5 * time.Second * time.Duration(math.Pow(5, float64(min(n-1, 6))))
-	base = min(base, time.Hour)
-	jitter := 0.8 + 0.4*mrand.Float64()
-	return time.Duration(float64(base) * jitter)
-}
-
 // CompiledWorkflow is a workflow ready for the request path.
 type CompiledWorkflow struct {
 	Def      Workflow
@@ -116,10 +59,10 @@ type CompiledWorkflow struct {
 	FilterQuery   bool
 	Methods       []string
 	MaxBody       int64
-	Targets       []*Destination
+	Targets       []*destination.Destination
 	// Fallback is the destination of the stored requests of a passthrough
 	// workflow the app did not take; nil when it has none.
-	Fallback *Destination
+	Fallback *destination.Destination
 	// Verifier checks the provider signature of every request when set.
 	Verifier  signature.Verifier
 	fixedHash *[32]byte
@@ -356,7 +299,7 @@ func TargetDestinationID(workflow, target string) string {
 	return "wf=" + workflow + "=" + target
 }
 
-func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destination, error) {
+func compileTarget(workflow string, i int, t Target, guard URLChecker) (*destination.Destination, error) {
 	field := fmt.Sprintf("targets[%d]", i)
 	if !ValidID(t.ID) {
 		return nil, invalid(field+".id", "%q must be 1 to 128 letters, digits, '-' or '_'", t.ID)
@@ -382,7 +325,7 @@ func compileTarget(workflow string, i int, t Target, guard URLChecker) (*Destina
 	if err != nil {
 		return nil, err
 	}
-	d := &Destination{
+	d := &destination.Destination{
 		Flow:        flow,
 		ID:          TargetDestinationID(workflow, t.ID),
 		WorkflowID:  workflow,
@@ -452,7 +395,7 @@ type CompiledSubscription struct {
 	// Def.Include and Def.Exclude; nil when there are none.
 	Include []*filters.EventPredicate
 	Exclude []*filters.EventPredicate
-	Dest    *Destination
+	Dest    *destination.Destination
 	// previousUntil is when the previous secret of an API subscription
 	// stops signing (zero when it has none).
 	previousUntil time.Time
@@ -607,7 +550,7 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 	if s.SecretGenerated {
 		inClear = ""
 	}
-	d := &Destination{
+	d := &destination.Destination{
 		ID:             s.ID,
 		SubscriptionID: s.ID,
 		URL:            s.URL,
@@ -625,11 +568,7 @@ func CompileSubscription(s Subscription, previous string, guard URLChecker) (*Co
 		},
 	}
 	if sig := s.Signature; sig != nil && sig.Scheme == SchemeHMAC {
-		h := *sig
-		if h.Encoding == "" {
-			h.Encoding = EncodingHex
-		}
-		d.HMAC = &h
+		d.HMAC = &destination.HMAC{Header: sig.Header, Base64: sig.Encoding == EncodingBase64, Prefix: sig.Prefix}
 	}
 	if d.Timeout <= 0 {
 		d.Timeout = DefaultTimeout

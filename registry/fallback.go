@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,14 +38,9 @@ func FallbackDestinationID(workflow string) string {
 	return TargetDestinationID(workflow, FallbackTargetID)
 }
 
-// IsFallback reports whether d is a workflow's fallback.
-func (d *Destination) IsFallback() bool {
-	return d.WorkflowID != "" && d.ID == FallbackDestinationID(d.WorkflowID)
-}
-
 // compileFallback checks a workflow's fallback and builds its destination.
 // The method, headers and body of each delivery are the stored request's.
-func compileFallback(w *Workflow, guard URLChecker) (*Destination, error) {
+func compileFallback(w *Workflow, guard URLChecker) (*destination.Destination, error) {
 	f := w.Fallback
 	if len(w.Targets) > 0 {
 		return nil, invalid("fallback", "a workflow with targets queues every event already: fallback is for passthrough workflows (no targets)")
@@ -71,7 +67,8 @@ func compileFallback(w *Workflow, guard URLChecker) (*Destination, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Destination{
+	d := &destination.Destination{
+		Fallback:    true,
 		ID:          FallbackDestinationID(w.ID),
 		WorkflowID:  w.ID,
 		URL:         strings.TrimSuffix(f.URL, "/"),

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"math"
 	"strconv"
 	"strings"
@@ -85,31 +86,6 @@ type FlowControl struct {
 	OrderKey string `json:"order_key,omitempty"`
 }
 
-// Flow is the compiled flow control of a Destination.
-type Flow struct {
-	// Rate is the deliveries per second allowed (0: no limit).
-	Rate float64
-	// Burst is how many deliveries may go at once after a quiet period.
-	Burst int
-	// MaxInFlight overrides the pipeline's per-destination bound (0: the
-	// pipeline's).
-	MaxInFlight int
-	// BreakerOff turns the circuit breaker off.
-	BreakerOff bool
-	// Failures, Cooldown and MaxCooldown configure the circuit breaker.
-	Failures    int
-	Cooldown    time.Duration
-	MaxCooldown time.Duration
-	// DisableAfter is how long the destination may fail without a
-	// success before it is disabled (subscriptions) or held at the
-	// maximum cool-down (workflow targets).
-	DisableAfter time.Duration
-	// Ordered delivers the events one at a time per key, in publish
-	// order; OrderKey (nil: one key) computes the key of an event.
-	Ordered  bool
-	OrderKey *filters.EventKey
-}
-
 // ParseRate reads a rate limit "N/s", "N/m" or "N/h" (N a positive number)
 // into deliveries per second.
 func ParseRate(s string) (float64, error) {
@@ -141,8 +117,8 @@ func ParseRate(s string) (float64, error) {
 
 // compileFlow checks f (fields named under prefix, "" or "targets[i].") and
 // compiles it.
-func compileFlow(prefix string, f FlowControl) (Flow, error) {
-	out := Flow{
+func compileFlow(prefix string, f FlowControl) (destination.Flow, error) {
+	out := destination.Flow{
 		Failures: DefaultBreakerFailures, Cooldown: DefaultCooldown,
 		MaxCooldown: DefaultMaxCooldown, DisableAfter: DefaultDisableAfter,
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,7 @@ type Registry struct {
 	keys          *cowMap[keyState]
 	topics        *cowMap[*CompiledTopic]
 	subscriptions *cowMap[*CompiledSubscription]
-	destinations  *cowMap[*Destination]
+	destinations  *cowMap[*destination.Destination]
 	byTopic       *topicIndex
 
 	cancel context.CancelFunc
@@ -95,7 +96,7 @@ func New(eng *engine.Engine, guard URLChecker, log *zap.Logger) *Registry {
 		keys:          newCowMap[keyState](),
 		topics:        newCowMap[*CompiledTopic](),
 		subscriptions: newCowMap[*CompiledSubscription](),
-		destinations:  newCowMap[*Destination](),
+		destinations:  newCowMap[*destination.Destination](),
 		byTopic:       newTopicIndex(),
 	}
 	t := r.begin()
@@ -164,7 +165,7 @@ type txn struct {
 	keys    *cowBatch[keyState]
 	topics  *cowBatch[*CompiledTopic]
 	subs    *cowBatch[*CompiledSubscription]
-	dest    *cowBatch[*Destination]
+	dest    *cowBatch[*destination.Destination]
 	byTopic *topicBatch
 }
 
@@ -363,7 +364,7 @@ func (r *Registry) Changed() <-chan struct{} {
 }
 
 // Destination returns a delivery destination by id.
-func (r *Registry) Destination(id string) (*Destination, bool) {
+func (r *Registry) Destination(id string) (*destination.Destination, bool) {
 	return r.destinations.get(id)
 }
 
