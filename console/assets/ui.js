@@ -140,10 +140,10 @@ export function chart(series, minutes, label) {
     }
   }
   const title = document.createElementNS(ns, 'title');
-  title.textContent = `${label}: ${total} attempts, ${failed} failed in the last ${minutes} minutes`;
+  title.textContent = `${label}: ${total} ${total === 1 ? 'attempt' : 'attempts'}, ${failed} failed in the last ${minutes} minutes`;
   svg.appendChild(title);
   return h('figure', { class: 'chart', 'data-attempts': total, 'data-failures': failed }, svg,
-    h('figcaption', null, `${total} attempts, ${failed} failed (${minutes} min)`));
+    h('figcaption', null, `${total} ${total === 1 ? 'attempt' : 'attempts'}, ${failed} failed (${minutes} min)`));
 }
 
 // busy disables a button while fn runs, and reports a failure.
