@@ -264,23 +264,27 @@ func TestAdaptDirectiveErrors(t *testing.T) {
 	}
 }
 
-// The README's jwt example adapts, with its placeholders kept for run time.
-func TestREADMEJWTExample(t *testing.T) {
+// readmeExample returns the first caddyfile block of README.md that holds
+// marker.
+func readmeExample(t *testing.T, marker string) string {
+	t.Helper()
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var example string
 	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
 		body, _, _ := strings.Cut(block, "```")
-		if strings.Contains(body, "jwks_url") {
-			example = body
-			break
+		if strings.Contains(body, marker) {
+			return body
 		}
 	}
-	if example == "" {
-		t.Fatal("README.md has no jwt example")
-	}
+	t.Fatalf("README.md has no caddyfile example with %q", marker)
+	return ""
+}
+
+// The README's jwt example adapts, with its placeholders kept for run time.
+func TestREADMEJWTExample(t *testing.T) {
+	example := readmeExample(t, "jwks_url")
 	cfg, err := adapt(t, ":8080 {\n"+example+"}\n")
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -168,21 +166,7 @@ func (zeroes) Read(p []byte) (int, error) {
 // The README's fallback example adapts (its sample file replaced by one of
 // the repository's), with every option in the JSON.
 func TestREADMEFallbackExample(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var example string
-	for block := range strings.SplitSeq(string(readme), "```caddyfile\n") {
-		body, _, _ := strings.Cut(block, "```")
-		if strings.Contains(body, "fallback http") {
-			example = body
-			break
-		}
-	}
-	if example == "" {
-		t.Fatal("README.md has no fallback example")
-	}
+	example := readmeExample(t, "fallback http")
 	example = strings.Replace(example, "sample schemas/order.json", "sample ../examples/easylife/groupcreated.json", 1)
 	cfg, err := adapt(t, "{\n\thookgate {\n\t\tallow_targets 127.0.0.1/32\n\t}\n}\n:8080 {\n"+example+"}\n")
 	if err != nil {
