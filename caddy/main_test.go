@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/hookgate/hookgate/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,33 +33,15 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // start runs the binary with config in dir and waits until url answers.
-func start(t *testing.T, bin, dir, config, url string, env ...string) (*exec.Cmd, *lockedBuffer) {
+func start(t *testing.T, bin, dir, config, url string, env ...string) (*exec.Cmd, *testenv.Buffer) {
 	t.Helper()
 	home := t.TempDir()
 	cmd := exec.Command(bin, "run", "--config", config)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
 	cmd.Env = append(cmd.Env, env...)
-	logs := new(lockedBuffer)
+	logs := new(testenv.Buffer)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/hookgate/hookgate/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -80,30 +81,12 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gateway is the binary running a Caddyfile in its own directory.
 type gateway struct {
 	bin, dir string
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	api      string
-	outputs  *syncBuffer // everything the CLI printed, to check for secrets
+	outputs  *testenv.Buffer // everything the CLI printed, to check for secrets
 }
 
 func startGateway(t *testing.T) *gateway {
@@ -139,7 +122,7 @@ func startGateway(t *testing.T) *gateway {
 	cmd := exec.Command(bin, "run", "--config", "Caddyfile")
 	cmd.Dir = dir
 	cmd.Env = cleanEnv("HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
-	logs := new(syncBuffer)
+	logs := new(testenv.Buffer)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -161,7 +144,7 @@ func startGateway(t *testing.T) *gateway {
 			t.Logf("gateway logs:\n%s", logs)
 		}
 	})
-	g := &gateway{bin: bin, dir: dir, logs: logs, api: fmt.Sprintf("http://127.0.0.1:%d/api/hookgate", httpPort), outputs: new(syncBuffer)}
+	g := &gateway{bin: bin, dir: dir, logs: logs, api: fmt.Sprintf("http://127.0.0.1:%d/api/hookgate", httpPort), outputs: new(testenv.Buffer)}
 	tokenFile := filepath.Join(dir, ".hookgate", "api-token")
 	waitUntil(t, "the gateway's token file", 30*time.Second, func() bool {
 		_, err := os.Stat(tokenFile)
