@@ -87,6 +87,13 @@ settle() {
 	sleep "${SETTLE:-15}"
 	busy=$(status_kb "$GW_PID" VmRSS)
 	sleep $(( ${IDLE:-270} - ${SETTLE:-15} ))
+	# What the idle process holds, for reading with go tool pprof / jq.
+	# (settle runs in a subshell: the files it wrote count the calls.)
+	n=$(($(find "$WORK" -maxdepth 1 -name 'idle-*.status' | wc -l) + 1))
+	curl -s -m 10 -o "$WORK/idle-$n.heap.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/heap" || true
+	curl -s -m 10 -o "$WORK/idle-$n.vars.json" "http://127.0.0.1:$ADMIN_PORT/debug/vars" || true
+	cp "/proc/$GW_PID/status" "$WORK/idle-$n.status" 2>/dev/null || true
+	cp "/proc/$GW_PID/smaps_rollup" "$WORK/idle-$n.smaps" 2>/dev/null || true
 	echo "$busy $(status_kb "$GW_PID" VmRSS)"
 }
 store_mb() { du -sm "$WORK/store" | cut -f1; }
