@@ -33,6 +33,7 @@ func (d *delivery) id() string { return recordID(d.destID, d.ev.ID) }
 // deliverOne makes one attempt of a delivery message and decides what
 // follows: done, retry later, or failed.
 func (p *Pipeline) deliverOne(m jetstream.Msg) {
+	p.workDone.Add(1)
 	observed := false
 	defer func() {
 		if !observed {

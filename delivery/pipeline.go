@@ -7,6 +7,7 @@ import (
 	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -107,6 +108,9 @@ type Pipeline struct {
 	// order is the gate of ordered destinations (order.go).
 	order orderState
 
+	// workDone counts the work done: events published, attempts made.
+	workDone atomic.Uint64
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	quit     chan struct{} // closed when Stop begins
@@ -151,6 +155,11 @@ func New(eng *engine.Engine, reg *registry.Registry, client *http.Client, log *z
 	go p.writeRecords()
 	return p
 }
+
+// WorkDone is a count that grows with the pipeline's work (events
+// published, delivery attempts made): it stays the same while the pipeline
+// is idle.
+func (p *Pipeline) WorkDone() uint64 { return p.workDone.Load() }
 
 // Sender returns the pipeline's HTTP sender (for direct test deliveries).
 func (p *Pipeline) Sender() *Sender { return p.sender }

@@ -21,6 +21,7 @@ import (
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/engine"
 	"github.com/hookgate/hookgate/ingress"
+	"github.com/hookgate/hookgate/internal/idlemem"
 	"github.com/hookgate/hookgate/netguard"
 	"github.com/hookgate/hookgate/registry"
 )
@@ -455,6 +456,14 @@ func (rt *runtime) startPipeline(concurrency, perDest int, m *metrics, listening
 		})
 		rt.delivering.Add(1)
 		go rt.deliver(listening)
+		// Memory a burst left behind goes back to the OS once the
+		// pipeline is idle (internal/idlemem).
+		releaser := &idlemem.Releaser{Activity: rt.pipe.WorkDone, Log: rt.log.Named("memory")}
+		rt.delivering.Add(1)
+		go func() {
+			defer rt.delivering.Done()
+			releaser.Run(rt.quit)
+		}()
 	})
 }
 

@@ -1,0 +1,75 @@
+package idlemem
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestReleaseFollowsTheEndOfWork drives the releaser with a scripted
+// activity count, one value per tick, and checks on which ticks it
+// releases.
+func TestReleaseFollowsTheEndOfWork(t *testing.T) {
+	tests := []struct {
+		name     string
+		activity []uint64 // the first value is read before the first tick
+		want     []int    // ticks (1-based) after which a release ran
+	}{
+		{name: "never any work", activity: []uint64{0, 0, 0, 0}, want: nil},
+		{name: "steady work never releases", activity: []uint64{0, 5, 9, 20, 31}, want: nil},
+		{name: "a burst then quiet releases once", activity: []uint64{0, 10, 20, 20, 20, 20}, want: []int{3}},
+		{name: "work already counted at start is not a burst", activity: []uint64{7, 7, 7}, want: nil},
+		{name: "two bursts release twice", activity: []uint64{0, 3, 3, 3, 8, 8}, want: []int{2, 5}},
+		{name: "a trickle releases after each quiet tick", activity: []uint64{0, 1, 1, 2, 2}, want: []int{2, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Activity is read once before the first tick and once per
+			// tick, by the watching goroutine alone: reads counts ticks.
+			reads := 0
+			var got []int
+			tick := make(chan time.Time)
+			r := &Releaser{
+				Activity: func() uint64 {
+					v := tt.activity[min(reads, len(tt.activity)-1)]
+					reads++
+					return v
+				},
+				release: func() { got = append(got, reads-1) },
+			}
+			quit := make(chan struct{})
+			done := make(chan struct{})
+			go func() { defer close(done); r.watch(quit, tick) }()
+			for n := 1; n < len(tt.activity); n++ {
+				tick <- time.Time{}
+			}
+			close(quit)
+			<-done
+			if len(got) != len(tt.want) {
+				t.Fatalf("released after ticks %v, want %v", got, tt.want)
+			}
+			for k := range got {
+				if got[k] != tt.want[k] {
+					t.Fatalf("released after ticks %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestReleaseReturnsFreedHeap checks the real release: heap freed by a
+// burst is back with the OS afterwards.
+func TestReleaseReturnsFreedHeap(t *testing.T) {
+	burst := make([][]byte, 64)
+	for i := range burst {
+		burst[i] = make([]byte, 1<<20)
+		burst[i][0] = 1
+	}
+	runtime.KeepAlive(burst)
+	burst = nil
+	before := heapReleased()
+	(&Releaser{}).releaseNow()
+	if got := heapReleased() - min(before, heapReleased()); got < 32<<20 {
+		t.Fatalf("released %d bytes after freeing 64 MiB, want at least 32 MiB", got)
+	}
+}
