@@ -8,8 +8,8 @@
 // runtime gives these back on its own only slowly: its scavenger paces
 // itself, and an idle process collects once every two minutes. A Releaser
 // watches a count of work done and, at the first quiet interval after some
-// work, collects twice (the second collection frees what the first moved
-// to the pools' victim caches) and returns the free heap to the OS.
+// work, collects until a collection frees little more (pooled buffers need
+// up to three) and returns the free heap to the OS.
 //
 // Its cost is bounded: at most one release per interval (default 5 s), and
 // only after an interval with work in it followed by one without; under
@@ -81,22 +81,55 @@ func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time) {
 	}
 }
 
-// releaseNow collects twice and returns the free heap to the OS.
+// releaseNow collects until a collection frees little more (at most
+// maxCollections), then returns the free heap to the OS. One collection is
+// not enough for pooled buffers: nats-server's file store holds the cache
+// of a block through a weak pointer whose cleanup puts the buffer back in a
+// sync.Pool after the collection that took the cache; the next collection
+// moves it to the pool's victim cache, and only the one after that frees
+// it. The short pause after each collection lets such cleanups run.
 func (r *Releaser) releaseNow() {
 	start := time.Now()
 	before := heapReleased()
-	runtime.GC()
-	debug.FreeOSMemory() // collects again, then returns free memory
+	prev, collections := uint64(0), 0
+	for collections < maxCollections {
+		runtime.GC()
+		collections++
+		time.Sleep(cleanupPause)
+		live := heapLive()
+		if collections > 1 && prev < live+enoughFreed {
+			break
+		}
+		prev = live
+	}
+	debug.FreeOSMemory() // one more collection, then free memory back to the OS
 	if r.Log != nil {
 		r.Log.Debug("idle: returned free memory to the OS",
 			zap.Uint64("returned_bytes", heapReleased()-min(before, heapReleased())),
+			zap.Uint64("live_heap_bytes", heapLive()),
+			zap.Int("collections", collections+1),
 			zap.Duration("took", time.Since(start)))
 	}
 }
 
+// Bounds of one release: at most maxCollections collections before the
+// last, each followed by cleanupPause; collecting stops once one frees less
+// than enoughFreed.
+const (
+	maxCollections = 4
+	cleanupPause   = 10 * time.Millisecond
+	enoughFreed    = 1 << 20
+)
+
+// heapLive is the heap the last collection found live.
+func heapLive() uint64 { return readUint64("/gc/heap/live:bytes") }
+
 // heapReleased is the heap memory the runtime has returned to the OS.
-func heapReleased() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+func heapReleased() uint64 { return readUint64("/memory/classes/heap/released:bytes") }
+
+// readUint64 reads one runtime metric (0 when the runtime lacks it).
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

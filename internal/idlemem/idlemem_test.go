@@ -2,8 +2,10 @@ package idlemem
 
 import (
 	"runtime"
+	"sync"
 	"testing"
 	"time"
+	"weak"
 )
 
 // TestReleaseFollowsTheEndOfWork drives the releaser with a scripted
@@ -72,4 +74,28 @@ func TestReleaseReturnsFreedHeap(t *testing.T) {
 	if got := heapReleased() - min(before, heapReleased()); got < 32<<20 {
 		t.Fatalf("released %d bytes after freeing 64 MiB, want at least 32 MiB", got)
 	}
+}
+
+// TestReleaseFreesPooledBuffers models how nats-server's file store holds a
+// block's cache: through a weak pointer, with a cleanup that parks the
+// cache's buffer in a sync.Pool once a collection took the cache. One
+// release frees the buffer, though that takes three collections (the
+// cache, the pool, the pool's victim cache) and a cleanup in between.
+func TestReleaseFreesPooledBuffers(t *testing.T) {
+	type cache struct{ buf []byte }
+	var pool sync.Pool
+	buf := make([]byte, 32<<20)
+	buf[0] = 1
+	c := &cache{buf: buf}
+	runtime.AddCleanup(c, func(b []byte) { pool.Put(&b) }, buf)
+	held := weak.Make(c)
+	c, buf = nil, nil
+	(&Releaser{}).releaseNow()
+	if held.Value() != nil {
+		t.Fatal("the weakly held cache survived the release")
+	}
+	if live := heapLive(); live >= 32<<20 {
+		t.Fatalf("live heap %d bytes after the release: the pooled 32 MiB buffer is still held", live)
+	}
+	runtime.KeepAlive(&pool)
 }
