@@ -771,3 +771,51 @@ func TestDestinationRemovedRightAfterPublish(t *testing.T) {
 		}
 	}
 }
+
+// Deliveries the stopping pipeline had pulled but not attempted (waiting
+// for their destination's one slot, or still in the consumer's buffer) go
+// back to the stream at once: the next pipeline delivers every one of them
+// well before the ack wait (30 s) would have handed them back.
+func TestStopHandsBackWaitingDeliveries(t *testing.T) {
+	const events = 40
+	release := newCloser(t)
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			block(r, release.ch, 10*time.Second)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "h", Topics: []string{"*"}, URL: s.URL})
+	first := e.start(Options{PerDestination: 1})
+	for i := range events {
+		e.publish(&Event{ID: fmt.Sprintf("evt_h%02d", i), Topic: "t", Data: json.RawMessage(`{}`)})
+	}
+	s.waitCount(t, 1, 5*time.Second) // one attempt in flight, the rest held back
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.stopPipeline(first) }()
+	time.Sleep(100 * time.Millisecond)
+	release.close() // the attempt in flight ends within Stop's grace
+	<-stopped
+	handedBack := time.Now()
+
+	e.start(Options{})
+	for i := range events {
+		e.waitRecord(fmt.Sprintf("h.evt_h%02d", i), 15*time.Second, statusIs(StatusSucceeded))
+	}
+	if took := time.Since(handedBack); took > 10*time.Second {
+		t.Errorf("the held-back deliveries took %v after the restart: not handed back at Stop", took)
+	}
+	seen := map[string]int{}
+	for _, r := range s.requests() {
+		seen[r.Header.Get("Webhook-Id")]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("event %s delivered %d times", id, n)
+		}
+	}
+	if len(seen) != events {
+		t.Errorf("%d distinct events delivered, want %d", len(seen), events)
+	}
+}
