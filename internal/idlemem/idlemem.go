@@ -11,9 +11,9 @@
 // work, collects until a collection frees little more (pooled buffers need
 // up to three) and returns the free heap to the OS.
 //
-// Its cost is bounded: at most one release per interval (default 5 s), and
-// only after an interval with work in it followed by one without; under
-// steady load it never runs.
+// Its cost is bounded: a release follows an interval with work in it
+// (default 5 s) and one without, and at most one runs per MinGap (default
+// a minute); under steady load none runs.
 package idlemem
 
 import (
@@ -25,8 +25,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// DefaultInterval is the default Releaser.Interval.
-const DefaultInterval = 5 * time.Second
+// Defaults of a Releaser.
+const (
+	DefaultInterval = 5 * time.Second
+	DefaultMinGap   = time.Minute
+)
 
 // Releaser releases memory when the work it watches stops.
 type Releaser struct {
@@ -36,6 +39,10 @@ type Releaser struct {
 	Activity func() uint64
 	// Interval is how often Activity is read. Default: DefaultInterval.
 	Interval time.Duration
+	// MinGap is the least time between two releases: a release due sooner
+	// waits for it, so that a trickle of work costs at most one release
+	// per MinGap. Default: DefaultMinGap.
+	MinGap time.Duration
 	// Log receives one Debug line per release; nil logs nothing.
 	Log *zap.Logger
 
@@ -52,17 +59,22 @@ func (r *Releaser) Run(quit <-chan struct{}) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	r.watch(quit, t.C)
+	r.watch(quit, t.C, time.Now)
 }
 
 // watch is Run's loop over the ticks of tick.
-func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time) {
+func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time, clock func() time.Time) {
 	release := r.release
 	if release == nil {
 		release = r.releaseNow
 	}
+	gap := r.MinGap
+	if gap <= 0 {
+		gap = DefaultMinGap
+	}
 	last := r.Activity()
 	worked := false // work was seen since the last release
+	var released time.Time
 	for {
 		select {
 		case <-quit:
@@ -73,9 +85,9 @@ func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time) {
 		switch {
 		case now != last:
 			worked = true
-		case worked:
+		case worked && (released.IsZero() || clock().Sub(released) >= gap):
 			release()
-			worked = false
+			worked, released = false, clock()
 		}
 		last = now
 	}

@@ -16,6 +16,7 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 		name     string
 		activity []uint64 // the first value is read before the first tick
 		want     []int    // ticks (1-based) after which a release ran
+		gap      int      // MinGap in ticks (0: none)
 	}{
 		{name: "never any work", activity: []uint64{0, 0, 0, 0}, want: nil},
 		{name: "steady work never releases", activity: []uint64{0, 5, 9, 20, 31}, want: nil},
@@ -23,6 +24,8 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 		{name: "work already counted at start is not a burst", activity: []uint64{7, 7, 7}, want: nil},
 		{name: "two bursts release twice", activity: []uint64{0, 3, 3, 3, 8, 8}, want: []int{2, 5}},
 		{name: "a trickle releases after each quiet tick", activity: []uint64{0, 1, 1, 2, 2}, want: []int{2, 4}},
+		{name: "a trickle releases once per gap", activity: []uint64{0, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4}, gap: 4, want: []int{2, 6, 10}},
+		{name: "a release due in the gap waits for it", activity: []uint64{0, 1, 1, 2, 2, 2, 2, 2}, gap: 4, want: []int{2, 6}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,7 +34,14 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 			reads := 0
 			var got []int
 			tick := make(chan time.Time)
+			// The clock is the tick count, in seconds.
+			clock := func() time.Time { return time.Unix(int64(reads), 0) }
+			gap := time.Duration(tt.gap) * time.Second
+			if gap == 0 {
+				gap = time.Nanosecond
+			}
 			r := &Releaser{
+				MinGap: gap,
 				Activity: func() uint64 {
 					v := tt.activity[min(reads, len(tt.activity)-1)]
 					reads++
@@ -41,7 +51,7 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 			}
 			quit := make(chan struct{})
 			done := make(chan struct{})
-			go func() { defer close(done); r.watch(quit, tick) }()
+			go func() { defer close(done); r.watch(quit, tick, clock) }()
 			for n := 1; n < len(tt.activity); n++ {
 				tick <- time.Time{}
 			}
