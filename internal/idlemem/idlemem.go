@@ -3,17 +3,18 @@
 //
 // After a burst of webhooks the process holds memory it no longer uses: Go
 // heap freed by the last collections but not yet scavenged, and the 8 MB
-// block buffers nats-server's file store parks in a sync.Pool (a pooled
-// buffer survives one collection in the pool's victim cache). The Go
-// runtime gives these back on its own only slowly: its scavenger paces
-// itself, and an idle process collects once every two minutes. A Releaser
-// watches a count of work done and, at the first quiet interval after some
-// work, collects until a collection frees little more (pooled buffers need
-// up to three) and returns the free heap to the OS.
+// block buffers of nats-server's file store (a block's cache is held for
+// 10 s after its last use, then parked in a sync.Pool, where it survives
+// one more collection in the pool's victim cache). The Go runtime gives
+// these back on its own only slowly: its scavenger paces itself, and an
+// idle process collects once every two minutes. A Releaser watches a count
+// of work done and, once it has stayed the same for Quiet after some work,
+// collects until a collection frees little more (pooled buffers need up to
+// three) and returns the free heap to the OS.
 //
-// Its cost is bounded: a release follows an interval with work in it
-// (default 5 s) and one without, and at most one runs per MinGap (default
-// a minute); under steady load none runs.
+// Its cost is bounded: a release follows work and then a quiet time
+// (default 15 s), and at most one runs per MinGap (default a minute); under
+// steady load none runs.
 package idlemem
 
 import (
@@ -28,6 +29,7 @@ import (
 // Defaults of a Releaser.
 const (
 	DefaultInterval = 5 * time.Second
+	DefaultQuiet    = 15 * time.Second
 	DefaultMinGap   = time.Minute
 )
 
@@ -39,6 +41,11 @@ type Releaser struct {
 	Activity func() uint64
 	// Interval is how often Activity is read. Default: DefaultInterval.
 	Interval time.Duration
+	// Quiet is how long the work count must stay the same before a
+	// release: longer than nats-server keeps a block's cache after its
+	// last use (10 s), so that the caches of the burst are gone by then.
+	// Default: DefaultQuiet.
+	Quiet time.Duration
 	// MinGap is the least time between two releases: a release due sooner
 	// waits for it, so that a trickle of work costs at most one release
 	// per MinGap. Default: DefaultMinGap.
@@ -51,7 +58,7 @@ type Releaser struct {
 }
 
 // Run reads Activity every Interval until quit is closed and releases
-// memory at the first interval without new work after one with some.
+// memory once it has not changed for Quiet after it did.
 func (r *Releaser) Run(quit <-chan struct{}) {
 	every := r.Interval
 	if every <= 0 {
@@ -68,26 +75,29 @@ func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time, clock func
 	if release == nil {
 		release = r.releaseNow
 	}
-	gap := r.MinGap
+	gap, quiet := r.MinGap, r.Quiet
 	if gap <= 0 {
 		gap = DefaultMinGap
 	}
+	if quiet <= 0 {
+		quiet = DefaultQuiet
+	}
 	last := r.Activity()
 	worked := false // work was seen since the last release
-	var released time.Time
+	var changed, released time.Time
 	for {
 		select {
 		case <-quit:
 			return
 		case <-tick:
 		}
-		now := r.Activity()
+		now, at := r.Activity(), clock()
 		switch {
 		case now != last:
-			worked = true
-		case worked && (released.IsZero() || clock().Sub(released) >= gap):
+			worked, changed = true, at
+		case worked && at.Sub(changed) >= quiet && (released.IsZero() || at.Sub(released) >= gap):
 			release()
-			worked, released = false, clock()
+			worked, released = false, at
 		}
 		last = now
 	}

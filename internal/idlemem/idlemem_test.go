@@ -17,6 +17,7 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 		activity []uint64 // the first value is read before the first tick
 		want     []int    // ticks (1-based) after which a release ran
 		gap      int      // MinGap in ticks (0: none)
+		quiet    int      // Quiet in ticks (0: one tick)
 	}{
 		{name: "never any work", activity: []uint64{0, 0, 0, 0}, want: nil},
 		{name: "steady work never releases", activity: []uint64{0, 5, 9, 20, 31}, want: nil},
@@ -26,6 +27,8 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 		{name: "a trickle releases after each quiet tick", activity: []uint64{0, 1, 1, 2, 2}, want: []int{2, 4}},
 		{name: "a trickle releases once per gap", activity: []uint64{0, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4}, gap: 4, want: []int{2, 6, 10}},
 		{name: "a release due in the gap waits for it", activity: []uint64{0, 1, 1, 2, 2, 2, 2, 2}, gap: 4, want: []int{2, 6}},
+		{name: "a release waits for the quiet time", activity: []uint64{0, 4, 4, 4, 4, 4}, quiet: 3, want: []int{4}},
+		{name: "work within the quiet time starts it again", activity: []uint64{0, 4, 4, 5, 5, 5, 5, 5}, quiet: 3, want: []int{6}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +43,12 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 			if gap == 0 {
 				gap = time.Nanosecond
 			}
+			if tt.quiet == 0 {
+				tt.quiet = 1
+			}
 			r := &Releaser{
 				MinGap: gap,
+				Quiet:  time.Duration(tt.quiet) * time.Second,
 				Activity: func() uint64 {
 					v := tt.activity[min(reads, len(tt.activity)-1)]
 					reads++
