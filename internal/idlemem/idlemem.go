@@ -58,7 +58,8 @@ type Releaser struct {
 }
 
 // Run reads Activity every Interval until quit is closed and releases
-// memory once it has not changed for Quiet after it did.
+// memory once it has not changed for Quiet after it did (or since the
+// start).
 func (r *Releaser) Run(quit <-chan struct{}) {
 	every := r.Interval
 	if every <= 0 {
@@ -82,9 +83,11 @@ func (r *Releaser) watch(quit <-chan struct{}, tick <-chan time.Time, clock func
 	if quiet <= 0 {
 		quiet = DefaultQuiet
 	}
+	// Starting is work too: a process that just recovered its store holds
+	// the garbage of it, so the first quiet time after the start releases.
 	last := r.Activity()
-	worked := false // work was seen since the last release
-	var changed, released time.Time
+	worked, changed := true, clock()
+	var released time.Time
 	for {
 		select {
 		case <-quit:

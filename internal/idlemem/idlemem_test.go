@@ -19,10 +19,10 @@ func TestReleaseFollowsTheEndOfWork(t *testing.T) {
 		gap      int      // MinGap in ticks (0: none)
 		quiet    int      // Quiet in ticks (0: one tick)
 	}{
-		{name: "never any work", activity: []uint64{0, 0, 0, 0}, want: nil},
-		{name: "steady work never releases", activity: []uint64{0, 5, 9, 20, 31}, want: nil},
-		{name: "a burst then quiet releases once", activity: []uint64{0, 10, 20, 20, 20, 20}, want: []int{3}},
-		{name: "work already counted at start is not a burst", activity: []uint64{7, 7, 7}, want: nil},
+		{name: "the start counts as work", activity: []uint64{0, 0, 0, 0}, want: []int{1}},
+		{name: "steady work never releases", activity: []uint64{0, 5, 9, 20, 31}, quiet: 2, want: nil},
+		{name: "a burst then quiet releases once", activity: []uint64{0, 10, 20, 20, 20, 20}, quiet: 2, want: []int{4}},
+		{name: "work counted before the start is not a burst", activity: []uint64{7, 7, 7, 7, 7}, gap: 9, want: []int{1}},
 		{name: "two bursts release twice", activity: []uint64{0, 3, 3, 3, 8, 8}, want: []int{2, 5}},
 		{name: "a trickle releases after each quiet tick", activity: []uint64{0, 1, 1, 2, 2}, want: []int{2, 4}},
 		{name: "a trickle releases once per gap", activity: []uint64{0, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4}, gap: 4, want: []int{2, 6, 10}},
