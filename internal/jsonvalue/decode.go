@@ -63,9 +63,10 @@ func Decode(data []byte) (any, error) {
 	d := stacks.Get().(*decoder)
 	d.data, d.src, d.pos, d.depth = data, string(data), 0, 0
 	v, err := d.document()
-	// After an error, the stacks hold what was decoded before it.
-	clear(d.members[:cap(d.members)])
-	clear(d.elems[:cap(d.elems)])
+	// A container clears its part of the stack when it is made, so only
+	// an error leaves values there: those decoded before it.
+	clear(d.members)
+	clear(d.elems)
 	d.members, d.elems = d.members[:0], d.elems[:0]
 	if cap(d.members) > maxPooledStack {
 		d.members = nil
