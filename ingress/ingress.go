@@ -549,12 +549,6 @@ func IsForm(contentType string) bool {
 	return form
 }
 
-// isJSON accepts application/json and any application/*+json type.
-func isJSON(contentType string) bool {
-	jsonType, _ := mediaType(contentType)
-	return jsonType
-}
-
 // mediaType reports whether contentType is JSON (application/json or any
 // application/*+json type) or a form (application/x-www-form-urlencoded).
 // The values senders nearly always send are known without

@@ -47,16 +47,16 @@ func TestWriteJSONBytes(t *testing.T) {
 	}
 }
 
-// TestRequestCounters: the resolved children are the vector's own.
-func TestRequestCounters(t *testing.T) {
+// TestRequestCounter: the resolved children are the vector's own.
+func TestRequestCounter(t *testing.T) {
 	for _, l := range [][2]string{{"a", ingress.OutcomeAccepted}, {"a", ingress.OutcomePassed}, {"unknown", ingress.OutcomeUnauthorized}} {
 		for range 2 {
-			if got, want := requestCounters(l[0], l[1]), ingressRequests.WithLabelValues(l[0], l[1]); got != want {
-				t.Errorf("requestCounters(%q, %q) is not the vector's child", l[0], l[1])
+			if got, want := requestCounter(l[0], l[1]), ingressRequests.WithLabelValues(l[0], l[1]); got != want {
+				t.Errorf("requestCounter(%q, %q) is not the vector's child", l[0], l[1])
 			}
 		}
 	}
-	if requestCounters("a", ingress.OutcomeAccepted) == requestCounters("a", ingress.OutcomePassed) {
+	if requestCounter("a", ingress.OutcomeAccepted) == requestCounter("a", ingress.OutcomePassed) {
 		t.Error("two outcomes share a counter")
 	}
 }
@@ -90,7 +90,7 @@ func BenchmarkCountRequest(b *testing.B) {
 	b.Run("resolved", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			requestCounters("bench", ingress.OutcomePassed).Inc()
+			requestCounter("bench", ingress.OutcomePassed).Inc()
 		}
 	})
 	b.Run("with-label-values", func(b *testing.B) {

@@ -100,26 +100,26 @@ func registerMetrics(reg *prometheus.Registry) *metrics {
 
 // request counts an incoming webhook request.
 func (m *metrics) request(workflow, outcome string) {
-	requestCounters(workflow, outcome).Inc()
+	requestCounter(workflow, outcome).Inc()
 	if outcome == ingress.OutcomeInvalid {
 		validationFailures.WithLabelValues(workflow).Inc()
 	}
 }
 
-// requestCounter is the key of a child of ingressRequests.
-type requestCounter struct{ workflow, outcome string }
+// requestLabels are the label values of a child of ingressRequests.
+type requestLabels struct{ workflow, outcome string }
 
 // requestChildren holds the children of ingressRequests already resolved
-// (requestCounter: prometheus.Counter), so that counting a request does not
+// (requestLabels: prometheus.Counter), so that counting a request does not
 // hash and look up its label values again. The children of a vector are
 // never deleted, and the vector keeps them all anyway: this adds an entry
 // per child, no more.
 var requestChildren sync.Map
 
-// requestCounters returns the child of ingressRequests for a workflow and
+// requestCounter returns the child of ingressRequests for a workflow and
 // an outcome.
-func requestCounters(workflow, outcome string) prometheus.Counter {
-	k := requestCounter{workflow, outcome}
+func requestCounter(workflow, outcome string) prometheus.Counter {
+	k := requestLabels{workflow, outcome}
 	if c, ok := requestChildren.Load(k); ok {
 		return c.(prometheus.Counter)
 	}
