@@ -80,6 +80,9 @@ func (e *LimitError) Error() string {
 
 // AsLimit returns the *LimitError in err's chain, or nil.
 func AsLimit(err error) *LimitError {
+	if err == nil {
+		return nil // without errors.As, whose target would be allocated
+	}
 	var le *LimitError
 	if errors.As(err, &le) {
 		return le

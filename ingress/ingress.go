@@ -213,7 +213,14 @@ func (d *Decision) Passed() bool { return d.Status == 0 }
 // as an object of strings), contract and filter. It reads r.Body (at most
 // w.MaxBody bytes) and writes nothing.
 func Decide(r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
-	d := &Decision{Signature: SignatureNone}
+	d := new(Decision)
+	decide(d, r, w, c)
+	return d
+}
+
+// decide is Decide into d (Handle's is not allocated).
+func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
+	d.Signature = SignatureNone
 	fail := func(status int, outcome string, body ErrorBody) *Decision {
 		d.Status, d.Outcome, d.Response = status, outcome, body
 		return d
@@ -222,13 +229,12 @@ func Decide(r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
 		return fail(http.StatusMethodNotAllowed, OutcomeMethod,
 			ErrorBody{Error: fmt.Sprintf("method %s not allowed: use %s", r.Method, strings.Join(w.Methods, ", "))})
 	}
-	tooLarge := ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
 	if r.ContentLength > w.MaxBody {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge(w))
 	}
 	body, err := readBody(r.Body, r.ContentLength, w.MaxBody)
 	if errors.Is(err, errTooLarge) {
-		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+		return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge(w))
 	}
 	if err != nil {
 		return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "reading body: " + err.Error()})
@@ -263,12 +269,13 @@ func Decide(r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
 			return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "this workflow has no payload contract: the body must be empty"})
 		}
 	} else {
-		switch ct := r.Header.Get("Content-Type"); {
-		case isJSON(ct):
+		ct := r.Header.Get("Content-Type")
+		switch jsonType, formType := mediaType(ct); {
+		case jsonType:
 			if d.Decoded, err = jsonvalue.Decode(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
 			}
-		case IsForm(ct):
+		case formType:
 			form, err := DecodeForm(body)
 			if err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadForm, ErrorBody{Error: "body is not a valid form: " + err.Error()})
@@ -306,6 +313,11 @@ func Decide(r *http.Request, w *registry.CompiledWorkflow, c Check) *Decision {
 	return d
 }
 
+// tooLarge is the refusal of a body over w's max_body.
+func tooLarge(w *registry.CompiledWorkflow) ErrorBody {
+	return ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
+}
+
 // Handle runs every check of the contract on r for workflow id and key
 // (Decide), writes the event when the workflow has targets, and returns the
 // result. It never writes to a ResponseWriter: the caller does.
@@ -322,7 +334,8 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		res.Status, res.Outcome, res.Response = status, outcome, body
 		return res
 	}
-	d := Decide(r, w, Check{Now: in.now()})
+	var dec Decision
+	d := decide(&dec, r, w, Check{Now: in.now()})
 	res.Body = d.Body
 	switch le := filters.AsLimit(d.FilterErr); {
 	case le != nil:
@@ -532,21 +545,34 @@ func DecodeForm(body []byte) (map[string]any, error) {
 
 // IsForm reports whether contentType is application/x-www-form-urlencoded.
 func IsForm(contentType string) bool {
-	if contentType == "" {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/x-www-form-urlencoded"
+	_, form := mediaType(contentType)
+	return form
 }
 
-// isJSON accepts application/json and any application/*+json type.
-func isJSON(contentType string) bool {
-	if contentType == "" {
-		return false
+// mediaType reports whether contentType is JSON (application/json or any
+// application/*+json type) or a form (application/x-www-form-urlencoded).
+// The values senders nearly always send are known without
+// mime.ParseMediaType, which allocates; any other value is parsed.
+func mediaType(contentType string) (jsonType, formType bool) {
+	switch contentType {
+	case "":
+		return false, false
+	case "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+		"application/json;charset=utf-8", "application/json;charset=UTF-8":
+		return true, false
+	case "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
+		"application/x-www-form-urlencoded; charset=UTF-8", "application/x-www-form-urlencoded;charset=utf-8":
+		return false, true
 	}
+	return parseMediaType(contentType)
+}
+
+// parseMediaType is mediaType with mime.ParseMediaType.
+func parseMediaType(contentType string) (jsonType, formType bool) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return false
+		return false, false
 	}
-	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	jsonType = mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	return jsonType, mt == "application/x-www-form-urlencoded"
 }

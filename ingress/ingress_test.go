@@ -25,7 +25,7 @@ type env struct {
 	in   *Ingress
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	eng := testenv.Engine(t)
 	guard := testenv.LoopbackGuard()

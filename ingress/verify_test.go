@@ -146,3 +146,32 @@ func TestDecodeForm(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaTypeFastPath holds the values mediaType knows without parsing
+// to what mime.ParseMediaType says of them.
+func TestMediaTypeFastPath(t *testing.T) {
+	for _, ct := range []string{
+		"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+		"application/json;charset=utf-8", "application/json;charset=UTF-8",
+		"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
+		"application/x-www-form-urlencoded; charset=UTF-8", "application/x-www-form-urlencoded;charset=utf-8",
+	} {
+		j, f := mediaType(ct)
+		wj, wf := parseMediaType(ct)
+		if j != wj || f != wf || j == f {
+			t.Errorf("mediaType(%q) = %v, %v; parsed: %v, %v", ct, j, f, wj, wf)
+		}
+	}
+	for ct, want := range map[string][2]bool{
+		"":                            {false, false},
+		"APPLICATION/JSON":            {true, false},
+		"application/vnd.github+json": {true, false},
+		"application/json; charset":   {false, false},
+		"text/plain":                  {false, false},
+		"application/x-www-form-urlencoded ; charset=latin1": {false, true},
+	} {
+		if j, f := mediaType(ct); j != want[0] || f != want[1] {
+			t.Errorf("mediaType(%q) = %v, %v, want %v", ct, j, f, want)
+		}
+	}
+}

@@ -3,13 +3,14 @@ package module
 import (
 	"context"
 	"errors"
-	"github.com/hookgate/hookgate/delivery/destination"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/delivery/destination"
 	"github.com/hookgate/hookgate/ingress"
 )
 
@@ -97,11 +98,34 @@ func registerMetrics(reg *prometheus.Registry) *metrics {
 	return &metrics{}
 }
 
+// request counts an incoming webhook request.
 func (m *metrics) request(workflow, outcome string) {
-	ingressRequests.WithLabelValues(workflow, outcome).Inc()
+	requestCounter(workflow, outcome).Inc()
 	if outcome == ingress.OutcomeInvalid {
 		validationFailures.WithLabelValues(workflow).Inc()
 	}
+}
+
+// requestLabels are the label values of a child of ingressRequests.
+type requestLabels struct{ workflow, outcome string }
+
+// requestChildren holds the children of ingressRequests already resolved
+// (requestLabels: prometheus.Counter), so that counting a request does not
+// hash and look up its label values again. The children of a vector are
+// never deleted, and the vector keeps them all anyway: this adds an entry
+// per child, no more.
+var requestChildren sync.Map
+
+// requestCounter returns the child of ingressRequests for a workflow and
+// an outcome.
+func requestCounter(workflow, outcome string) prometheus.Counter {
+	k := requestLabels{workflow, outcome}
+	if c, ok := requestChildren.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := ingressRequests.WithLabelValues(workflow, outcome)
+	requestChildren.Store(k, c)
+	return c
 }
 
 // fallback counts a passthrough request the app did not take.

@@ -2,6 +2,8 @@ package schema
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,8 +16,8 @@ import (
 type sampleNode struct {
 	types    uint8 // accepted JSON types (t* bits); 0 accepts any value
 	expected string
-	props    map[string]*sampleNode
-	required []string // sorted, strict contracts only
+	props    []sampleProp // sorted by name; none that accepts any value
+	required []string     // sorted, strict contracts only
 	items    *sampleNode
 }
 
@@ -39,15 +41,22 @@ func newSampleNode(s *shape, strict bool) *sampleNode {
 		}
 	}
 	if s.types&tObject != 0 && len(s.props) > 0 {
-		n.props = make(map[string]*sampleNode, len(s.props))
-		for k, p := range s.props {
-			n.props[k] = newSampleNode(p, strict)
+		for _, k := range slices.Sorted(maps.Keys(s.props)) {
+			if p := newSampleNode(s.props[k], strict); p.types != 0 {
+				n.props = append(n.props, sampleProp{k, p})
+			}
 		}
 		if strict && len(s.required) > 0 {
 			n.required = sortedKeys(s.required)
 		}
 	}
 	return n
+}
+
+// sampleProp is a property an object's value is checked for.
+type sampleProp struct {
+	name string
+	node *sampleNode
 }
 
 // walker carries the path of the value being validated (reused across
@@ -130,10 +139,10 @@ func (n *sampleNode) validate(v any, w *walker) {
 		if len(missing) > 0 {
 			w.fail("missing properties: " + strings.Join(missing, ", "))
 		}
-		for k, p := range n.props {
-			if pv, ok := v[k]; ok && p.types != 0 {
-				w.path = append(w.path, token{key: k})
-				p.validate(pv, w)
+		for _, p := range n.props {
+			if pv, ok := v[p.name]; ok {
+				w.path = append(w.path, token{key: p.name})
+				p.node.validate(pv, w)
 				w.path = w.path[:len(w.path)-1]
 			}
 		}
