@@ -4,11 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/engine"
+	"github.com/hookgate/hookgate/netguard"
+	"github.com/hookgate/hookgate/registry"
 )
 
 // batchAnswer is the answer of POST /events/batch.
@@ -195,5 +201,67 @@ func TestPublishBatchDelivers(t *testing.T) {
 		if id := fmt.Sprintf("ol-%d", i); seen[id] != 1 {
 			t.Errorf("%s delivered %d times", id, seen[id])
 		}
+	}
+}
+
+// BenchmarkPublishRoute is the API handler's cost per event: one event a
+// POST /events, or batches of 100 a POST /events/batch (events with ids,
+// to a topic with one subscriber; the pipeline does not deliver).
+func BenchmarkPublishRoute(b *testing.B) {
+	ctx := b.Context()
+	eng, err := engine.Open(ctx, engine.Config{StorageDir: b.TempDir(), CreateTimeout: 15 * time.Second}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = eng.Close() })
+	reg := registry.New(eng, netguard.New(nil), nil)
+	if err := reg.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(reg.Stop)
+	if _, err := reg.PutTopic(ctx, registry.Topic{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := reg.CreateSubscription(ctx, registry.Subscription{ID: "s", Name: "s", Topics: []string{"bench"}, URL: "https://hooks.example.com/"}); err != nil {
+		b.Fatal(err)
+	}
+	h, err := New(reg, delivery.New(eng, reg, nil, nil, delivery.Options{}), Options{Tokens: []string{adminToken}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	event := func() string {
+		n++
+		return fmt.Sprintf(`{"id":"bench-%d","topic":"bench","data":{"RecordID":"2QDTWAW4499","n":%d},"tenant":"ZZ1"}`, n, n)
+	}
+	post := func(path, body string) {
+		r := httptest.NewRequest("POST", "http://gw.test"+path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+adminToken)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusAccepted {
+			b.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	for _, size := range []int{1, 100} {
+		name, path := "events", "/events"
+		if size > 1 {
+			name, path = fmt.Sprintf("batch=%d", size), "/events/batch"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if size == 1 {
+					post(path, event())
+					continue
+				}
+				evs := make([]string, size)
+				for i := range evs {
+					evs[i] = event()
+				}
+				post(path, batchOf(evs...))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
+		})
 	}
 }
