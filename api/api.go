@@ -336,7 +336,7 @@ var routes = []Route{
 		handle: (*Handler).testPredicates, Doc: docTestPredicates},
 	{Method: "POST", Pattern: "/events", Summary: "Publish an event (publish-only tokens may call this too)", Publish: true,
 		handle: (*Handler).publishEvent, Doc: docPublishEvent},
-	{Method: "POST", Pattern: "/events/batch", Summary: "Publish up to 1000 events at once, all or none validated (publish-only tokens may call this too)", Publish: true,
+	{Method: "POST", Pattern: "/events/batch", Summary: "Publish up to 1000 events at once; one invalid event refuses them all (publish-only tokens may call this too)", Publish: true,
 		handle: (*Handler).publishBatch, Doc: docPublishBatch},
 	{Method: "GET", Pattern: "/events/{id}", Summary: "Get an event and its deliveries",
 		handle: (*Handler).getEvent, Doc: docGetEvent},
