@@ -51,7 +51,8 @@ const writeTimeout = 30 * time.Second
 type Options struct {
 	// Tokens are the full-access bearer tokens (already resolved).
 	Tokens []string
-	// PublishTokens are tokens that may only POST /events.
+	// PublishTokens are tokens that may only publish events (the routes
+	// marked Publish: POST /events and POST /events/batch).
 	PublishTokens []string
 	// JWT, when set, validates bearer tokens that are JWTs (three parts
 	// separated by dots); other tokens are compared with Tokens and
@@ -160,8 +161,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, status, msg)
 			return
 		}
-		if acc == accessPublish && (rt == nil || rt.key() != publishRoute) {
-			writeError(w, http.StatusForbidden, "this token may only publish events (POST /events)")
+		if acc == accessPublish && (rt == nil || !rt.Publish) {
+			writeError(w, http.StatusForbidden, "this token may only publish events (POST /events, POST /events/batch)")
 			return
 		}
 	}
@@ -259,6 +260,8 @@ type Route struct {
 	// Public routes are answered without a token (static, secret-free
 	// documents only).
 	Public bool
+	// Publish routes may also be called with a publish-only token.
+	Publish bool
 	// Doc describes the route's query, bodies and answers for the OpenAPI
 	// document.
 	Doc routeDoc
@@ -279,9 +282,6 @@ func (rt *Route) wildcards() []string {
 	}
 	return names
 }
-
-// publishRoute is the only route of a publish-only token.
-const publishRoute = "POST /events"
 
 // routeMethods are the methods the table uses, in Allow order.
 var routeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut}
@@ -334,8 +334,10 @@ var routes = []Route{
 		handle: (*Handler).testSubscription, Doc: docTestSubscription},
 	{Method: "POST", Pattern: "/subscriptions/{id}/test-predicates", Summary: "How the topics and predicates judge an event",
 		handle: (*Handler).testPredicates, Doc: docTestPredicates},
-	{Method: "POST", Pattern: "/events", Summary: "Publish an event (publish-only tokens may call this alone)",
+	{Method: "POST", Pattern: "/events", Summary: "Publish an event (publish-only tokens may call this too)", Publish: true,
 		handle: (*Handler).publishEvent, Doc: docPublishEvent},
+	{Method: "POST", Pattern: "/events/batch", Summary: "Publish up to 1000 events at once; one invalid event refuses them all (publish-only tokens may call this too)", Publish: true,
+		handle: (*Handler).publishBatch, Doc: docPublishBatch},
 	{Method: "GET", Pattern: "/events/{id}", Summary: "Get an event and its deliveries",
 		handle: (*Handler).getEvent, Doc: docGetEvent},
 	{Method: "GET", Pattern: "/deliveries", Summary: "List delivery records, a page at a time",

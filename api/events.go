@@ -20,43 +20,59 @@ func (h *Handler) publishEvent(w http.ResponseWriter, r *http.Request, _ []strin
 	if err := decodeJSON(r, &req, false); err != nil {
 		return err
 	}
-	ev, err := req.event(r, time.Now())
+	ev, err := h.validEvent(r, &req, time.Now())
 	if err != nil {
 		return err
-	}
-	if err := ev.Validate(); err != nil {
-		return badRequest("%v", err)
-	}
-	if req.Topic == "" {
-		return fieldError("topic", "required")
-	}
-	ct, ok := h.reg.Topic(req.Topic)
-	if !ok {
-		return notFound("topic %q not found: declare it first (PUT /topics/{name})", req.Topic)
-	}
-	if ct.Contract != nil {
-		var data any
-		if len(req.Data) > 0 {
-			if err := json.Unmarshal(req.Data, &data); err != nil {
-				return badRequest("invalid data: %v", err)
-			}
-		}
-		if errs := ct.Contract.Validate(data); len(errs) > 0 {
-			return &httpError{status: http.StatusUnprocessableEntity, body: errorBody{
-				Error: "data does not match the schema of topic " + strconv.Quote(req.Topic), Errors: errs}}
-		}
 	}
 	dup, err := h.pipe.Publish(r.Context(), ev)
 	if err != nil {
 		h.log.Error("publishing an event failed", zap.String("topic", ev.Topic), zap.String("event", ev.ID), zap.Error(err))
 		return apiError(http.StatusServiceUnavailable, "the event could not be stored; retry with the same id")
 	}
-	status := "accepted"
-	if dup {
-		status = "duplicate"
-	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"id": ev.ID, "status": status})
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": ev.ID, "status": publishStatus(dup)})
 	return nil
+}
+
+// validEvent is the event of a publisher's request, checked as POST
+// /events checks it: its time, its id, its topic (required, declared) and
+// the topic's contract on its data. The error is the answer: 400, 404 or
+// 422.
+func (h *Handler) validEvent(r *http.Request, req *eventRequest, now time.Time) (*delivery.Event, error) {
+	ev, err := req.event(r, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if req.Topic == "" {
+		return nil, fieldError("topic", "required")
+	}
+	ct, ok := h.reg.Topic(req.Topic)
+	if !ok {
+		return nil, notFound("topic %q not found: declare it first (PUT /topics/{name})", req.Topic)
+	}
+	if ct.Contract != nil {
+		var data any
+		if len(req.Data) > 0 {
+			if err := json.Unmarshal(req.Data, &data); err != nil {
+				return nil, badRequest("invalid data: %v", err)
+			}
+		}
+		if errs := ct.Contract.Validate(data); len(errs) > 0 {
+			return nil, &httpError{status: http.StatusUnprocessableEntity, body: errorBody{
+				Error: "data does not match the schema of topic " + strconv.Quote(req.Topic), Errors: errs}}
+		}
+	}
+	return ev, nil
+}
+
+// publishStatus is the status of a stored event in an answer.
+func publishStatus(duplicate bool) string {
+	if duplicate {
+		return "duplicate"
+	}
+	return "accepted"
 }
 
 // eventView is an accepted event as the API shows it.

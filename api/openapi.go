@@ -35,6 +35,9 @@ type routeDoc struct {
 	// authenticated route (401, 403, 500, 503) and of every route with a
 	// body (400, 413).
 	Errors []int
+	// ErrorSchema, when set, is the schema of every error answer of the
+	// route instead of Error (a superset of it).
+	ErrorSchema string
 }
 
 // docParam is a query parameter or request header.
@@ -95,6 +98,9 @@ var (
 	docPublishEvent = routeDoc{Body: "EventInput", Errors: []int{404, 422},
 		Headers: []docParam{{Name: "Traceparent", Description: "W3C trace context, kept with the event and sent to its destinations."}},
 		OK:      []docAnswer{{202, "EventAccepted", "Stored (or a duplicate of a stored event id)", ""}}}
+	docPublishBatch = routeDoc{Body: "EventBatch", Errors: []int{404, 422}, ErrorSchema: "BatchError",
+		Headers: []docParam{{Name: "Traceparent", Description: "W3C trace context, kept with every event of the batch and sent to their destinations."}},
+		OK:      []docAnswer{{202, "BatchAccepted", "Every event stored (or a duplicate of a stored event id), in request order", ""}}}
 	docGetEvent = routeDoc{Errors: []int{404},
 		OK: []docAnswer{{200, "EventWithDeliveries", "The event and its deliveries so far", ""}}}
 	docListDeliveries = routeDoc{Errors: []int{400},
@@ -159,7 +165,7 @@ func openAPIDocument() []byte {
 			"version": "1",
 			"description": "The management API of hookgate. Paths are relative to the API prefix of the Caddyfile " +
 				"(e.g. /api/hookgate). Every route but this document takes a bearer token; publish-only tokens may " +
-				"only POST /events. Every answer is JSON; every error is {\"error\": \"…\"}, with \"field\" for an " +
+				"only POST /events and POST /events/batch. Every answer is JSON; every error is {\"error\": \"…\"}, with \"field\" for an " +
 				"invalid field and \"errors\" for payloads that do not match a schema.",
 		},
 		"servers":  []any{map[string]any{"url": "/", "description": "the API prefix"}},
@@ -252,6 +258,10 @@ func operation(rt *Route) map[string]any {
 		responses[strconv.Itoa(a.Status)] = r
 	}
 	for _, s := range statuses {
+		if d.ErrorSchema != "" {
+			responses[strconv.Itoa(s)] = errorResponse(s, d.ErrorSchema)
+			continue
+		}
 		responses[strconv.Itoa(s)] = map[string]any{"$ref": "#/components/responses/" + strconv.Itoa(s)}
 	}
 	op["responses"] = responses
@@ -271,27 +281,35 @@ func paramSchema(p docParam) map[string]any {
 // errorResponses are the error answers, each with the error shape.
 func errorResponses() map[string]any {
 	out := map[string]any{}
-	for status, desc := range map[int]string{
-		400: "Bad request: a body that is not JSON, an unknown field, an invalid query parameter",
-		401: "Missing or invalid bearer token (WWW-Authenticate: Bearer)",
-		403: "The token may not call this route (a publish-only token, or a JWT without a granted claim)",
-		404: "No such resource, or no such route",
-		405: "The route does not take this method; Allow lists the ones it takes",
-		409: "Conflict: the resource exists, is declared in the Caddyfile (read-only), or is still pending",
-		413: "The request body is over the route's limit",
-		422: "A field or payload is invalid: field names it, errors lists schema failures",
-		500: "Internal error (logged; the answer says no more)",
-		503: "The state engine did not answer in time, or the event could not be stored: retry",
-	} {
-		r := map[string]any{"description": desc,
-			"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
-		if status == 405 {
-			r["headers"] = map[string]any{"Allow": map[string]any{"description": "The methods the route takes",
-				"schema": map[string]any{"type": "string"}}}
-		}
-		out[strconv.Itoa(status)] = r
+	for status := range errorDescriptions {
+		out[strconv.Itoa(status)] = errorResponse(status, "Error")
 	}
 	return out
+}
+
+// errorResponse is the error answer of status, with its body's schema.
+func errorResponse(status int, schema string) map[string]any {
+	r := map[string]any{"description": errorDescriptions[status],
+		"content": map[string]any{"application/json": map[string]any{"schema": ref(schema)}}}
+	if status == 405 {
+		r["headers"] = map[string]any{"Allow": map[string]any{"description": "The methods the route takes",
+			"schema": map[string]any{"type": "string"}}}
+	}
+	return r
+}
+
+// errorDescriptions describe the error statuses of the API.
+var errorDescriptions = map[int]string{
+	400: "Bad request: a body that is not JSON, an unknown field, an invalid query parameter",
+	401: "Missing or invalid bearer token (WWW-Authenticate: Bearer)",
+	403: "The token may not call this route (a publish-only token, or a JWT without a granted claim)",
+	404: "No such resource, or no such route",
+	405: "The route does not take this method; Allow lists the ones it takes",
+	409: "Conflict: the resource exists, is declared in the Caddyfile (read-only), or is still pending",
+	413: "The request body is over the route's limit",
+	422: "A field or payload is invalid: field names it, errors lists schema failures",
+	500: "Internal error (logged; the answer says no more)",
+	503: "The state engine did not answer in time, or the event could not be stored: retry",
 }
 
 // Schema helpers.
@@ -474,6 +492,29 @@ func openAPISchemas() map[string]any {
 		}),
 		"EventAccepted": obj([]string{"id", "status"}, map[string]any{
 			"id": str, "status": map[string]any{"type": "string", "enum": []string{"accepted", "duplicate"}},
+		}),
+		"EventBatch": obj([]string{"events"}, map[string]any{
+			"events": merged(arr(ref("EventInput")), map[string]any{"minItems": 1, "maxItems": MaxBatch,
+				"description": "The events, each as the body of POST /events; the request body is bounded too (1 MiB)"}),
+		}),
+		"BatchAccepted": obj([]string{"events"}, map[string]any{"events": arr(ref("EventAccepted"))}),
+		"BatchResult": obj([]string{"status"}, map[string]any{
+			"id":     typ("string", "The event's id: the one given, or the one made when it was stored"),
+			"status": map[string]any{"type": "string", "enum": []string{"accepted", "duplicate", "failed"}},
+			"error":  typ("string", "Why a failed event was not stored"),
+		}),
+		"BatchElementError": obj([]string{"index", "error"}, map[string]any{
+			"index":  typ("integer", "The event's index in the batch, from 0"),
+			"error":  typ("string", "What POST /events would answer for this event"),
+			"field":  str,
+			"errors": arr(ref("SchemaError")),
+		}),
+		"BatchError": obj([]string{"error"}, map[string]any{
+			"error":  typ("string", "What went wrong"),
+			"field":  typ("string", "The invalid field, when one is"),
+			"errors": arr(ref("BatchElementError")),
+			"events": merged(arr(ref("BatchResult")), map[string]any{
+				"description": "On a 503: every event's outcome, in request order (retry the batch: events with ids are not stored twice)"}),
 		}),
 		"Event": obj([]string{"id", "topic", "data", "tenant", "user", "time"}, map[string]any{
 			"id": str, "topic": str, "workflow": str, "data": map[string]any{}, "tenant": str, "user": str,

@@ -15,6 +15,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	vErrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // openAPIDoc decodes the served document.
@@ -273,6 +275,17 @@ func TestOpenAPIResponses(t *testing.T) {
 	call("POST", "/events", map[string]any{"id": orangeLogicID, "topic": "document.deleted", "data": json.RawMessage(orangeLogicData),
 		"time": "2024-12-30T19:18:23.8711593Z"}, 202, false)
 	call("POST", "/events", map[string]any{"id": orangeLogicID, "topic": "document.deleted", "data": json.RawMessage(orangeLogicData)}, 202, false)
+	olEvent := map[string]any{"id": "ol-batch", "topic": "document.deleted", "data": json.RawMessage(orangeLogicData), "tenant": "ZZ1"}
+	call("POST", "/events/batch", map[string]any{"events": []any{olEvent, olEvent,
+		map[string]any{"topic": "document.deleted", "data": json.RawMessage(orangeLogicData)}}}, 202, false)
+	call("POST", "/events/batch", map[string]any{"events": []any{olEvent}}, 202, false, "Authorization", "Bearer "+publishToken)
+	call("POST", "/events/batch", map[string]any{"events": []any{olEvent,
+		map[string]any{"topic": "document.deleted", "time": "yesterday"}}}, 422, false)
+	call("POST", "/events/batch", map[string]any{"events": []any{map[string]any{"topic": "nope"}}}, 404, false)
+	call("POST", "/events/batch", map[string]any{"events": []any{}}, 400, true)
+	call("POST", "/events/batch", map[string]any{"events": slices.Repeat([]any{olEvent}, MaxBatch+1)}, 413, true)
+	call("POST", "/events/batch", map[string]any{"events": []any{olEvent,
+		map[string]any{"id": delivery.EventRef(e.eng.EventEpoch, 1<<40), "topic": "document.deleted", "data": json.RawMessage(orangeLogicData)}}}, 503, false)
 	var recs struct {
 		Deliveries []struct {
 			ID, Status string

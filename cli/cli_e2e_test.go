@@ -390,6 +390,39 @@ func TestCLIAgainstGateway(t *testing.T) {
 	eventID := strings.Fields(evLine)[3]
 	tp.waitLine(t, `  delivery  \S+\.`+regexp.QuoteMeta(eventID)+`  workflow=orders  succeeded  attempt=1 code=200 \d+ms$`)
 
+	// Publish a file of events (before any subscription to the topic):
+	// NDJSON, then a JSON array of two batches, published again.
+	ndjson := filepath.Join(t.TempDir(), "events.ndjson")
+	_ = os.WriteFile(ndjson, []byte(`{"id":"batch-1","topic":"user.created","data":{"n":1}}
+{"topic":"user.created","data":{"n":2},"tenant":"t1"}
+
+{"id":"batch-1","topic":"user.created","data":{"n":1}}
+`), 0o600)
+	if out := g.ok(t, "events", "publish", "--file", ndjson); !regexp.MustCompile(`^batch-1 accepted\nevt_\w+ accepted\nbatch-1 duplicate\n$`).MatchString(out) {
+		t.Fatalf("events publish --file (NDJSON): %q", out)
+	}
+	if out := g.ok(t, "events", "get", "batch-1"); !regexp.MustCompile(`(?m)^data:\s+\{"n":1\}$`).MatchString(out) {
+		t.Fatalf("events get batch-1:\n%s", out)
+	}
+	var many []string
+	for i := range 1001 {
+		many = append(many, fmt.Sprintf(`{"id":"batch-a-%d","topic":"user.created","data":{"n":%d}}`, i, i))
+	}
+	array := filepath.Join(t.TempDir(), "events.json")
+	_ = os.WriteFile(array, []byte("[\n  "+strings.Join(many, ",\n  ")+"\n]\n"), 0o600)
+	for _, want := range []string{"accepted", "duplicate"} {
+		out, errOut, code := g.cli(t, "events", "publish", "--file", array)
+		if code != 0 || strings.Count(out, " "+want+"\n") != 1001 || !strings.HasPrefix(out, "batch-a-0 "+want+"\n") ||
+			!strings.HasSuffix(out, "batch-a-1000 "+want+"\n") || !strings.Contains(errOut, "1001 events") {
+			t.Fatalf("events publish --file (array, %s): exit %d\n%.300s\n%s", want, code, out, errOut)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.ndjson")
+	_ = os.WriteFile(bad, []byte(`{"id":"batch-2","topic":"user.created"}`+"\n"+`{"topic":"no.such.topic"}`+"\n"), 0o600)
+	g.fails(t, `events 0 to 1 refused, none of them stored (no batch before it was): 1 invalid; event 1: topic "no.such.topic" not found`, "events", "publish", "--file", bad)
+	g.fails(t, "[HTTP 404]", "events", "get", "batch-2")
+	g.fails(t, "go with --topic", "events", "publish", "--file", ndjson, "--id", "x")
+
 	// Subscriptions: one failing twice, then answering 200.
 	failSink, hits := newSink(t, 500, 500)
 	subFile := filepath.Join(t.TempDir(), "sub.json")

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -18,22 +22,43 @@ func (a *app) eventsCommand() *cobra.Command {
 
 	var p struct{ topic, data, file, id, tenant, user, at string }
 	publishCmd := &cobra.Command{
-		Use:   "publish --topic TOPIC [--data JSON | --file data.json] [--id ID]",
-		Short: "Publishes an event on a topic",
+		Use:   "publish --topic TOPIC [--data JSON | --file data.json] [--id ID] | --file events.ndjson",
+		Short: "Publishes an event on a topic, or a file of events",
+		Long: `With --topic, publishes one event on the topic: its data is --data, or the
+JSON document of --file.
+
+Without --topic, --file holds events, each the body of POST /events
+({"id":…,"topic":…,"data":…,"tenant":…,"user":…,"time":…}): a JSON array, or
+one JSON object a line (NDJSON). They are published through POST /events/batch,
+at most 1000 events and 1 MiB a request, and printed "ID STATUS" one a line in
+the file's order. An invalid event refuses its whole batch (nothing of it is
+stored) and stops the command, naming the event by its place in the file
+(from 0); the batches before it were published. Publishing the file again is
+safe for events with an id: they are not stored twice (events without one
+are).`,
 		Example: `  caddy hookgate events publish --topic user.created --data '{"id":42}'
-  echo '{"id":42}' | caddy hookgate events publish --topic user.created --file -`,
+  echo '{"id":42}' | caddy hookgate events publish --topic user.created --file -
+  caddy hookgate events publish --file events.ndjson`,
 		Args: cobra.NoArgs,
 	}
 	pf := publishCmd.Flags()
-	pf.StringVarP(&p.topic, "topic", "t", "", "topic (required)")
+	pf.StringVarP(&p.topic, "topic", "t", "", "topic (required unless --file holds events)")
 	pf.StringVar(&p.data, "data", "", "event data (JSON)")
-	pf.StringVarP(&p.file, "file", "f", "", "JSON file with the event data (- for standard input)")
+	pf.StringVarP(&p.file, "file", "f", "", "JSON file with the event data; without --topic, a JSON array or NDJSON file of events (- for standard input)")
 	pf.StringVar(&p.id, "id", "", "event id (a repeated id is not published twice)")
 	pf.StringVar(&p.tenant, "tenant", "", "tenant")
 	pf.StringVar(&p.user, "user", "", "user")
 	pf.StringVar(&p.at, "time", "", "when the event occurred, RFC 3339 (default: now)")
-	_ = publishCmd.MarkFlagRequired("topic")
 	publishCmd.RunE = a.run(func(ctx context.Context, c *client, cmd *cobra.Command, _ []string) error {
+		if p.topic == "" {
+			switch {
+			case p.file == "" || p.data != "":
+				return fmt.Errorf(`required flag(s) "topic" not set (or --file alone, with a file of events)`)
+			case p.id != "" || p.tenant != "" || p.user != "" || p.at != "":
+				return fmt.Errorf("--id, --tenant, --user and --time go with --topic: in a file of events, each event has its own")
+			}
+			return a.publishFile(ctx, c, cmd, p.file)
+		}
 		ev := obj{"topic": p.topic}
 		switch {
 		case p.file != "":
@@ -281,4 +306,127 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 2h", s)
 	}
 	return now.Add(-d), nil
+}
+
+// Bounds of one POST /events/batch (the API's MaxBatch and MaxBody).
+const (
+	batchEvents = 1000
+	batchBytes  = 1 << 20
+)
+
+// publishFile publishes the events of a file through POST /events/batch,
+// in batches of at most batchEvents events and batchBytes of body, and
+// prints each event's id and status.
+func (a *app) publishFile(ctx context.Context, c *client, cmd *cobra.Command, path string) error {
+	evs, err := readEvents(cmd, path)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	counts := map[string]int{}
+	for start := 0; start < len(evs); {
+		body := []byte(`{"events":[`)
+		end := start
+		for end < len(evs) && end-start < batchEvents && (end == start || len(body)+len(evs[end])+3 <= batchBytes) {
+			if end > start {
+				body = append(body, ',')
+			}
+			body = append(body, evs[end]...)
+			end++
+		}
+		body = append(body, "]}"...)
+		raw, _, err := c.do(ctx, http.MethodPost, "/events/batch", nil, json.RawMessage(body))
+		var res struct {
+			Events []struct{ ID, Status string } `json:"events"`
+			Errors []struct {
+				Index int    `json:"index"`
+				Error string `json:"error"`
+			} `json:"errors"`
+		}
+		_ = json.Unmarshal(raw, &res)
+		if a.json && (err == nil || len(res.Events) > 0) {
+			if perr := printRaw(out, raw); perr != nil {
+				return perr
+			}
+		} else {
+			for _, r := range res.Events {
+				id := r.ID
+				if id == "" {
+					id = "-" // not stored, and no id given
+				}
+				fmt.Fprintf(out, "%s %s\n", id, r.Status)
+				counts[r.Status]++
+			}
+		}
+		if err != nil {
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				return err
+			}
+			done := fmt.Sprintf("events 0 to %d were published", start-1)
+			if start == 0 {
+				done = "no batch before it was"
+			}
+			if len(res.Errors) > 0 {
+				first := res.Errors[0]
+				return fmt.Errorf("events %d to %d refused, none of them stored (%s): %d invalid; event %d: %s [HTTP %d]",
+					start, end-1, done, len(res.Errors), start+first.Index, first.Error, ae.Status)
+			}
+			if len(res.Events) > 0 {
+				return fmt.Errorf("events %d to %d were stored in part (%s): %s; publishing the file again does not store events with an id twice",
+					start, end-1, done, ae.Error())
+			}
+			return fmt.Errorf("events %d to %d: %w (%s)", start, end-1, err, done)
+		}
+		start = end
+	}
+	if !a.json {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%d events: %d accepted, %d duplicate\n", len(evs), counts["accepted"], counts["duplicate"])
+	}
+	return nil
+}
+
+// readEvents reads a file of events ("-": standard input): a JSON array
+// of objects, or JSON objects one after the other (NDJSON). Each comes
+// back compacted.
+func readEvents(cmd *cobra.Command, path string) ([]json.RawMessage, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var evs []json.RawMessage
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(b, &evs); err != nil {
+			return nil, fmt.Errorf("%s is not a JSON array of events: %w", path, err)
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for {
+			var ev json.RawMessage
+			if err := dec.Decode(&ev); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("%s: event %d: %w", path, len(evs), err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("%s holds no events", path)
+	}
+	for i, ev := range evs {
+		var c bytes.Buffer
+		if err := json.Compact(&c, ev); err != nil || c.Len() == 0 || c.Bytes()[0] != '{' {
+			return nil, fmt.Errorf("%s: event %d is not a JSON object", path, i)
+		}
+		evs[i] = c.Bytes()
+	}
+	return evs, nil
 }

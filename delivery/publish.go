@@ -37,58 +37,205 @@ var ErrReservedID = errors.New("reserved event id")
 // set in ev.ID on return: it needs no dedupe entry and no index. An event
 // with an id chosen by its publisher (or derived from an idempotency header)
 // is deduplicated on it and indexed for the dedupe window.
+//
+// The index entry is written after the event's ack, and awaited: its value
+// is the event's sequence, which only the ack tells, and GET /events/{id}
+// right after the 2xx must find the event.
 func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err error) {
+	o, res, ok := p.prepare(ctx, ev)
+	if !ok {
+		return res.Duplicate, res.Err
+	}
+	ack, err := p.eng.JetStream().PublishMsg(ctx, o.msg, o.opts...)
+	if err != nil {
+		return false, fmt.Errorf("writing event: %w", err)
+	}
+	if p.stored(&o, ack) {
+		_, err := p.eng.EventIDs.Put(ctx, ev.ID, []byte(strconv.FormatUint(ack.Sequence, 10)))
+		p.indexed(&o, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// PublishResult is the outcome of one event of PublishBatch.
+type PublishResult struct {
+	// Duplicate is set when an event with the same id was accepted within
+	// the dedupe window (earlier, or earlier in the same batch): nothing new
+	// was written.
+	Duplicate bool
+	// Err is why the event is not known to be stored (it may have been, if
+	// the ack was lost): nil when JetStream acknowledged it.
+	Err error
+}
+
+// PublishBatch writes evs to the event stream, each with exactly the
+// semantics of Publish, and returns once JetStream has answered every one:
+// the results are in the order of evs. The events are published
+// asynchronously, all in flight at once (within the JetStream context's
+// window of pending acks), and their acks awaited together; then the index
+// entries of the events with chosen ids, likewise. One event's failure does
+// not stop the others: a publisher retrying the whole batch after a partial
+// failure gets the stored events with chosen ids answered as duplicates
+// (events without an id are stored again).
+func (p *Pipeline) PublishBatch(ctx context.Context, evs []*Event) []PublishResult {
+	res := make([]PublishResult, len(evs))
+	out := make([]outgoing, len(evs))
+	futures := make([]jetstream.PubAckFuture, len(evs))
+	js := p.eng.JetStream()
+	stall := jetstream.WithStallWait(stallWait(ctx))
+	for i, ev := range evs {
+		var ok bool
+		if out[i], res[i], ok = p.prepare(ctx, ev); !ok {
+			continue
+		}
+		f, err := js.PublishMsgAsync(out[i].msg, append(out[i].opts, stall)...)
+		if err != nil {
+			res[i].Err = fmt.Errorf("writing event: %w", err)
+			continue
+		}
+		futures[i] = f
+	}
+	acks := make([]*jetstream.PubAck, len(evs))
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		ack, err := awaitAck(ctx, f)
+		if err != nil {
+			res[i].Err = fmt.Errorf("writing event: %w", err)
+			continue
+		}
+		acks[i], res[i].Duplicate = ack, ack.Duplicate
+	}
+	// The index entries of the stored events with chosen ids, all in
+	// flight at once too.
+	clear(futures)
+	for i, ack := range acks {
+		if ack == nil || !p.stored(&out[i], ack) {
+			continue
+		}
+		f, err := js.PublishMsgAsync(indexMessage(evs[i].ID, ack.Sequence), stall)
+		if err != nil {
+			p.indexed(&out[i], err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f != nil {
+			_, err := awaitAck(ctx, f)
+			p.indexed(&out[i], err)
+		}
+	}
+	return res
+}
+
+// outgoing is an event ready for the stream.
+type outgoing struct {
+	ev     *Event
+	chosen bool // the id is the publisher's: deduplicated and indexed
+	dests  int  // the number of destinations, for the log
+	msg    *nats.Msg
+	opts   []jetstream.PublishOpt
+}
+
+// prepare readies ev for the stream: its time, its message and options.
+// When ev needs no write, ok is false and res is the answer: an id this
+// stream gave is a duplicate when the event is stored, or reserved.
+func (p *Pipeline) prepare(ctx context.Context, ev *Event) (o outgoing, res PublishResult, ok bool) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
-	chosen := ev.ID != ""
 	if epoch, seq, ok := ParseEventRef(ev.ID); ok && epoch == p.eng.EventEpoch {
 		// An id this stream gave: the event is stored already (a retry of
 		// the same publish), or never was and the id is not the
 		// publisher's to choose.
 		if _, err := p.eng.EventStream.GetMsg(ctx, seq); err == nil {
-			return true, nil
+			return o, PublishResult{Duplicate: true}, false
 		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return false, fmt.Errorf("reading event %s: %w", ev.ID, err)
+			return o, PublishResult{Err: fmt.Errorf("reading event %s: %w", ev.ID, err)}, false
 		}
-		return false, fmt.Errorf("%w: %s names no stored event and is reserved for ids hookgate makes", ErrReservedID, ev.ID)
+		return o, PublishResult{Err: fmt.Errorf("%w: %s names no stored event and is reserved for ids hookgate makes", ErrReservedID, ev.ID)}, false
 	}
+	o.ev, o.chosen = ev, ev.ID != ""
 	// An event with exactly one destination now (a workflow with one
 	// target, a topic with one subscriber: the common case) is stored as
 	// its own delivery message in the destination's partition and skips
 	// the fan-out hop. An ordered destination's deliveries always go
 	// through the fan-out (order.go).
-	var m *nats.Msg
 	dests := p.Destinations(ev)
+	o.dests = len(dests)
 	if len(dests) == 1 && !dests[0].Flow.Ordered {
-		m = ev.message(engine.PartitionSubject(engine.SubjectDirect, Partition(dests[0].ID)))
-		m.Header.Set(hdrDest, dests[0].ID)
+		o.msg = ev.message(engine.PartitionSubject(engine.SubjectDirect, Partition(dests[0].ID)))
+		o.msg.Header.Set(hdrDest, dests[0].ID)
 	} else {
-		m = ev.message(engine.SubjectFanout)
+		o.msg = ev.message(engine.SubjectFanout)
 	}
-	var opts []jetstream.PublishOpt
-	if chosen {
-		opts = append(opts, jetstream.WithMsgID(ev.ID))
+	if o.chosen {
+		o.opts = []jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}
 	}
-	ack, err := p.eng.JetStream().PublishMsg(ctx, m, opts...)
+	return o, PublishResult{}, true
+}
+
+// stored takes the ack of o's write. An event without an id gets its id
+// from its place in the stream and is logged as accepted; it reports
+// whether the event needs an index entry (a chosen id, not a duplicate),
+// after which indexed logs it.
+func (p *Pipeline) stored(o *outgoing, ack *jetstream.PubAck) (index bool) {
+	if !o.chosen {
+		o.ev.ID = EventRef(p.eng.EventEpoch, ack.Sequence)
+		p.logAccepted(o.ev, o.dests)
+		return false
+	}
+	return !ack.Duplicate
+}
+
+// indexed takes the outcome of o's index write and logs the event as
+// accepted. The index is written after the event: if it is lost, the event
+// is still delivered; only its lookup by this id fails.
+func (p *Pipeline) indexed(o *outgoing, err error) {
 	if err != nil {
-		return false, fmt.Errorf("writing event: %w", err)
+		p.log.Warn("indexing an event id failed: the event is stored and delivered, but GET /events/{id} will not find it",
+			zap.String("event", o.ev.ID), zap.Error(err))
 	}
-	if !chosen {
-		ev.ID = EventRef(p.eng.EventEpoch, ack.Sequence)
-		p.logAccepted(ev, len(dests))
-		return false, nil
-	}
-	if !ack.Duplicate {
-		// The index is written after the event: if it is lost, the event
-		// is still delivered; only its lookup by this id fails.
-		if _, err := p.eng.EventIDs.Put(ctx, ev.ID, []byte(strconv.FormatUint(ack.Sequence, 10))); err != nil {
-			p.log.Warn("indexing an event id failed: the event is stored and delivered, but GET /events/{id} will not find it",
-				zap.String("event", ev.ID), zap.Error(err))
+	p.logAccepted(o.ev, o.dests)
+}
+
+// eventIDSubject is the subject prefix of the event-id index's keys: what
+// EventIDs.Put publishes to (a bucket of this JetStream domain, not a
+// mirror), published to directly to put entries asynchronously.
+const eventIDSubject = "$KV." + engine.BucketEventIDs + "."
+
+// indexMessage is the index entry of the event id stored at seq.
+func indexMessage(id string, seq uint64) *nats.Msg {
+	m := nats.NewMsg(eventIDSubject + id)
+	m.Data = []byte(strconv.FormatUint(seq, 10))
+	return m
+}
+
+// stallWait is how long an asynchronous publish may wait for room in the
+// window of pending acks (the client's default is 200ms, short for a
+// batch under load): until ctx's deadline, at most 10s.
+func stallWait(ctx context.Context) time.Duration {
+	const most = 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < most {
+			return max(d, time.Millisecond)
 		}
-		p.logAccepted(ev, len(dests))
 	}
-	return ack.Duplicate, nil
+	return most
+}
+
+// awaitAck waits for the ack of an asynchronous publish.
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Destinations returns where ev goes now: the workflow's targets, or the

@@ -10,7 +10,9 @@
 //	                events to -url (POST /api/hookgate/events) at -rate (0: as
 //	                fast as -c publishers go), each carrying its publish time in
 //	                data, wait (at most -wait) for every receipt, and print JSON
-//	                {events_per_s, p50_ms, p90_ms, p99_ms, ...}.
+//	                {events_per_s, p50_ms, p90_ms, p99_ms, ...}. With -batch N
+//	                each publisher POSTs N events a request to -url + "/batch"
+//	                (POST /api/hookgate/events/batch) instead of one to -url.
 //
 // Every mode is bounded in time (-d, -wait) and meant for loopback addresses.
 package main
@@ -55,6 +57,7 @@ type config struct {
 	topic   string
 	wait    time.Duration
 	timeout time.Duration
+	batch   int
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	flag.StringVar(&cfg.topic, "topic", "bench.tick", "topic of published events (deliver)")
 	flag.DurationVar(&cfg.wait, "wait", 60*time.Second, "how long to wait for receipts after publishing (deliver)")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.IntVar(&cfg.batch, "batch", 0, `events per publish request (deliver): 0 = one event per POST to -url; N >= 1 = N events per POST to -url + "/batch" (at most 1000)`)
 	flag.Parse()
 
 	cfg.headers = http.Header{}
@@ -110,6 +114,9 @@ func main() {
 	case "deliver":
 		if cfg.url == "" {
 			fatalf("-url is required")
+		}
+		if cfg.batch < 0 || cfg.batch > 1000 {
+			fatalf("-batch must be 0 to 1000")
 		}
 		out = runDeliver(cfg)
 	default:
@@ -230,7 +237,7 @@ func runLoad(cfg config) *loadResult {
 					}
 					t0 = time.Now()
 				}
-				code, err := doRequest(ctx, client, cfg)
+				code, _, err := doRequest(ctx, client, cfg, false)
 				if err != nil {
 					if ctx.Err() != nil {
 						return // cut by the end of the run: not counted
@@ -271,25 +278,31 @@ func runLoad(cfg config) *loadResult {
 	return res
 }
 
-func doRequest(ctx context.Context, client *http.Client, cfg config) (int, error) {
+// doRequest makes one request; the answer's body is returned when read is
+// set, else discarded.
+func doRequest(ctx context.Context, client *http.Client, cfg config, read bool) (int, []byte, error) {
 	var body io.Reader
 	if cfg.body != nil {
 		body = bytes.NewReader(cfg.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, cfg.method, cfg.url, body)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for k, v := range cfg.headers {
 		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	if read {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		return resp.StatusCode, b, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, nil, nil
 }
 
 // ---------------------------------------------------------------- upstream
@@ -336,6 +349,8 @@ type deliverResult struct {
 	Mode              string         `json:"mode"`
 	Events            int            `json:"events"`
 	Publishers        int            `json:"publishers"`
+	Batch             int            `json:"batch,omitempty"`
+	PublishRequests   int64          `json:"publish_requests"`
 	TargetRate        float64        `json:"target_rate,omitempty"`
 	Published         int64          `json:"published"`
 	PublishErrors     int64          `json:"publish_errors"`
@@ -441,11 +456,18 @@ func runDeliver(cfg config) *deliverResult {
 
 	client := newClient(cfg.conns, cfg.timeout)
 	res := &deliverResult{Mode: "deliver", Events: cfg.n, Publishers: cfg.conns, TargetRate: cfg.rate,
-		PublishStatus: map[string]int{}}
+		Batch: cfg.batch, PublishStatus: map[string]int{}}
+	// A job is the events [seq, seq+per) of one request.
+	per := max(cfg.batch, 1)
+	pubURL := cfg.url
+	if cfg.batch > 0 {
+		pubURL = strings.TrimRight(cfg.url, "/") + "/batch"
+	}
 
 	jobs := make(chan int, cfg.conns*4)
 	type pubWorker struct {
 		ok, errs int64
+		requests int64
 		status   map[int]int
 		lat      []time.Duration
 		smpl     []string
@@ -465,30 +487,59 @@ func runDeliver(cfg config) *deliverResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for seq := range jobs {
+			for first := range jobs {
 				sent := time.Now()
-				body, _ := json.Marshal(map[string]any{
-					"id":    "bench-" + run + "-" + strconv.Itoa(seq),
-					"topic": cfg.topic,
-					"data":  benchData{Run: run, Seq: seq, SentNs: sent.UnixNano()},
-				})
+				last := min(first+per, cfg.n)
+				events := make([]any, 0, last-first)
+				for seq := first; seq < last; seq++ {
+					events = append(events, map[string]any{
+						"id":    "bench-" + run + "-" + strconv.Itoa(seq),
+						"topic": cfg.topic,
+						"data":  benchData{Run: run, Seq: seq, SentNs: sent.UnixNano()},
+					})
+				}
+				var body []byte
+				if cfg.batch > 0 {
+					body, _ = json.Marshal(map[string]any{"events": events})
+				} else {
+					body, _ = json.Marshal(events[0])
+				}
 				c := cfg
 				c.method = http.MethodPost
+				c.url = pubURL
 				c.body = body
-				code, err := doRequest(ctx, client, c)
+				code, answer, err := doRequest(ctx, client, c, cfg.batch > 0)
 				pw.lat = append(pw.lat, time.Since(sent))
+				pw.requests++
+				n := int64(last - first)
 				if err != nil {
-					pw.errs++
+					pw.errs += n
 					if len(pw.smpl) < 3 {
 						pw.smpl = append(pw.smpl, err.Error())
 					}
 					continue
 				}
 				pw.status[code]++
-				if code/100 == 2 {
-					pw.ok++
-				} else {
-					pw.errs++
+				stored := int64(0)
+				switch {
+				case code/100 == 2:
+					stored = n
+				case cfg.batch > 0 && code == http.StatusServiceUnavailable:
+					// Stored in part: the answer says which.
+					var a struct {
+						Events []struct{ Status string } `json:"events"`
+					}
+					_ = json.Unmarshal(answer, &a)
+					for _, e := range a.Events {
+						if e.Status == "accepted" || e.Status == "duplicate" {
+							stored++
+						}
+					}
+				}
+				pw.ok += stored
+				pw.errs += n - stored
+				if stored < n && len(pw.smpl) < 3 {
+					pw.smpl = append(pw.smpl, fmt.Sprintf("HTTP %d: %.200s", code, answer))
 				}
 			}
 		}()
@@ -499,7 +550,7 @@ func runDeliver(cfg config) *deliverResult {
 		interval = time.Duration(float64(time.Second) / cfg.rate)
 	}
 feed:
-	for i := 0; i < cfg.n; i++ {
+	for i := 0; i < cfg.n; i += per {
 		if interval > 0 {
 			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 				time.Sleep(d)
@@ -519,6 +570,7 @@ feed:
 	for _, pw := range pws {
 		res.Published += pw.ok
 		res.PublishErrors += pw.errs
+		res.PublishRequests += pw.requests
 		for c, n := range pw.status {
 			res.PublishStatus[strconv.Itoa(c)] += n
 		}
