@@ -225,6 +225,7 @@ func (p *Pipeline) resume(id string) {
 		m := q.waiting[0]
 		q.waiting[0] = nil
 		q.waiting = q.waiting[1:]
+		q.left()
 		q.inFlight++
 		p.wg.Add(1) // under destMu: Stop empties the lists under it before waiting
 		start = append(start, m)

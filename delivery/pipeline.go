@@ -126,6 +126,55 @@ type msgKey struct {
 type destQueue struct {
 	inFlight int
 	waiting  []jetstream.Msg
+	// room is signalled when a delivery leaves waiting (see holdForRoom).
+	room chan struct{}
+	// created, lastDone and doneGap (an average of the time between two
+	// attempts ending) say whether the destination drains its deliveries
+	// fast (see draining).
+	created  time.Time
+	lastDone time.Time
+	doneGap  time.Duration
+}
+
+func newDestQueue(now time.Time) *destQueue {
+	return &destQueue{room: make(chan struct{}, 1), created: now}
+}
+
+// left notes, under destMu, that a delivery left the waiting list.
+func (q *destQueue) left() {
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+}
+
+// done notes, under destMu, that an attempt ended at now.
+func (q *destQueue) done(now time.Time) {
+	if !q.lastDone.IsZero() {
+		gap := now.Sub(q.lastDone)
+		if q.doneGap == 0 {
+			q.doneGap = gap
+		} else {
+			q.doneGap += (gap - q.doneGap) / 8
+		}
+	}
+	q.lastDone = now
+}
+
+// draining reports, under destMu, whether the destination ends attempts
+// often enough that a delivery finding its waiting list full gets a place
+// sooner by waiting for it than by going back to the stream: faster than
+// the list's capacity per deferDelay (deferred deliveries come back
+// together after deferDelay, so deferring caps a destination at about that
+// rate), and at least one attempt every fastGap, so that the deliveries of
+// other destinations behind it in the consumer wait little. A destination
+// with nothing ended yet counts as draining for holdIdle after its first
+// delivery.
+func (q *destQueue) draining(now time.Time, capacity int) bool {
+	if q.lastDone.IsZero() {
+		return now.Sub(q.created) < holdIdle
+	}
+	return now.Sub(q.lastDone) < holdIdle && q.doneGap <= fastGap && q.doneGap*time.Duration(capacity) < deferDelay
 }
 
 // New returns a pipeline; Start runs its consumers.
@@ -291,10 +340,16 @@ func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetst
 }
 
 // waitingPerSlot × PerDestination deliveries may wait in memory for a busy
-// destination; more are deferred (back to the stream for deferDelay).
+// destination. One more, for a destination that is draining fast, holds up
+// its consumer for up to holdIdle at a time until there is room (the
+// back-pressure that lets a fast destination take a burst at its own
+// pace); for one that is not, it is deferred (back to the stream for
+// deferDelay), so that a slow destination holds up only itself.
 const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
+	holdIdle       = 200 * time.Millisecond
+	fastGap        = 10 * time.Millisecond
 )
 
 // dispatch runs a delivery when its destination has a free slot and parks it
@@ -311,35 +366,57 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		}
 	}
 	now := time.Now()
+	var held time.Time // when this delivery began to wait for room
 	p.destMu.Lock()
-	if p.ctx.Err() != nil {
-		p.destMu.Unlock()
-		return
-	}
-	q := p.dests[dest]
-	if q == nil {
-		q = &destQueue{}
-		p.dests[dest] = q
-	}
-	// A delivery waits when the destination is busy, when others wait
-	// before it, or when its flow control (rate limit, open circuit) holds
-	// it back; waiting is not an attempt.
-	limited := false
-	ok := q.inFlight < p.limitOf(d) && len(q.waiting) == 0
-	if ok {
-		var wait time.Duration
-		if ok, wait, limited = p.admit(d, now); !ok && wait > 0 {
-			p.arm(dest, wait)
+	for {
+		if p.ctx.Err() != nil {
+			p.destMu.Unlock()
+			return
 		}
-	}
-	if !ok {
+		q := p.dests[dest]
+		if q == nil {
+			q = newDestQueue(now)
+			p.dests[dest] = q
+		}
+		// A delivery waits when the destination is busy, when others wait
+		// before it, or when its flow control (rate limit, open circuit)
+		// holds it back; waiting is not an attempt.
+		limited := false
+		ok := q.inFlight < p.limitOf(d) && len(q.waiting) == 0
+		if ok {
+			var wait time.Duration
+			if ok, wait, limited = p.admit(d, now); !ok && wait > 0 {
+				p.arm(dest, wait)
+			}
+		}
+		if ok {
+			q.inFlight++
+			break
+		}
 		if limited {
 			p.rateLimited(d)
 		}
-		if len(q.waiting) < p.opts.PerDestination*waitingPerSlot {
+		capacity := p.opts.PerDestination * waitingPerSlot
+		if len(q.waiting) < capacity {
 			q.waiting = append(q.waiting, m)
 			p.destMu.Unlock()
 			return
+		}
+		if !limited && q.draining(now, capacity+p.limitOf(d)) && (held.IsZero() || now.Sub(held) < deferDelay) {
+			// Busy but fast: wait for room, holding up this consumer
+			// (one delivery at most deferDelay in all).
+			if held.IsZero() {
+				held = now
+			}
+			room := q.room
+			p.destMu.Unlock()
+			if !p.holdForRoom(room) {
+				_ = m.Nak() // stopping: back to the stream at once, not an attempt
+				return
+			}
+			now = time.Now()
+			p.destMu.Lock()
+			continue
 		}
 		wait := p.deferWait(dest, now)
 		p.destMu.Unlock()
@@ -349,7 +426,6 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		_ = m.NakWithDelay(wait)
 		return
 	}
-	q.inFlight++
 	p.destMu.Unlock()
 	select {
 	case p.sem <- struct{}{}:
@@ -359,6 +435,20 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 	}
 	p.wg.Add(1)
 	go p.work(dest, m)
+}
+
+// holdForRoom waits until room is signalled or holdIdle passes; false when
+// the pipeline stops meanwhile.
+func (p *Pipeline) holdForRoom(room <-chan struct{}) bool {
+	t := time.NewTimer(holdIdle)
+	defer t.Stop()
+	select {
+	case <-room:
+	case <-t.C:
+	case <-p.quit:
+		return false
+	}
+	return true
 }
 
 // work delivers m, then the deliveries waiting for the same destination, on
@@ -380,12 +470,15 @@ func (p *Pipeline) next(dest string) jetstream.Msg {
 	p.destMu.Lock()
 	defer p.destMu.Unlock()
 	q := p.dests[dest]
+	now := time.Now()
+	q.done(now)
 	if len(q.waiting) > 0 && p.ctx.Err() == nil && q.inFlight <= p.limitOf(d) {
-		ok, wait, limited := p.admit(d, time.Now())
+		ok, wait, limited := p.admit(d, now)
 		if ok {
 			m := q.waiting[0]
 			q.waiting[0] = nil
 			q.waiting = q.waiting[1:]
+			q.left()
 			return m
 		}
 		if wait > 0 {
