@@ -182,6 +182,7 @@ func (p *Pipeline) prepare(ctx context.Context, ev *Event) (o outgoing, res Publ
 // whether the event needs an index entry (a chosen id, not a duplicate),
 // after which indexed logs it.
 func (p *Pipeline) stored(o *outgoing, ack *jetstream.PubAck) (index bool) {
+	p.workDone.Add(1)
 	if !o.chosen {
 		o.ev.ID = EventRef(p.eng.EventEpoch, ack.Sequence)
 		p.logAccepted(o.ev, o.dests)
