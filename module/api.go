@@ -39,7 +39,7 @@ type API struct {
 	// adapt`) with a random token, mode 0600; its path (never the token) is
 	// logged.
 	TokenFiles []string `json:"token_files,omitempty"`
-	// PublishTokens may only publish events (POST /events).
+	// PublishTokens may only publish events (POST /events and POST /events/batch).
 	PublishTokens []string `json:"publish_tokens,omitempty"`
 	// JWT, when set, also accepts JWT bearer tokens (such as OAuth2
 	// client-credentials access tokens from Azure AD) validated against
