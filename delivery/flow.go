@@ -249,6 +249,14 @@ func (p *Pipeline) rateLimited(dest *destination.Destination) {
 	}
 }
 
+// circuitOpen reports, under destMu, whether the destination's circuit is
+// open (or half open, a probe in flight): its deliveries are not to wait
+// for room in memory.
+func (p *Pipeline) circuitOpen(id string) bool {
+	f := p.flows[id]
+	return f != nil && f.state != CircuitClosed
+}
+
 // deferWait is how long a delivery that finds no room in its destination's
 // waiting list goes back to the stream: the rest of an open circuit's
 // cool-down, else deferDelay. Under destMu.

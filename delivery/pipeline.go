@@ -402,7 +402,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 			p.destMu.Unlock()
 			return
 		}
-		if !limited && q.draining(now, capacity+p.limitOf(d)) && (held.IsZero() || now.Sub(held) < deferDelay) {
+		if !limited && !p.circuitOpen(dest) && q.draining(now, capacity+p.limitOf(d)) && (held.IsZero() || now.Sub(held) < deferDelay) {
 			// Busy but fast: wait for room, holding up this consumer
 			// (one delivery at most deferDelay in all).
 			if held.IsZero() {
