@@ -51,7 +51,7 @@ func (p *Pipeline) Publish(ctx context.Context, ev *Event) (duplicate bool, err 
 		return false, fmt.Errorf("writing event: %w", err)
 	}
 	if p.stored(&o, ack) {
-		_, err := p.eng.EventIDs.Put(ctx, ev.ID, []byte(strconv.FormatUint(ack.Sequence, 10)))
+		_, err := p.eng.JetStream().PublishMsg(ctx, indexMessage(ev.ID, ack.Sequence))
 		p.indexed(&o, err)
 	}
 	return ack.Duplicate, nil
@@ -203,8 +203,9 @@ func (p *Pipeline) indexed(o *outgoing, err error) {
 }
 
 // eventIDSubject is the subject prefix of the event-id index's keys: what
-// EventIDs.Put publishes to (a bucket of this JetStream domain, not a
-// mirror), published to directly to put entries asynchronously.
+// a put to the EventIDs bucket publishes to (a bucket of this JetStream
+// domain, not a mirror). Entries are published to it directly, so that a
+// batch can put them asynchronously; Publish puts them the same way.
 const eventIDSubject = "$KV." + engine.BucketEventIDs + "."
 
 // indexMessage is the index entry of the event id stored at seq.
@@ -330,13 +331,12 @@ func (p *Pipeline) fanOut(m jetstream.Msg) {
 		futures = append(futures, f)
 	}
 	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			p.fanOutFailed(m, ev, err)
-			return
-		case <-p.ctx.Done():
-			_ = m.Nak()
+		if _, err := awaitAck(p.ctx, f); err != nil {
+			if p.ctx.Err() != nil {
+				_ = m.Nak() // stopping: fanned out again at once
+			} else {
+				p.fanOutFailed(m, ev, err)
+			}
 			return
 		}
 	}

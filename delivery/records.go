@@ -181,13 +181,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*pendingEntry) {
 		}
 	}
 	for _, s := range futures {
-		var err error
-		select {
-		case <-s.f.Ok():
-		case err = <-s.f.Err():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
+		_, err := awaitAck(ctx, s.f)
 		for _, pe := range s.entries {
 			if err != nil {
 				pe.done <- fmt.Errorf("recording delivery %s: %w", pe.e.Delivery, err)
