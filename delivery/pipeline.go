@@ -110,6 +110,9 @@ type Pipeline struct {
 
 	// workDone counts the work done: events published, attempts made.
 	workDone atomic.Uint64
+	// deferred counts the deliveries sent back to the stream for want of
+	// room at their destination.
+	deferred atomic.Uint64
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -349,7 +352,7 @@ const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
 	holdIdle       = 200 * time.Millisecond
-	fastGap        = 10 * time.Millisecond
+	fastGap        = 20 * time.Millisecond
 )
 
 // dispatch runs a delivery when its destination has a free slot and parks it
@@ -423,6 +426,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		// The destination is saturated: the delivery goes back to the
 		// stream for a while, which is not an attempt.
 		p.keepCount(m)
+		p.deferred.Add(1)
 		_ = m.NakWithDelay(wait)
 		return
 	}
