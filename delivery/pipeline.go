@@ -131,12 +131,15 @@ type destQueue struct {
 	waiting  []jetstream.Msg
 	// room is signalled when a delivery leaves waiting (see holdForRoom).
 	room chan struct{}
-	// created, lastDone and doneGap (an average of the time between two
-	// attempts ending) say whether the destination drains its deliveries
-	// fast (see draining).
-	created  time.Time
-	lastDone time.Time
-	doneGap  time.Duration
+	// created, lastDone and rate (attempts ended a second, measured over
+	// the last rateWindow; 0 until one has passed) say whether the
+	// destination drains its deliveries fast (see draining). windowStart
+	// and windowDone measure the current window.
+	created     time.Time
+	lastDone    time.Time
+	rate        float64
+	windowStart time.Time
+	windowDone  int
 }
 
 func newDestQueue(now time.Time) *destQueue {
@@ -151,17 +154,21 @@ func (q *destQueue) left() {
 	}
 }
 
-// done notes, under destMu, that an attempt ended at now.
+// done notes, under destMu, that an attempt ended at now. The pace is the
+// count of attempts ended over at least rateWindow: an average of the gaps
+// between them would read a destination that ends its attempts in pairs
+// (two slots started together) as twice as fast as it is.
 func (q *destQueue) done(now time.Time) {
-	if !q.lastDone.IsZero() {
-		gap := now.Sub(q.lastDone)
-		if q.doneGap == 0 {
-			q.doneGap = gap
-		} else {
-			q.doneGap += (gap - q.doneGap) / 8
-		}
-	}
 	q.lastDone = now
+	if q.windowStart.IsZero() {
+		q.windowStart = now
+		return
+	}
+	q.windowDone++
+	if elapsed := now.Sub(q.windowStart); elapsed >= rateWindow {
+		q.rate = float64(q.windowDone) / elapsed.Seconds()
+		q.windowStart, q.windowDone = now, 0
+	}
 }
 
 // draining reports, under destMu, whether the destination ends attempts
@@ -169,15 +176,15 @@ func (q *destQueue) done(now time.Time) {
 // sooner by waiting for it than by going back to the stream: faster than
 // the list's capacity per deferDelay (deferred deliveries come back
 // together after deferDelay, so deferring caps a destination at about that
-// rate), and at least one attempt every fastGap, so that the deliveries of
-// other destinations behind it in the consumer wait little. A destination
-// with nothing ended yet counts as draining for holdIdle after its first
-// delivery.
+// rate), and at least fastRate attempts a second, so that the deliveries
+// of other destinations behind it in the consumer wait little. A
+// destination whose pace is not measured yet counts as draining for
+// holdIdle after its first delivery.
 func (q *destQueue) draining(now time.Time, capacity int) bool {
-	if q.lastDone.IsZero() {
+	if q.rate == 0 {
 		return now.Sub(q.created) < holdIdle
 	}
-	return now.Sub(q.lastDone) < holdIdle && q.doneGap <= fastGap && q.doneGap*time.Duration(capacity) < deferDelay
+	return now.Sub(q.lastDone) < holdIdle && q.rate >= fastRate && float64(capacity)/q.rate < deferDelay.Seconds()
 }
 
 // New returns a pipeline; Start runs its consumers.
@@ -352,7 +359,8 @@ const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
 	holdIdle       = 200 * time.Millisecond
-	fastGap        = 20 * time.Millisecond
+	fastRate       = 50 // attempts ended a second
+	rateWindow     = 100 * time.Millisecond
 )
 
 // dispatch runs a delivery when its destination has a free slot and parks it

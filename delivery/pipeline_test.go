@@ -888,3 +888,58 @@ func TestSlowDestinationDoesNotHoldUpItsPartition(t *testing.T) {
 		t.Fatalf("the slow backlog drained (%d) before the check: the test proves nothing", n)
 	}
 }
+
+// A destination's pace is the count of attempts it ends, not an average of
+// the gaps between them: one that ends its attempts in pairs every 100 ms
+// (two slots started together) is slow, whatever its short gaps say.
+func TestDestinationPace(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name     string
+		ends     []time.Duration // when attempts end, after t0
+		at       time.Duration   // when a delivery finds the list full
+		capacity int             // the list's places and slots; 10 when 0
+		want     bool
+	}{
+		{"nothing ended, just created", nil, 100 * time.Millisecond, 0, true},
+		{"nothing ended, created long ago", nil, 300 * time.Millisecond, 0, false},
+		{"pairs every 100 ms: 20 a second", pairs(100*time.Millisecond, 10), 1010 * time.Millisecond, 0, false},
+		{"one every 5 ms: 200 a second", every(5*time.Millisecond, 200), 1001 * time.Millisecond, 0, true},
+		{"one every 5 ms, then quiet for holdIdle", every(5*time.Millisecond, 200), 1300 * time.Millisecond, 0, false},
+		{"pairs every 10 ms: 200 a second", pairs(10*time.Millisecond, 100), 1001 * time.Millisecond, 0, true},
+		{"60 a second, but the list takes longer than deferDelay", every(time.Second/60, 60), 1001 * time.Millisecond, 200, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newDestQueue(t0)
+			for _, d := range tc.ends {
+				q.done(t0.Add(d))
+			}
+			capacity := tc.capacity
+			if capacity == 0 {
+				capacity = 10
+			}
+			if got := q.draining(t0.Add(tc.at), capacity); got != tc.want {
+				t.Errorf("draining = %v, want %v (rate %.1f a second)", got, tc.want, q.rate)
+			}
+		})
+	}
+}
+
+// pairs returns n pairs of attempt ends, one pair every gap.
+func pairs(gap time.Duration, n int) []time.Duration {
+	var out []time.Duration
+	for i := 1; i <= n; i++ {
+		out = append(out, time.Duration(i)*gap, time.Duration(i)*gap+50*time.Microsecond)
+	}
+	return out
+}
+
+// every returns n attempt ends, one every gap.
+func every(gap time.Duration, n int) []time.Duration {
+	var out []time.Duration
+	for i := 1; i <= n; i++ {
+		out = append(out, time.Duration(i)*gap)
+	}
+	return out
+}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // exampleCaddyfiles lists the root Caddyfile and every examples/*/Caddyfile,
@@ -198,7 +197,7 @@ func startExample(t *testing.T, name string, s *sink) {
 		}
 		cfg = strings.ReplaceAll(cfg, r.old, r.new)
 	}
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(cfg, "caddyfile")
 	http.DefaultClient.CloseIdleConnections() // none to the previous configuration's servers
 	if t.Failed() {

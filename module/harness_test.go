@@ -42,13 +42,41 @@ func portOffset() int {
 
 func init() { caddytest.Default.AdminPort = testAdminPort }
 
+// newTester returns a caddytest.Tester whose configuration is unloaded when
+// the test ends. caddytest leaves the last configuration running until the
+// next test loads its own; its engine would still be writing to the
+// storage of a test whose temporary directories are being removed. Create
+// it after those directories: cleanups run in reverse order.
+func newTester(t *testing.T) *caddytest.Tester {
+	tc := caddytest.NewTester(t)
+	t.Cleanup(func() { unloadCaddy(t) })
+	return tc
+}
+
+// unloadCaddy loads a configuration with only the admin endpoint, which
+// stops every app of the running one (engines closed, storage released).
+func unloadCaddy(t *testing.T) {
+	cfg := fmt.Sprintf(`{"admin":{"listen":%q}}`, testAdminAddr)
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Post("http://"+testAdminAddr+"/load", "application/json", strings.NewReader(cfg))
+	if err != nil {
+		t.Errorf("unloading the test's Caddy configuration: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Errorf("unloading the test's Caddy configuration: %s %s", resp.Status, b)
+	}
+}
+
 // startCaddy loads a Caddyfile into the in-process Caddy (started by
 // caddytest on first use). global goes inside the hookgate option; site is
 // the body of the :9080 site.
 func startCaddy(t *testing.T, storage, global, site string) *caddytest.Tester {
 	t.Helper()
 	cfg := testCaddyfile(storage, global, site)
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(cfg, "caddyfile")
 	// Connections kept alive from an earlier configuration would still
 	// reach its (gracefully stopping) servers.

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 func e2eHMAC(key, msg string) string {
@@ -82,7 +80,7 @@ func TestProviderPresetsEndToEnd(t *testing.T) {
 `, anyObject, sms, pinnedKey, sink.URL)
 	cfg := strings.Replace(testCaddyfile(t.TempDir(), "", site), "\tgrace_period 1s\n",
 		"\tgrace_period 1s\n\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}\n", 1)
-	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
+	newTester(t).InitServer(cfg, "caddyfile")
 	http.DefaultClient.CloseIdleConnections()
 	if t.Failed() {
 		t.FailNow()

@@ -23,24 +23,28 @@ import (
 // and when it cannot recreate the consumer it closes the watch's channel.
 // So the registry also follows the bucket's subjects with a plain
 // subscription, which the cluster routes to every node: a write seen there
-// that the watch does not deliver within catchUp (the stream's last revision
-// is read to tell), or a reconnect of the connection, re-establishes the
-// watch from the revision after the last one applied, within about half a
+// that the watch does not deliver in time (the stream's last revision is
+// read to tell), or a reconnect of the connection, re-establishes the watch
+// from the revision after the last one applied, within about a quarter of a
 // second.
 const (
 	// watchRetryMin and watchRetryMax bound the backoff between attempts
 	// to watch a bucket again after its watch ended.
 	watchRetryMin = 50 * time.Millisecond
-	watchRetryMax = 5 * time.Second
+	watchRetryMax = time.Second
 	// hintDelay is how long after a write is seen on the bucket's subjects
-	// the registry checks that its watch is not behind the stream; catchUp
-	// is how long the watch then has to deliver the stream's last revision
-	// before it is re-established.
+	// the registry checks that its watch is not behind the stream. When it
+	// is, the watch has catchUp more to deliver the stream's last revision
+	// if it delivered nothing since the write was seen (a watch that is
+	// still working through a burst of writes gets lagging each time it
+	// applies something) before it is re-established.
 	hintDelay = 100 * time.Millisecond
-	catchUp   = 300 * time.Millisecond
+	catchUp   = 100 * time.Millisecond
+	lagging   = 300 * time.Millisecond
 	// reconnectPoll is how often the connection's reconnect count is read:
-	// after a reconnect, the watch is checked as after a write.
-	reconnectPoll = 250 * time.Millisecond
+	// after a reconnect, the watch is re-established at once (the node that
+	// held it may be gone, and writes made meanwhile were not seen).
+	reconnectPoll = 50 * time.Millisecond
 	// probeTimeout bounds one read of the stream's last revision.
 	probeTimeout = time.Second
 )
@@ -190,7 +194,10 @@ func stopWatcher(w jetstream.KeyWatcher) {
 	}()
 }
 
-var errWatchClosed = errors.New("watch closed")
+var (
+	errWatchClosed = errors.New("watch closed")
+	errReconnected = errors.New("the connection to NATS was re-established")
+)
 
 // stallError is a watch that did not deliver a revision the stream holds.
 type stallError struct{ stored, applied uint64 }
@@ -223,13 +230,14 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 		deadline <-chan time.Time // armed when the stream is ahead of the index
 		target   uint64           // the stream's last revision, when armed
 		progress uint64           // the revision applied when armed
+		hinted   uint64           // the revision applied when the probe was armed
 	)
 	reconnects := r.reconnects()
 	tick := time.NewTicker(reconnectPoll)
 	defer tick.Stop()
 	suspect := func() {
 		if loaded && probe == nil && deadline == nil {
-			probe = time.After(hintDelay)
+			probe, hinted = time.After(hintDelay), r.applied(name)
 		}
 	}
 	for {
@@ -258,9 +266,8 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 		case <-hints:
 			suspect()
 		case <-tick.C:
-			if n := r.reconnects(); n != reconnects {
-				reconnects = n
-				suspect()
+			if n := r.reconnects(); n != reconnects && loaded {
+				return errReconnected
 			}
 		case <-probe:
 			probe = nil
@@ -273,7 +280,11 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 				probes = 0
 			case last > r.applied(name):
 				probes = 0
-				target, progress, deadline = last, r.applied(name), time.After(catchUp)
+				wait := catchUp
+				if r.applied(name) > hinted {
+					wait = lagging
+				}
+				target, progress, deadline = last, r.applied(name), time.After(wait)
 			default:
 				probes = 0
 			}
@@ -281,7 +292,7 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 			// A watch that applied something since is lagging behind a
 			// burst of writes, not stalled: it gets more time.
 			if applied := r.applied(name); applied > progress {
-				progress, deadline = applied, time.After(catchUp)
+				progress, deadline = applied, time.After(lagging)
 				continue
 			}
 			return &stallError{stored: target, applied: r.applied(name)}

@@ -60,6 +60,20 @@ func TestWatchReestablished(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after a reconnect")
+	// A reconnect re-establishes every watch (the node that held it may be
+	// gone): wait for the subscriptions bucket's, so that its consumer is
+	// among those deleted next.
+	rewatched := func() bool {
+		for _, e := range logs.All() {
+			if e.Message == "config watch re-established" && e.ContextMap()["bucket"] == engine.BucketSubscriptions {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitFor(2*time.Second, rewatched) {
+		t.Fatalf("the watch was not re-established after a reconnect: %v", logs.All())
+	}
 
 	// Every consumer of the subscriptions bucket is deleted on the server:
 	// A's watch gets nothing more.
