@@ -132,7 +132,7 @@ type destQueue struct {
 	// room is signalled when a delivery leaves waiting (see holdForRoom).
 	room chan struct{}
 	// created, lastDone and rate (attempts ended a second, measured over
-	// the last rateWindow; 0 until one has passed) say whether the
+	// windows of rateWindow, the last weighing most; 0 until one has passed) say whether the
 	// destination drains its deliveries fast (see draining). windowStart
 	// and windowDone measure the current window.
 	created     time.Time
@@ -166,7 +166,15 @@ func (q *destQueue) done(now time.Time) {
 	}
 	q.windowDone++
 	if elapsed := now.Sub(q.windowStart); elapsed >= rateWindow {
-		q.rate = float64(q.windowDone) / elapsed.Seconds()
+		// Averaged with the windows before (each weighs half as much as
+		// the next), so that one window of a stall (a collection, a busy
+		// machine) does not read a fast destination as a slow one.
+		r := float64(q.windowDone) / elapsed.Seconds()
+		if q.rate == 0 {
+			q.rate = r
+		} else {
+			q.rate = (q.rate + r) / 2
+		}
 		q.windowStart, q.windowDone = now, 0
 	}
 }

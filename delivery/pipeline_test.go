@@ -844,8 +844,11 @@ func TestFastDestinationTakesABurst(t *testing.T) {
 	s.waitCount(t, events, 60*time.Second)
 	t.Logf("%d events through a destination with 8 in flight and 32 waiting in %v, %d deferrals",
 		events, time.Since(start), p.deferred.Load())
-	if n := p.deferred.Load(); n > events/4 {
-		t.Errorf("%d deliveries deferred for a destination that drains fast, want few", n)
+	// Without the hold, 10,354 deferrals for these 2,000 events; with it,
+	// none on a quiet machine, a few hundred when a loaded one (the race
+	// detector, other packages' tests) stalls the sink for a while.
+	if n := p.deferred.Load(); n > events {
+		t.Errorf("%d deliveries deferred for a destination that drains fast, want far fewer than %d", n, events)
 	}
 	if s.maxIn.Load() > 8 {
 		t.Errorf("%d attempts in flight at once, want at most 8", s.maxIn.Load())
@@ -907,6 +910,8 @@ func TestDestinationPace(t *testing.T) {
 		{"one every 5 ms: 200 a second", every(5*time.Millisecond, 200), 1001 * time.Millisecond, 0, true},
 		{"one every 5 ms, then quiet for holdIdle", every(5*time.Millisecond, 200), 1300 * time.Millisecond, 0, false},
 		{"pairs every 10 ms: 200 a second", pairs(10*time.Millisecond, 100), 1001 * time.Millisecond, 0, true},
+		{"200 a second, then one window of a stall", append(every(5*time.Millisecond, 200), 1150*time.Millisecond), 1160 * time.Millisecond, 0, true},
+		{"200 a second, then stalled for good", append(every(5*time.Millisecond, 200), 1150*time.Millisecond, 1300*time.Millisecond, 1450*time.Millisecond, 1600*time.Millisecond), 1610 * time.Millisecond, 0, false},
 		{"60 a second, but the list takes longer than deferDelay", every(time.Second/60, 60), 1001 * time.Millisecond, 200, false},
 	}
 	for _, tc := range tests {

@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/internal/h1"
 	"net"
 	"net/http"
 	"net/netip"
@@ -333,22 +334,20 @@ func (g *Guard) Dialer() *net.Dialer {
 	}
 }
 
-// Transport returns a new *http.Transport for webhook delivery: its dialer
-// checks every connection with Control; it ignores proxy settings from the
-// environment (a proxy would dial on our behalf, past the guard); it has
-// connect (10 s), TLS handshake (10 s), idle (90 s) and Expect-Continue (1 s)
-// timeouts; and it keeps up to 256 idle connections per host (1024 in all)
-// for high-throughput delivery. Per-request deadlines are the caller's (use a
-// context). Create one and share it: each Transport has its own pool.
-func (g *Guard) Transport() *http.Transport {
-	return &http.Transport{
-		Proxy:                  nil,
+// Transport returns a new transport for webhook delivery: a lean HTTP/1.1
+// one (package h1) whose dialer checks every connection with Control; it
+// follows no proxy (a proxy would dial on our behalf, past the guard); it
+// has connect (10 s), TLS handshake (10 s) and idle (90 s) timeouts, a 1 MiB
+// bound on a response's header, and keeps up to 256 idle connections per
+// host (1024 in all) for high-throughput delivery. Per-request deadlines are
+// the caller's (use a context). Create one and share it: each Transport has
+// its own pool.
+func (g *Guard) Transport() *h1.Transport {
+	return &h1.Transport{
 		DialContext:            g.Dialer().DialContext,
-		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    10 * time.Second,
 		IdleConnTimeout:        90 * time.Second,
-		ExpectContinueTimeout:  1 * time.Second,
 		MaxIdleConns:           1024,
 		MaxIdleConnsPerHost:    256,
 		MaxResponseHeaderBytes: 1 << 20,

