@@ -395,24 +395,26 @@ type sink struct {
 	progress chan struct{}
 }
 
-func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// receive records one delivered body.
+func (s *sink) receive(b []byte) {
 	now := time.Now()
-	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	w.WriteHeader(http.StatusOK)
-	var env struct {
-		benchData
-		Data    *benchData `json:"data"`
-		Payload *benchData `json:"payload"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		s.stale.Add(1)
-		return
-	}
-	d := &env.benchData
-	if env.Data != nil && env.Data.Run != "" {
-		d = env.Data
-	} else if env.Payload != nil && env.Payload.Run != "" {
-		d = env.Payload
+	d, ok := scanBench(b)
+	if !ok {
+		var env struct {
+			benchData
+			Data    *benchData `json:"data"`
+			Payload *benchData `json:"payload"`
+		}
+		if err := json.Unmarshal(b, &env); err != nil {
+			s.stale.Add(1)
+			return
+		}
+		d = env.benchData
+		if env.Data != nil && env.Data.Run != "" {
+			d = *env.Data
+		} else if env.Payload != nil && env.Payload.Run != "" {
+			d = *env.Payload
+		}
 	}
 	if d.Run != s.run {
 		s.stale.Add(1) // a late delivery of an earlier run
@@ -446,13 +448,8 @@ func runDeliver(cfg config) *deliverResult {
 	if err != nil {
 		fatalf("sink listen: %v", err)
 	}
-	srv := &http.Server{Handler: sk, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
+	srv := serveSink(ln, sk.receive)
+	defer srv.Close()
 
 	client := newClient(cfg.conns, cfg.timeout)
 	res := &deliverResult{Mode: "deliver", Events: cfg.n, Publishers: cfg.conns, TargetRate: cfg.rate,
