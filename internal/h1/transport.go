@@ -102,7 +102,8 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // read to its end or closed; a connection whose answer was read to its end
 // goes back to the pool. A request sent on a kept-alive connection that
 // fails before any byte of an answer (the server had closed it) is sent
-// once more on a new connection when its body can be read again.
+// once more on a new connection when its body can be read again, and the
+// other idle connections to that server are dropped.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
@@ -121,10 +122,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := req.URL.Scheme + "://" + hostPort(req.URL.Scheme, req.URL.Host)
 	ctx := req.Context()
 	for retried := false; ; retried = true {
-		c, reused, err := t.conn(ctx, key, req)
-		if err != nil {
-			closeBody(req)
-			return nil, err
+		var c *conn
+		reused := false
+		if !retried {
+			c = t.take(key)
+			reused = c != nil
+		}
+		if c == nil {
+			var err error
+			if c, err = t.dial(ctx, key, req); err != nil {
+				closeBody(req)
+				return nil, err
+			}
 		}
 		resp, err := t.exchange(ctx, c, req)
 		if err == nil {
@@ -133,6 +142,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if retried || !reused || c.r.read > 0 || req.GetBody == nil || ctx.Err() != nil {
 			return nil, err
 		}
+		// The server closed this kept-alive connection; the others it
+		// kept idle as long or longer (taken last, it is the freshest)
+		// are most likely closed too: the request goes out again on a new
+		// connection, and they are dropped.
+		t.dropIdle(key)
 		body, gerr := req.GetBody()
 		if gerr != nil {
 			return nil, err
@@ -248,13 +262,15 @@ func (b *body) finish(atEOF bool) {
 	_ = b.rc.Close()
 }
 
-// conn returns a kept-alive connection for key, or a new one.
-func (t *Transport) conn(ctx context.Context, key string, req *http.Request) (*conn, bool, error) {
-	if c := t.take(key); c != nil {
-		return c, true, nil
+// dropIdle closes the idle connections of key.
+func (t *Transport) dropIdle(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.idle[key] {
+		_ = c.Close()
+		t.idleCount--
 	}
-	c, err := t.dial(ctx, key, req)
-	return c, false, err
+	delete(t.idle, key)
 }
 
 // take pops the most recently used idle connection of key that has not

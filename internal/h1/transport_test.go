@@ -512,3 +512,51 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// A server that restarted closed every kept-alive connection: the next
+// request still gets through, on a new connection, and the dead ones are
+// dropped.
+func TestServerRestarted(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond) // keep several connections busy at once
+		_, _ = io.WriteString(w, "ok")
+	})
+	tr := newTransport(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := post(t, tr, context.Background(), s.URL, "{}")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			readAll(t, resp)
+		}()
+	}
+	wg.Wait()
+	tr.mu.Lock()
+	idle := tr.idleCount
+	tr.mu.Unlock()
+	if idle < 2 {
+		t.Fatalf("%d idle connections: the test needs several", idle)
+	}
+	s.CloseClientConnections()
+	time.Sleep(20 * time.Millisecond)
+	for i := range 3 {
+		resp, err := post(t, tr, context.Background(), s.URL, "{}")
+		if err != nil {
+			t.Fatalf("request %d after the restart: %v", i, err)
+		}
+		if got := readAll(t, resp); got != "ok" {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	tr.mu.Lock()
+	idle = tr.idleCount
+	tr.mu.Unlock()
+	if idle != 1 {
+		t.Errorf("%d idle connections after the restart, want the new one", idle)
+	}
+}
