@@ -64,6 +64,38 @@ func post(t *testing.T, tr *Transport, ctx context.Context, url, body string) (*
 	return tr.RoundTrip(req)
 }
 
+// postAtOnce makes n requests at the same time and returns their answers,
+// bodies unread (each holds its connection until read).
+func postAtOnce(t *testing.T, tr *Transport, url string, n int) []*http.Response {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var resps []*http.Response
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := post(t, tr, context.Background(), url, "{}")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			resps = append(resps, resp)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return resps
+}
+
+// idleCount is how many connections tr keeps idle.
+func idleCount(tr *Transport) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.idleCount
+}
+
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
@@ -321,31 +353,10 @@ func TestIdleBounds(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	tr := newTransport(t)
 	tr.MaxIdleConnsPerHost = 2
-	var wg sync.WaitGroup
-	var resps []*http.Response
-	var mu sync.Mutex
-	for range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := post(t, tr, context.Background(), s.URL, "{}")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			resps = append(resps, resp)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	for _, r := range resps {
+	for _, r := range postAtOnce(t, tr, s.URL, 5) {
 		readAll(t, r)
 	}
-	tr.mu.Lock()
-	idle := tr.idleCount
-	tr.mu.Unlock()
-	if idle != 2 {
+	if idle := idleCount(tr); idle != 2 {
 		t.Errorf("%d idle connections, want 2", idle)
 	}
 
@@ -522,24 +533,10 @@ func TestServerRestarted(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	tr := newTransport(t)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := post(t, tr, context.Background(), s.URL, "{}")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			readAll(t, resp)
-		}()
+	for _, r := range postAtOnce(t, tr, s.URL, 8) {
+		readAll(t, r)
 	}
-	wg.Wait()
-	tr.mu.Lock()
-	idle := tr.idleCount
-	tr.mu.Unlock()
-	if idle < 2 {
+	if idle := idleCount(tr); idle < 2 {
 		t.Fatalf("%d idle connections: the test needs several", idle)
 	}
 	s.CloseClientConnections()
@@ -553,10 +550,7 @@ func TestServerRestarted(t *testing.T) {
 			t.Fatalf("request %d: %q", i, got)
 		}
 	}
-	tr.mu.Lock()
-	idle = tr.idleCount
-	tr.mu.Unlock()
-	if idle != 1 {
+	if idle := idleCount(tr); idle != 1 {
 		t.Errorf("%d idle connections after the restart, want the new one", idle)
 	}
 }
