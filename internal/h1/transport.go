@@ -253,8 +253,10 @@ func (b *body) Close() error {
 // to its end and the connection may be kept, closed otherwise.
 func (b *body) finish(atEOF bool) {
 	b.done = true
-	b.stop()
-	if atEOF && b.keep {
+	// A context ended meanwhile has set, or is setting, the connection's
+	// deadline in the past: the connection is not kept then.
+	stopped := b.stop()
+	if atEOF && b.keep && stopped {
 		b.t.put(b.c)
 		return
 	}
