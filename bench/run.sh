@@ -544,6 +544,8 @@ $(row passthrough "(d) hookgate passthrough (key + contract + filter → \`rever
 
 ### Delivery — one subscription (standard envelope) to the load generator's sink
 
+The sink is a minimal HTTP/1.1 server (\`bench/loadgen/sink.go\`), as \`wrk\` is a minimal client.
+
 | measurement | value | detail |
 | --- | ---: | --- |
 | (e1) max throughput, one event a request (\`POST /events\`), events/s (publish start → last receipt), median of $DELIVER_REPS | $M_EPS | $(deliver_detail max) |
