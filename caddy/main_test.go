@@ -228,7 +228,16 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Killed under load, once enough webhooks were accepted to count
+	// (however slow the machine is).
+	for begin := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		amu.Lock()
+		n := len(accepted)
+		amu.Unlock()
+		if (n >= 200 && time.Since(begin) > time.Second) || time.Since(begin) > 30*time.Second {
+			break
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
