@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -885,7 +886,20 @@ func TestSlowDestinationDoesNotHoldUpItsPartition(t *testing.T) {
 	for range 20 {
 		e.publish(&Event{Topic: "fast.x", Data: json.RawMessage(`{}`)})
 	}
-	fast.waitCount(t, 20, 3*time.Second)
+	if !waitFor(3*time.Second, func() bool { return fast.count() >= 20 }) {
+		c, err := e.eng.JetStream().Consumer(e.ctx, engine.StreamEvents, fmt.Sprintf("%s%d", ConsumerDirectPrefix, Partition(fastID)))
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(e.ctx)
+		}
+		if err != nil {
+			t.Fatalf("the fast destination got %d of 20 deliveries within 3s (slow: %d, deferred %d); consumer info: %v",
+				fast.count(), slow.count(), e.pipe.deferred.Load(), err)
+		}
+		t.Fatalf("the fast destination got %d of 20 deliveries within 3s (slow: %d, deferred %d); consumer: delivered %d, ack floor %d, ack pending %d, redelivered %d, pending %d, waiting pulls %d",
+			fast.count(), slow.count(), e.pipe.deferred.Load(), info.Delivered.Stream, info.AckFloor.Stream,
+			info.NumAckPending, info.NumRedelivered, info.NumPending, info.NumWaiting)
+	}
 	t.Logf("the fast destination was served in %v behind %d slow deliveries", time.Since(start), backlog)
 	if n := slow.count(); n >= backlog {
 		t.Fatalf("the slow backlog drained (%d) before the check: the test proves nothing", n)
