@@ -283,8 +283,19 @@ func (d *decoder) array() (any, error) {
 // string decodes a string starting at the opening quote. Invalid UTF-8 is
 // replaced by U+FFFD, as encoding/json does.
 func (d *decoder) string() (string, error) {
+	raw, start, end, s, err := d.scanString()
+	if raw {
+		return d.src[start:end], nil
+	}
+	return s, err
+}
+
+// scanString reads a string starting at the opening quote. When raw is
+// true the string is d.data[start:end] as is (no escapes, valid UTF-8): a
+// substring of d.src, no allocation; otherwise it is s.
+func (d *decoder) scanString() (raw bool, start, end int, s string, err error) {
 	d.pos++ // opening quote
-	start := d.pos
+	start = d.pos
 	// Fast path: no escapes: a substring of the document, when it is valid
 	// UTF-8.
 	ascii := true
@@ -294,9 +305,9 @@ func (d *decoder) string() (string, error) {
 		if c == '"' {
 			d.pos = i + 1
 			if ascii || utf8.ValidString(d.src[start:i]) {
-				return d.src[start:i], nil
+				return true, start, i, "", nil
 			}
-			return string([]rune(d.src[start:i])), nil // replace invalid bytes
+			return false, 0, 0, string([]rune(d.src[start:i])), nil // replace invalid bytes
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -306,6 +317,13 @@ func (d *decoder) string() (string, error) {
 		}
 	}
 	d.pos = i
+	s, err = d.escapedString(start)
+	return false, 0, 0, s, err
+}
+
+// escapedString decodes the rest of a string that has escapes (or a
+// control character) from d.pos, start being its first byte.
+func (d *decoder) escapedString(start int) (string, error) {
 	buf := make([]byte, 0, d.pos-start+16)
 	buf = append(buf, d.data[start:d.pos]...)
 	for d.pos < len(d.data) {
@@ -411,6 +429,15 @@ func isHex(c byte) bool {
 
 // number decodes an RFC 8259 number into a float64.
 func (d *decoder) number() (any, error) {
+	f, err := d.float()
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// float decodes an RFC 8259 number.
+func (d *decoder) float() (float64, error) {
 	start := d.pos
 	if f, ok := d.smallInt(); ok {
 		return f, nil
@@ -419,7 +446,7 @@ func (d *decoder) number() (any, error) {
 		d.pos++
 	}
 	if d.pos >= len(d.data) {
-		return nil, d.errorf("unexpected end of JSON input")
+		return 0, d.errorf("unexpected end of JSON input")
 	}
 	switch c := d.data[d.pos]; {
 	case c == '0':
@@ -429,15 +456,15 @@ func (d *decoder) number() (any, error) {
 			d.pos++
 		}
 	default:
-		return nil, d.errorf("invalid character %s in numeric literal", d.quoteChar())
+		return 0, d.errorf("invalid character %s in numeric literal", d.quoteChar())
 	}
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		d.pos++
 		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of JSON input")
+			return 0, d.errorf("unexpected end of JSON input")
 		}
 		if c := d.data[d.pos]; c < '0' || c > '9' {
-			return nil, d.errorf("invalid character %s after decimal point in numeric literal", d.quoteChar())
+			return 0, d.errorf("invalid character %s after decimal point in numeric literal", d.quoteChar())
 		}
 		for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
 			d.pos++
@@ -449,10 +476,10 @@ func (d *decoder) number() (any, error) {
 			d.pos++
 		}
 		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of JSON input")
+			return 0, d.errorf("unexpected end of JSON input")
 		}
 		if c := d.data[d.pos]; c < '0' || c > '9' {
-			return nil, d.errorf("invalid character %s in exponent of numeric literal", d.quoteChar())
+			return 0, d.errorf("invalid character %s in exponent of numeric literal", d.quoteChar())
 		}
 		for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
 			d.pos++
@@ -461,7 +488,7 @@ func (d *decoder) number() (any, error) {
 	f, err := strconv.ParseFloat(d.src[start:d.pos], 64)
 	if err != nil {
 		// Out of float64 range: encoding/json refuses it too.
-		return nil, &SyntaxError{Msg: "number " + string(d.data[start:d.pos]) + " out of range", Offset: start}
+		return 0, &SyntaxError{Msg: "number " + string(d.data[start:d.pos]) + " out of range", Offset: start}
 	}
 	return f, nil
 }

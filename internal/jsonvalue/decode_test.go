@@ -2,6 +2,7 @@ package jsonvalue
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +21,78 @@ func check(t *testing.T, in []byte) {
 	}
 	if err == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: Decode %#v, encoding/json %#v", in, got, want)
+	}
+	checkDoc(t, in, got, err)
+}
+
+// checkDoc holds Parse to Decode: the same error, the same value, and a
+// navigation (kinds, lengths, children, lookups) that agrees with it.
+func checkDoc(t *testing.T, in []byte, want any, wantErr error) {
+	t.Helper()
+	doc, err := Parse(in)
+	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+		t.Fatalf("%q: Parse error %v, Decode error %v", in, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	defer doc.Release()
+	if got := doc.Value(Root); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: Parse %#v, Decode %#v", in, got, want)
+	}
+	checkNav(t, in, doc, Root, want)
+}
+
+func checkNav(t *testing.T, in []byte, doc *Doc, r Ref, want any) {
+	t.Helper()
+	kinds := map[Kind]string{Null: "<nil>", False: "bool", True: "bool", Number: "float64",
+		String: "string", Array: "[]interface {}", Object: "map[string]interface {}"}
+	if got, typ := kinds[doc.Kind(r)], fmt.Sprintf("%T", want); got != typ {
+		t.Fatalf("%q: kind %s, value %#v", in, got, want)
+	}
+	switch w := want.(type) {
+	case bool:
+		if (doc.Kind(r) == True) != w {
+			t.Fatalf("%q: kind %d, value %v", in, doc.Kind(r), w)
+		}
+	case []any:
+		if doc.Len(r) != len(w) {
+			t.Fatalf("%q: Len %d, %d elements", in, doc.Len(r), len(w))
+		}
+		c := doc.First(r)
+		for _, e := range w {
+			checkNav(t, in, doc, c, e)
+			c = doc.Next(c)
+		}
+		if c != doc.Next(r) {
+			t.Fatalf("%q: the last element is not followed by the array's sibling", in)
+		}
+	case map[string]any:
+		keys := map[string]bool{}
+		c := doc.First(r)
+		for range doc.Len(r) {
+			keys[doc.Key(c)] = true
+			c = doc.Next(c)
+		}
+		if doc.Len(r) > 0 && c != doc.Next(r) {
+			t.Fatalf("%q: the last member is not followed by the object's sibling", in)
+		}
+		if len(keys) != len(w) {
+			t.Fatalf("%q: keys %v, map %v", in, keys, w)
+		}
+		for k, v := range w {
+			m, ok := doc.Lookup(r, k)
+			if !ok {
+				t.Fatalf("%q: Lookup(%q) found nothing", in, k)
+			}
+			if got := doc.Value(m); !reflect.DeepEqual(got, v) {
+				t.Fatalf("%q: Lookup(%q) is %#v, the map has %#v", in, k, got, v)
+			}
+			checkNav(t, in, doc, m, v)
+		}
+		if _, ok := doc.Lookup(r, "\x00absent"); ok {
+			t.Fatalf("%q: Lookup of an absent key found it", in)
+		}
 	}
 }
 
@@ -76,6 +149,14 @@ func TestNegativeZero(t *testing.T) {
 	if f, ok := v.(float64); err != nil || !ok || f != 0 || !math.Signbit(f) {
 		t.Errorf("-0 decoded as %#v, %v", v, err)
 	}
+	doc, err := Parse([]byte(`-0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Release()
+	if f, ok := doc.Value(Root).(float64); !ok || f != 0 || !math.Signbit(f) {
+		t.Errorf("-0 parsed as %#v", doc.Value(Root))
+	}
 }
 
 func TestDepthLimit(t *testing.T) {
@@ -121,6 +202,17 @@ func BenchmarkDecode(b *testing.B) {
 				if _, err := Decode(body); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+		b.Run(name+"/parse", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				doc, err := Parse(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				doc.Release()
 			}
 		})
 		b.Run(name+"/encoding-json", func(b *testing.B) {

@@ -1,0 +1,272 @@
+package jsonvalue
+
+import "sync"
+
+// A Doc is a parsed JSON document kept as a flat list of nodes instead of a
+// tree of maps and slices: parsing it allocates nothing but the copy of the
+// document its strings are substrings of (the node list is pooled). Callers
+// that need only some of a document (a validator that looks at types, a
+// filter that reads a few members) walk the nodes and build Go values only
+// for the parts they keep (Value). Parse accepts and refuses exactly what
+// Decode does, with the same errors: both run the same scanner.
+
+// Kind is the JSON type of a node.
+type Kind uint8
+
+// Kinds of nodes.
+const (
+	Null Kind = iota
+	False
+	True
+	Number
+	String
+	Array
+	Object
+)
+
+// Ref designates a node of a Doc. The root is Root; the children of an
+// array or object are First(r), then Next of each.
+type Ref int32
+
+// Root is the document's top-level value.
+const Root Ref = 0
+
+// node is one value of a Doc. Containers are followed by their children
+// (members of an object carry their key), and next is the index just past
+// the whole subtree: the next sibling.
+type node struct {
+	kind Kind
+	n    int32 // members or elements of a container
+	next int32
+	num  float64
+	str  string // string value
+	key  string // member key, in an object
+}
+
+// Doc is a parsed document. It is valid until Release; the values Value
+// returns stay valid after it.
+type Doc struct {
+	nodes []node
+	dec   decoder
+	d     *decoder // &dec while parsing
+}
+
+var docs = sync.Pool{New: func() any { return new(Doc) }}
+
+// Parse parses exactly one JSON value (surrounded by optional white space),
+// as Decode does, into a Doc. Release it when done.
+func Parse(data []byte) (*Doc, error) {
+	doc := docs.Get().(*Doc)
+	d := &doc.dec
+	d.data, d.src, d.pos, d.depth = data, string(data), 0, 0
+	doc.d = d
+	d.skipSpace()
+	err := doc.value("")
+	if err == nil {
+		d.skipSpace()
+		if d.pos != len(d.data) {
+			err = d.errorf("invalid character %s after top-level value", d.quoteChar())
+		}
+	}
+	if err != nil {
+		doc.Release()
+		return nil, err
+	}
+	return doc, nil
+}
+
+// Release returns the Doc's memory for the next Parse. The Doc must not be
+// used after it.
+func (doc *Doc) Release() {
+	doc.dec.data, doc.dec.src, doc.d = nil, "", nil
+	clear(doc.nodes)
+	doc.nodes = doc.nodes[:0]
+	if cap(doc.nodes) > maxPooledStack {
+		doc.nodes = nil
+	}
+	docs.Put(doc)
+}
+
+// value appends the value at d.pos, and its children, with key (the member
+// key when the value is in an object).
+func (doc *Doc) value(key string) error {
+	d := doc.d
+	if d.pos >= len(d.data) {
+		return d.errorf("unexpected end of JSON input")
+	}
+	i := len(doc.nodes)
+	doc.nodes = append(doc.nodes, node{key: key})
+	nd := &doc.nodes[i]
+	switch c := d.data[d.pos]; {
+	case c == '{':
+		nd.kind = Object
+		return doc.object(i)
+	case c == '[':
+		nd.kind = Array
+		return doc.array(i)
+	case c == '"':
+		s, err := d.string()
+		nd.kind, nd.str = String, s
+		nd.next = int32(len(doc.nodes))
+		return err
+	case c == 't':
+		nd.kind, nd.next = True, int32(len(doc.nodes))
+		return d.literal("true")
+	case c == 'f':
+		nd.kind, nd.next = False, int32(len(doc.nodes))
+		return d.literal("false")
+	case c == 'n':
+		nd.kind, nd.next = Null, int32(len(doc.nodes))
+		return d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		f, err := d.float()
+		nd.kind, nd.num = Number, f
+		nd.next = int32(len(doc.nodes))
+		return err
+	}
+	return d.errorf("invalid character %s looking for beginning of value", d.quoteChar())
+}
+
+// object parses the object whose node is i (as decoder.object does).
+func (doc *Doc) object(i int) error {
+	d := doc.d
+	if err := d.enter(); err != nil {
+		return err
+	}
+	d.pos++ // {
+	d.skipSpace()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		d.depth--
+		doc.nodes[i].next = int32(len(doc.nodes))
+		return nil
+	}
+	var n int32
+	for {
+		if d.pos >= len(d.data) {
+			return d.errorf("unexpected end of JSON input")
+		}
+		if d.data[d.pos] != '"' {
+			return d.errorf("invalid character %s looking for beginning of object key string", d.quoteChar())
+		}
+		key, err := d.string()
+		if err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.pos >= len(d.data) {
+			return d.errorf("unexpected end of JSON input")
+		}
+		if d.data[d.pos] != ':' {
+			return d.errorf("invalid character %s after object key", d.quoteChar())
+		}
+		d.pos++
+		d.skipSpace()
+		if err := doc.value(key); err != nil {
+			return err
+		}
+		n++
+		if done, err := d.separator('}', "object key:value pair"); done || err != nil {
+			if err != nil {
+				return err
+			}
+			doc.nodes[i].n, doc.nodes[i].next = n, int32(len(doc.nodes))
+			return nil
+		}
+	}
+}
+
+// array parses the array whose node is i (as decoder.array does).
+func (doc *Doc) array(i int) error {
+	d := doc.d
+	if err := d.enter(); err != nil {
+		return err
+	}
+	d.pos++ // [
+	d.skipSpace()
+	if d.pos < len(d.data) && d.data[d.pos] == ']' {
+		d.pos++
+		d.depth--
+		doc.nodes[i].next = int32(len(doc.nodes))
+		return nil
+	}
+	var n int32
+	for {
+		if err := doc.value(""); err != nil {
+			return err
+		}
+		n++
+		if done, err := d.separator(']', "array element"); done || err != nil {
+			if err != nil {
+				return err
+			}
+			doc.nodes[i].n, doc.nodes[i].next = n, int32(len(doc.nodes))
+			return nil
+		}
+	}
+}
+
+// Kind returns the JSON type of r.
+func (doc *Doc) Kind(r Ref) Kind { return doc.nodes[r].kind }
+
+// Len returns the number of members of an object or elements of an array
+// (duplicate keys counted), 0 for any other value.
+func (doc *Doc) Len(r Ref) int { return int(doc.nodes[r].n) }
+
+// First returns the first child of a non-empty container r. The children
+// follow one another in document order: Next(c) is the one after c, for
+// Len(r) children in all.
+func (doc *Doc) First(r Ref) Ref { return r + 1 }
+
+// Next returns the sibling after r, in its container.
+func (doc *Doc) Next(r Ref) Ref { return Ref(doc.nodes[r].next) }
+
+// Key returns the member key of r, a member of an object.
+func (doc *Doc) Key(r Ref) string { return doc.nodes[r].key }
+
+// Lookup returns the member of object r named key: the last one, when the
+// key is duplicated, as in the map Decode returns.
+func (doc *Doc) Lookup(r Ref, key string) (Ref, bool) {
+	found, ok := Ref(0), false
+	c := r + 1
+	for range doc.nodes[r].n {
+		if doc.nodes[c].key == key {
+			found, ok = c, true
+		}
+		c = Ref(doc.nodes[c].next)
+	}
+	return found, ok
+}
+
+// Value returns r as Decode returns it: map[string]any, []any, string,
+// float64, bool or nil, newly made.
+func (doc *Doc) Value(r Ref) any {
+	nd := &doc.nodes[r]
+	switch nd.kind {
+	case False:
+		return false
+	case True:
+		return true
+	case Number:
+		return nd.num
+	case String:
+		return nd.str
+	case Array:
+		a := make([]any, nd.n)
+		c := r + 1
+		for i := range a {
+			a[i] = doc.Value(c)
+			c = Ref(doc.nodes[c].next)
+		}
+		return a
+	case Object:
+		m := make(map[string]any, nd.n)
+		c := r + 1
+		for range nd.n {
+			m[doc.nodes[c].key] = doc.Value(c) // in document order: the last duplicate wins
+			c = Ref(doc.nodes[c].next)
+		}
+		return m
+	}
+	return nil
+}
