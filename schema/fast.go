@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/hookgate/hookgate/internal/jsonvalue"
 )
 
 // sampleNode validates a value against the schema inferred from a sample,
@@ -70,6 +73,21 @@ type token struct {
 	key    string
 	index  int
 	isItem bool
+}
+
+// walkers keeps walkers' path stacks between validations.
+var walkers = sync.Pool{New: func() any { return &walker{path: make([]token, 0, 8)} }}
+
+// newWalker returns an empty walker from the pool; release it when its
+// errors have been taken.
+func newWalker() *walker { return walkers.Get().(*walker) }
+
+func (w *walker) release() {
+	clear(w.path[:cap(w.path)])
+	w.path, w.errs = w.path[:0], nil
+	if cap(w.path) <= 64 {
+		walkers.Put(w)
+	}
 }
 
 // fail records an error at the current path.
@@ -164,4 +182,106 @@ func quote(s string) string {
 	s = strings.ReplaceAll(s, `\"`, `"`)
 	s = strings.ReplaceAll(s, `'`, `\'`)
 	return "'" + s[1:len(s)-1] + "'"
+}
+
+// ValidateDoc validates the root of a parsed document exactly as Validate
+// validates the decoded value (doc.Value(jsonvalue.Root)), errors
+// included, without building that value, when the contract can: a sample
+// contract. ok is false for any other contract, and nothing was checked:
+// validate the decoded value then.
+func (c *Contract) ValidateDoc(doc *jsonvalue.Doc) (errs []Error, ok bool) {
+	if c.sample == nil {
+		return nil, false
+	}
+	w := newWalker()
+	defer w.release()
+	c.sample.validateDoc(doc, jsonvalue.Root, w)
+	if len(w.errs) == 0 {
+		return nil, true
+	}
+	return sortErrors(w.errs), true
+}
+
+// kindType is typeOf for a node of a parsed document.
+func kindType(k jsonvalue.Kind) (uint8, string) {
+	switch k {
+	case jsonvalue.False, jsonvalue.True:
+		return tBoolean, "boolean"
+	case jsonvalue.Number:
+		return tNumber, "number"
+	case jsonvalue.String:
+		return tString, "string"
+	case jsonvalue.Array:
+		return tArray, "array"
+	case jsonvalue.Object:
+		return tObject, "object"
+	}
+	return 0, "null"
+}
+
+// maxLookups bounds the member comparisons of an object's checks done by
+// scanning its members for each name (jsonvalue.Doc.Lookup); past it the
+// object's members are indexed in a map first.
+const maxLookups = 512
+
+// validateDoc is validate on node r of doc.
+func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *walker) {
+	if n.types == 0 {
+		return
+	}
+	kind := doc.Kind(r)
+	bit, name := kindType(kind)
+	if n.types&bit == 0 {
+		w.fail("expected " + n.expected + ", but got " + name)
+		return
+	}
+	switch kind {
+	case jsonvalue.Object:
+		names := len(n.required) + len(n.props)
+		if names == 0 {
+			return
+		}
+		var index map[string]jsonvalue.Ref
+		if doc.Len(r)*names > maxLookups {
+			index = make(map[string]jsonvalue.Ref, doc.Len(r))
+			c := doc.First(r)
+			for range doc.Len(r) {
+				index[doc.Key(c)] = c // the last duplicate wins, as in a decoded map
+				c = doc.Next(c)
+			}
+		}
+		lookup := func(r jsonvalue.Ref, k string) (jsonvalue.Ref, bool) {
+			if index != nil {
+				m, ok := index[k]
+				return m, ok
+			}
+			return doc.Lookup(r, k)
+		}
+		var missing []string
+		for _, k := range n.required {
+			if _, ok := lookup(r, k); !ok {
+				missing = append(missing, quote(k))
+			}
+		}
+		if len(missing) > 0 {
+			w.fail("missing properties: " + strings.Join(missing, ", "))
+		}
+		for _, p := range n.props {
+			if m, ok := lookup(r, p.name); ok {
+				w.path = append(w.path, token{key: p.name})
+				p.node.validateDoc(doc, m, w)
+				w.path = w.path[:len(w.path)-1]
+			}
+		}
+	case jsonvalue.Array:
+		if n.items != nil {
+			c := doc.First(r)
+			for i := range doc.Len(r) {
+				w.path = append(w.path, token{index: i, isItem: true})
+				n.items.validateDoc(doc, c, w)
+				w.path = w.path[:len(w.path)-1]
+				c = doc.Next(c)
+			}
+		}
+	}
 }
