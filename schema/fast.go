@@ -22,7 +22,13 @@ type sampleNode struct {
 	props    []sampleProp // sorted by name; none that accepts any value
 	required []string     // sorted, strict contracts only
 	items    *sampleNode
+	// names maps each name of props and required to its place in them
+	// (-1 when not there): validateDoc finds an object's members with it.
+	names map[string]nameIndex
 }
+
+// nameIndex is where a member name is in a sampleNode's props and required.
+type nameIndex struct{ prop, required int32 }
 
 // newSampleNode mirrors shape.schema.
 func newSampleNode(s *shape, strict bool) *sampleNode {
@@ -51,6 +57,20 @@ func newSampleNode(s *shape, strict bool) *sampleNode {
 		}
 		if strict && len(s.required) > 0 {
 			n.required = sortedKeys(s.required)
+		}
+	}
+	if len(n.props)+len(n.required) > 0 {
+		n.names = make(map[string]nameIndex, len(n.props)+len(n.required))
+		for i, p := range n.props {
+			n.names[p.name] = nameIndex{prop: int32(i), required: -1}
+		}
+		for i, k := range n.required {
+			x, ok := n.names[k]
+			if !ok {
+				x.prop = -1
+			}
+			x.required = int32(i)
+			n.names[k] = x
 		}
 	}
 	return n
@@ -184,6 +204,10 @@ func quote(s string) string {
 	return "'" + s[1:len(s)-1] + "'"
 }
 
+// ValidatesDocs reports whether ValidateDoc validates parsed documents:
+// whether c is a sample contract.
+func (c *Contract) ValidatesDocs() bool { return c.sample != nil }
+
 // ValidateDoc validates the root of a parsed document exactly as Validate
 // validates the decoded value (doc.Value(jsonvalue.Root)), errors
 // included, without building that value, when the contract can: a sample
@@ -219,11 +243,6 @@ func kindType(k jsonvalue.Kind) (uint8, string) {
 	return 0, "null"
 }
 
-// maxLookups bounds the member comparisons of an object's checks done by
-// scanning its members for each name (jsonvalue.Doc.Lookup); past it the
-// object's members are indexed in a map first.
-const maxLookups = 512
-
 // validateDoc is validate on node r of doc.
 func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *walker) {
 	if n.types == 0 {
@@ -237,37 +256,44 @@ func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *walker)
 	}
 	switch kind {
 	case jsonvalue.Object:
-		names := len(n.required) + len(n.props)
-		if names == 0 {
+		if n.names == nil {
 			return
 		}
-		var index map[string]jsonvalue.Ref
-		if doc.Len(r)*names > maxLookups {
-			index = make(map[string]jsonvalue.Ref, doc.Len(r))
-			c := doc.First(r)
-			for range doc.Len(r) {
-				index[doc.Key(c)] = c // the last duplicate wins, as in a decoded map
-				c = doc.Next(c)
-			}
+		// One pass over the members: each one named by the contract is
+		// found in names and noted, the last of duplicates winning, as in
+		// a decoded map.
+		var propBuf [32]jsonvalue.Ref // Root, never a member, is "absent"
+		var reqBuf [32]bool
+		found, present := propBuf[:], reqBuf[:]
+		if len(n.props) > len(propBuf) {
+			found = make([]jsonvalue.Ref, len(n.props))
 		}
-		lookup := func(r jsonvalue.Ref, k string) (jsonvalue.Ref, bool) {
-			if index != nil {
-				m, ok := index[k]
-				return m, ok
+		if len(n.required) > len(reqBuf) {
+			present = make([]bool, len(n.required))
+		}
+		c := doc.First(r)
+		for range doc.Len(r) {
+			if x, ok := n.names[doc.Key(c)]; ok {
+				if x.prop >= 0 {
+					found[x.prop] = c
+				}
+				if x.required >= 0 {
+					present[x.required] = true
+				}
 			}
-			return doc.Lookup(r, k)
+			c = doc.Next(c)
 		}
 		var missing []string
-		for _, k := range n.required {
-			if _, ok := lookup(r, k); !ok {
+		for i, k := range n.required {
+			if !present[i] {
 				missing = append(missing, quote(k))
 			}
 		}
 		if len(missing) > 0 {
 			w.fail("missing properties: " + strings.Join(missing, ", "))
 		}
-		for _, p := range n.props {
-			if m, ok := lookup(r, p.name); ok {
+		for i, p := range n.props {
+			if m := found[i]; m != jsonvalue.Root {
 				w.path = append(w.path, token{key: p.name})
 				p.node.validateDoc(doc, m, w)
 				w.path = w.path[:len(w.path)-1]
