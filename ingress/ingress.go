@@ -173,6 +173,10 @@ type Check struct {
 	// filter still runs, so its verdict is reported too (the decision
 	// stays the contract's refusal).
 	DryRun bool
+	// decodeAll decides a JSON body on its whole decoded tree, as a dry
+	// run does, even with a sample contract (tests: the reference the
+	// parsed-document path is held equal to).
+	decodeAll bool
 }
 
 // Decision is what the checks of a workflow's contract decided for a
@@ -190,6 +194,9 @@ type Decision struct {
 	Body []byte
 	// Decoded is the body as the contract and filter saw it (nil without a
 	// contract or when it did not decode); Form is set for a form body.
+	// It is nil too when a JSON body was decided without decoding all of
+	// it (a sample contract, outside a dry run): the contract checked the
+	// parsed document, and the filter saw the members of body it reads.
 	Decoded any
 	Form    bool
 	// Signature is the signature verdict (Signature* constants);
@@ -271,6 +278,25 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 	} else {
 		ct := r.Header.Get("Content-Type")
 		switch jsonType, formType := mediaType(ct); {
+		case jsonType && !c.DryRun && !c.decodeAll && w.Contract.ValidatesDocs():
+			// The contract checks the parsed document as it is, and the
+			// filter gets only the members of body it reads: no tree of
+			// the whole body is built.
+			doc, err := jsonvalue.Parse(body)
+			if err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+			}
+			if errs, _ := w.Contract.ValidateDoc(doc); len(errs) > 0 {
+				doc.Release()
+				d.ContractErrors = errs
+				return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
+			}
+			var part any
+			if w.Filter != nil {
+				part = project(doc, jsonvalue.Root, w.Filter.BodySelection())
+			}
+			doc.Release()
+			return d.filter(r, w, part)
 		case jsonType:
 			if d.Decoded, err = jsonvalue.Decode(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
@@ -293,10 +319,20 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 		}
 	}
 
+	return d.filter(r, w, d.Decoded)
+}
+
+// filter runs w's filter on r with body (the decoded body, or its part the
+// filter reads), after the other checks.
+func (d *Decision) filter(r *http.Request, w *registry.CompiledWorkflow, body any) *Decision {
+	fail := func(status int, outcome string, body ErrorBody) *Decision {
+		d.Status, d.Outcome, d.Response = status, outcome, body
+		return d
+	}
 	d.FilterMatched = true
 	if w.Filter != nil {
 		refused := d.Status != 0
-		matched, err := w.Filter.Match(RequestEnv(r, w, d.Decoded))
+		matched, err := w.Filter.Match(RequestEnv(r, w, body))
 		d.FilterMatched, d.FilterErr = matched, err
 		if le := filters.AsLimit(err); le != nil {
 			// This body makes the filter too costly to decide: refuse it,
@@ -312,6 +348,44 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 	}
 	return d
 }
+
+// project returns node r of doc as the filter with selection sel sees it:
+// the whole value, or, for an object of which sel names members, an object
+// of those members present in it (the last of duplicates), each projected.
+// The filter's verdict and errors are those on the whole value (see
+// filters.Selection).
+func project(doc *jsonvalue.Doc, r jsonvalue.Ref, sel *filters.Selection) any {
+	if sel.Whole || doc.Kind(r) != jsonvalue.Object {
+		return doc.Value(r)
+	}
+	m := make(map[string]any, len(sel.Members))
+	if doc.Len(r)*len(sel.Members) <= maxLookups {
+		for name, s := range sel.Members {
+			if c, ok := doc.Lookup(r, name); ok {
+				m[name] = project(doc, c, s)
+			}
+		}
+		return m
+	}
+	// Many members and many names: one pass over the members, the last
+	// of duplicates kept.
+	last := make(map[string]jsonvalue.Ref, len(sel.Members))
+	c := doc.First(r)
+	for range doc.Len(r) {
+		if _, ok := sel.Members[doc.Key(c)]; ok {
+			last[doc.Key(c)] = c
+		}
+		c = doc.Next(c)
+	}
+	for name, c := range last {
+		m[name] = project(doc, c, sel.Members[name])
+	}
+	return m
+}
+
+// maxLookups bounds the key comparisons project makes by looking each
+// selected name up among an object's members.
+const maxLookups = 512
 
 // tooLarge is the refusal of a body over w's max_body.
 func tooLarge(w *registry.CompiledWorkflow) ErrorBody {
