@@ -110,7 +110,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		`{"a":{"b":[1,{"c":[],"c":[2,3]}],"b":{}},"a":{"x":[[],[[]],[1,[2,[3]]]]},"z":[{"k":1},{"k":2}]}`,
 		`[{"a":1,"b":2},{"a":3},[{"a":[4]}],{}]`, `{"a":[1,2,{"b":[3,{"c":4`,
 		// Non-ASCII strings and keys, valid or not, with and without escapes.
-		`{"é":"ü","\u00e9":"x"}`, "{\"\xff\":\"\xfe\"}", "[\"a\xffb\\n\"]", `"\u0000"`, "\"\xe2\x80\xa8\"",
+		`{"é":"ü","\u00e9":"x"}`, `{"\u0061":"\n","\u0062":{"\u0063":["\u0064","e\t"]},"f":"g"}`, "{\"\xff\":\"\xfe\"}", "[\"a\xffb\\n\"]", `"\u0000"`, "\"\xe2\x80\xa8\"",
 	}
 	for _, c := range cases {
 		check(t, []byte(c))
@@ -225,5 +225,31 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDocValuesOutliveIt: what Value returns (a string alone, or in a
+// container) shares nothing with the parsed bytes nor with the Doc, which
+// the next Parse reuses.
+func TestDocValuesOutliveIt(t *testing.T) {
+	data := []byte(`{"s":"abc","e":"x\ny","k\u00e9":["def",{"g":"hij"}]}`)
+	doc, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := doc.Value(Root)
+	s, _ := doc.Lookup(Root, "s")
+	alone := doc.Value(s)
+	doc.Release()
+	for i := range data {
+		data[i] = ' '
+	}
+	if doc, err := Parse([]byte(`{"s":"zzz","e":"zzzz","kz":["zzz",{"g":"zzz"}]}`)); err == nil {
+		_ = doc.Value(Root)
+		doc.Release()
+	}
+	want := map[string]any{"s": "abc", "e": "x\ny", "ké": []any{"def", map[string]any{"g": "hij"}}}
+	if !reflect.DeepEqual(whole, want) || alone != "abc" {
+		t.Errorf("values changed with their bytes or the Doc: %#v, %#v", whole, alone)
 	}
 }

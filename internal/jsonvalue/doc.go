@@ -1,6 +1,9 @@
 package jsonvalue
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // A Doc is a parsed JSON document kept as a flat list of nodes instead of a
 // tree of maps and slices: parsing it allocates nothing but the copy of the
@@ -33,20 +36,31 @@ const Root Ref = 0
 
 // node is one value of a Doc. Containers are followed by their children
 // (members of an object carry their key), and next is the index just past
-// the whole subtree: the next sibling.
+// the whole subtree: the next sibling. A node holds no pointer (the node
+// list is not scanned by the garbage collector, nor written with write
+// barriers): strings are spans of the parsed bytes, or, when they had to
+// be decoded (escapes, invalid UTF-8), indexes into Doc.strs.
 type node struct {
-	kind Kind
-	n    int32 // members or elements of a container
-	next int32
-	num  float64
-	str  string // string value
-	key  string // member key, in an object
+	num    float64
+	kind   Kind
+	flags  uint8 // decodedStr, decodedKey
+	n      int32 // members or elements of a container
+	next   int32
+	a, b   int32 // a string value: data[a:b], or strs[a] when decodedStr
+	ka, kb int32 // a member key: data[ka:kb], or strs[ka] when decodedKey
 }
 
-// Doc is a parsed document. It is valid until Release; the values Value
-// returns stay valid after it.
+const (
+	decodedStr = 1 << iota
+	decodedKey
+)
+
+// Doc is a parsed document. It is valid until Release, and its bytes must
+// not change until then; the values Value returns stay valid after it.
 type Doc struct {
 	nodes []node
+	strs  []string // the strings that had to be decoded
+	src   string   // a copy of the bytes, made when Value builds a container
 	dec   decoder
 	d     *decoder // &dec while parsing
 }
@@ -54,14 +68,17 @@ type Doc struct {
 var docs = sync.Pool{New: func() any { return new(Doc) }}
 
 // Parse parses exactly one JSON value (surrounded by optional white space),
-// as Decode does, into a Doc. Release it when done.
+// as Decode does, into a Doc. data must not change until the Doc is
+// released: the Doc refers to it rather than copy it.
 func Parse(data []byte) (*Doc, error) {
 	doc := docs.Get().(*Doc)
 	d := &doc.dec
-	d.data, d.src, d.pos, d.depth = data, string(data), 0, 0
+	// The scanner reads the document through d.src too: here an alias of
+	// data, never kept (Value copies what it returns).
+	d.data, d.src, d.pos, d.depth = data, unsafe.String(unsafe.SliceData(data), len(data)), 0, 0
 	doc.d = d
 	d.skipSpace()
-	err := doc.value("")
+	err := doc.value(false)
 	if err == nil {
 		d.skipSpace()
 		if d.pos != len(d.data) {
@@ -78,24 +95,44 @@ func Parse(data []byte) (*Doc, error) {
 // Release returns the Doc's memory for the next Parse. The Doc must not be
 // used after it.
 func (doc *Doc) Release() {
-	doc.dec.data, doc.dec.src, doc.d = nil, "", nil
-	clear(doc.nodes)
+	doc.dec.data, doc.dec.src, doc.d, doc.src = nil, "", nil, ""
 	doc.nodes = doc.nodes[:0]
 	if cap(doc.nodes) > maxPooledStack {
 		doc.nodes = nil
 	}
+	clear(doc.strs)
+	doc.strs = doc.strs[:0]
+	if cap(doc.strs) > maxPooledStack {
+		doc.strs = nil
+	}
 	docs.Put(doc)
 }
 
-// value appends the value at d.pos, and its children, with key (the member
-// key when the value is in an object).
-func (doc *Doc) value(key string) error {
+// str reads the string at d.pos into a span of data or a decoded string:
+// the a, b (or strs index) of a node, and whether it was decoded.
+func (doc *Doc) str() (a, b int32, decoded bool, err error) {
+	raw, start, end, s, err := doc.d.scanString()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if raw {
+		return int32(start), int32(end), false, nil
+	}
+	doc.strs = append(doc.strs, s)
+	return int32(len(doc.strs) - 1), 0, true, nil
+}
+
+// value appends the value at d.pos, and its children. In an object
+// (member), the node was appended already, with its key.
+func (doc *Doc) value(member bool) error {
 	d := doc.d
 	if d.pos >= len(d.data) {
 		return d.errorf("unexpected end of JSON input")
 	}
-	i := len(doc.nodes)
-	doc.nodes = append(doc.nodes, node{key: key})
+	if !member {
+		doc.nodes = append(doc.nodes, node{})
+	}
+	i := len(doc.nodes) - 1
 	nd := &doc.nodes[i]
 	switch c := d.data[d.pos]; {
 	case c == '{':
@@ -105,9 +142,12 @@ func (doc *Doc) value(key string) error {
 		nd.kind = Array
 		return doc.array(i)
 	case c == '"':
-		s, err := d.string()
-		nd.kind, nd.str = String, s
-		nd.next = int32(len(doc.nodes))
+		a, b, decoded, err := doc.str()
+		nd = &doc.nodes[i] // doc.str does not append nodes, but be plain about it
+		nd.kind, nd.a, nd.b, nd.next = String, a, b, int32(len(doc.nodes))
+		if decoded {
+			nd.flags |= decodedStr
+		}
 		return err
 	case c == 't':
 		nd.kind, nd.next = True, int32(len(doc.nodes))
@@ -149,9 +189,13 @@ func (doc *Doc) object(i int) error {
 		if d.data[d.pos] != '"' {
 			return d.errorf("invalid character %s looking for beginning of object key string", d.quoteChar())
 		}
-		key, err := d.string()
+		ka, kb, decoded, err := doc.str()
 		if err != nil {
 			return err
+		}
+		nd := node{ka: ka, kb: kb}
+		if decoded {
+			nd.flags = decodedKey
 		}
 		d.skipSpace()
 		if d.pos >= len(d.data) {
@@ -162,7 +206,11 @@ func (doc *Doc) object(i int) error {
 		}
 		d.pos++
 		d.skipSpace()
-		if err := doc.value(key); err != nil {
+		if d.pos >= len(d.data) {
+			return d.errorf("unexpected end of JSON input")
+		}
+		doc.nodes = append(doc.nodes, nd)
+		if err := doc.value(true); err != nil {
 			return err
 		}
 		n++
@@ -192,7 +240,7 @@ func (doc *Doc) array(i int) error {
 	}
 	var n int32
 	for {
-		if err := doc.value(""); err != nil {
+		if err := doc.value(false); err != nil {
 			return err
 		}
 		n++
@@ -221,8 +269,23 @@ func (doc *Doc) First(r Ref) Ref { return r + 1 }
 // Next returns the sibling after r, in its container.
 func (doc *Doc) Next(r Ref) Ref { return Ref(doc.nodes[r].next) }
 
-// Key returns the member key of r, a member of an object.
-func (doc *Doc) Key(r Ref) string { return doc.nodes[r].key }
+// Key returns the member key of r, a member of an object. The string
+// shares the parsed bytes: it is valid until Release; copy it to keep it.
+func (doc *Doc) Key(r Ref) string {
+	nd := &doc.nodes[r]
+	if nd.flags&decodedKey != 0 {
+		return doc.strs[nd.ka]
+	}
+	return doc.span(nd.ka, nd.kb)
+}
+
+// span is data[a:b] as a string sharing its bytes.
+func (doc *Doc) span(a, b int32) string {
+	if a == b {
+		return ""
+	}
+	return unsafe.String(&doc.dec.data[a], b-a)
+}
 
 // Lookup returns the member of object r named key: the last one, when the
 // key is duplicated, as in the map Decode returns.
@@ -230,7 +293,7 @@ func (doc *Doc) Lookup(r Ref, key string) (Ref, bool) {
 	found, ok := Ref(0), false
 	c := r + 1
 	for range doc.nodes[r].n {
-		if doc.nodes[c].key == key {
+		if doc.Key(c) == key {
 			found, ok = c, true
 		}
 		c = Ref(doc.nodes[c].next)
@@ -239,8 +302,27 @@ func (doc *Doc) Lookup(r Ref, key string) (Ref, bool) {
 }
 
 // Value returns r as Decode returns it: map[string]any, []any, string,
-// float64, bool or nil, newly made.
+// float64, bool or nil, newly made and independent of the Doc. Strings
+// within a container are substrings of one copy of the document, as
+// Decode's are.
 func (doc *Doc) Value(r Ref) any {
+	nd := &doc.nodes[r]
+	switch nd.kind {
+	case String:
+		if nd.flags&decodedStr != 0 {
+			return doc.strs[nd.a]
+		}
+		return string(doc.dec.data[nd.a:nd.b])
+	case Array, Object:
+		if doc.src == "" {
+			doc.src = string(doc.dec.data)
+		}
+	}
+	return doc.build(r)
+}
+
+// build is Value, with the strings taken from doc.src.
+func (doc *Doc) build(r Ref) any {
 	nd := &doc.nodes[r]
 	switch nd.kind {
 	case False:
@@ -250,12 +332,15 @@ func (doc *Doc) Value(r Ref) any {
 	case Number:
 		return nd.num
 	case String:
-		return nd.str
+		if nd.flags&decodedStr != 0 {
+			return doc.strs[nd.a]
+		}
+		return doc.src[nd.a:nd.b]
 	case Array:
 		a := make([]any, nd.n)
 		c := r + 1
 		for i := range a {
-			a[i] = doc.Value(c)
+			a[i] = doc.build(c)
 			c = Ref(doc.nodes[c].next)
 		}
 		return a
@@ -263,8 +348,15 @@ func (doc *Doc) Value(r Ref) any {
 		m := make(map[string]any, nd.n)
 		c := r + 1
 		for range nd.n {
-			m[doc.nodes[c].key] = doc.Value(c) // in document order: the last duplicate wins
-			c = Ref(doc.nodes[c].next)
+			k := &doc.nodes[c]
+			var key string
+			if k.flags&decodedKey != 0 {
+				key = doc.strs[k.ka]
+			} else {
+				key = doc.src[k.ka:k.kb]
+			}
+			m[key] = doc.build(c) // in document order: the last duplicate wins
+			c = Ref(k.next)
 		}
 		return m
 	}
