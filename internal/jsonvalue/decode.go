@@ -114,15 +114,30 @@ func (d *decoder) quoteChar() string {
 }
 
 func (d *decoder) skipSpace() {
-	for d.pos < len(d.data) {
-		switch d.data[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
+	i, data := d.pos, d.data
+	for i < len(data) && class[data[i]]&space != 0 {
+		i++
+	}
+	d.pos = i
+}
+
+// Byte classes of the scanner's loops, looked up rather than compared.
+const (
+	space   = 1 << iota // ' ', '\t', '\n', '\r'
+	special             // in a string: '"', '\\', a control character or a non-ASCII byte
+)
+
+var class = func() (c [256]uint8) {
+	for _, b := range []byte(" \t\n\r") {
+		c[b] |= space
+	}
+	for b := range 256 {
+		if b == '"' || b == '\\' || b < 0x20 || b >= utf8.RuneSelf {
+			c[b] |= special
 		}
 	}
-}
+	return c
+}()
 
 func (d *decoder) value() (any, error) {
 	if d.pos >= len(d.data) {
@@ -301,6 +316,12 @@ func (d *decoder) scanString() (raw bool, start, end int, s string, err error) {
 	ascii := true
 	i := d.pos
 	for ; i < len(d.data); i++ {
+		for i < len(d.data) && class[d.data[i]]&special == 0 {
+			i++ // the bulk of a string: plain ASCII
+		}
+		if i == len(d.data) {
+			break
+		}
 		c := d.data[i]
 		if c == '"' {
 			d.pos = i + 1
