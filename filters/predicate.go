@@ -38,7 +38,7 @@ func (p *RequestPredicate) Match(r *Request) (bool, error) {
 	if p == nil {
 		return true, nil
 	}
-	return p.p.runBool(r)
+	return p.p.asBool(p.p.runRequest(r))
 }
 
 // String returns the expression as given ("" for a nil predicate).
