@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -291,12 +292,16 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 				d.ContractErrors = errs
 				return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
 			}
-			var part any
-			if w.Filter != nil {
-				part = project(doc, jsonvalue.Root, w.Filter.BodySelection())
+			if w.Filter == nil {
+				doc.Release()
+				return d.filter(r, w, nil)
 			}
+			pr := projections.Get().(*projection)
+			part := pr.project(doc, jsonvalue.Root, w.Filter.BodySelection())
 			doc.Release()
-			return d.filter(r, w, part)
+			d.filter(r, w, part)
+			pr.release() // the filter kept nothing of part
+			return d
 		case jsonType:
 			if d.Decoded, err = jsonvalue.Decode(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
@@ -332,7 +337,9 @@ func (d *Decision) filter(r *http.Request, w *registry.CompiledWorkflow, body an
 	d.FilterMatched = true
 	if w.Filter != nil {
 		refused := d.Status != 0
-		matched, err := w.Filter.Match(RequestEnv(r, w, body))
+		var env filters.Request // Match does not keep it: no allocation
+		fillRequestEnv(&env, r, w, body)
+		matched, err := w.Filter.Match(&env)
 		d.FilterMatched, d.FilterErr = matched, err
 		if le := filters.AsLimit(err); le != nil {
 			// This body makes the filter too costly to decide: refuse it,
@@ -349,20 +356,61 @@ func (d *Decision) filter(r *http.Request, w *registry.CompiledWorkflow, body an
 	return d
 }
 
+// projection makes the objects of a projected body (project). They live
+// only while the filter runs, which keeps nothing of them: then they are
+// emptied and kept for the next request.
+type projection struct {
+	maps []map[string]any
+	used int
+}
+
+var projections = sync.Pool{New: func() any { return new(projection) }}
+
+// maxPooledMembers is the most members a pooled object of a projection is
+// made for; objects selecting more are made for the request alone.
+const maxPooledMembers = 8
+
+// newMap returns an empty object for at most maxPooledMembers members.
+func (p *projection) newMap() map[string]any {
+	if p.used == len(p.maps) {
+		p.maps = append(p.maps, make(map[string]any, maxPooledMembers))
+	}
+	m := p.maps[p.used]
+	p.used++
+	return m
+}
+
+// release empties the objects made and puts the projection back.
+func (p *projection) release() {
+	for _, m := range p.maps[:p.used] {
+		clear(m)
+	}
+	p.used = 0
+	if len(p.maps) > 64 {
+		p.maps = p.maps[:64] // one odd filter does not keep a large pool
+	}
+	projections.Put(p)
+}
+
 // project returns node r of doc as the filter with selection sel sees it:
 // the whole value, or, for an object of which sel names members, an object
 // of those members present in it (the last of duplicates), each projected.
 // The filter's verdict and errors are those on the whole value (see
 // filters.Selection).
-func project(doc *jsonvalue.Doc, r jsonvalue.Ref, sel *filters.Selection) any {
+func (p *projection) project(doc *jsonvalue.Doc, r jsonvalue.Ref, sel *filters.Selection) any {
 	if sel.Whole || doc.Kind(r) != jsonvalue.Object {
 		return doc.Value(r)
 	}
-	m := make(map[string]any, len(sel.Members))
+	var m map[string]any
+	if len(sel.Members) <= maxPooledMembers {
+		m = p.newMap()
+	} else {
+		m = make(map[string]any, len(sel.Members))
+	}
 	if doc.Len(r)*len(sel.Members) <= maxLookups {
 		for name, s := range sel.Members {
 			if c, ok := doc.Lookup(r, name); ok {
-				m[name] = project(doc, c, s)
+				m[name] = p.project(doc, c, s)
 			}
 		}
 		return m
@@ -378,7 +426,7 @@ func project(doc *jsonvalue.Doc, r jsonvalue.Ref, sel *filters.Selection) any {
 		c = doc.Next(c)
 	}
 	for name, c := range last {
-		m[name] = project(doc, c, sel.Members[name])
+		m[name] = p.project(doc, c, sel.Members[name])
 	}
 	return m
 }
@@ -524,7 +572,14 @@ func IdempotentEventID(workflow, value string) string {
 // RequestEnv builds the filter environment of a request. The header and
 // query maps are built only when the workflow's filter reads them.
 func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filters.Request {
-	env := &filters.Request{
+	env := new(filters.Request)
+	fillRequestEnv(env, r, w, body)
+	return env
+}
+
+// fillRequestEnv is RequestEnv into env.
+func fillRequestEnv(env *filters.Request, r *http.Request, w *registry.CompiledWorkflow, body any) {
+	*env = filters.Request{
 		Body:     body,
 		Method:   r.Method,
 		Workflow: w.Info,
@@ -545,7 +600,6 @@ func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filter
 			}
 		}
 	}
-	return env
 }
 
 var errTooLarge = errors.New("body too large")

@@ -196,3 +196,41 @@ func FuzzParsedDecision(f *testing.F) {
 		checkParsedDecision(t, ws[int(pick)%len(ws)], string(body))
 	})
 }
+
+// TestParsedDecisionsConcurrent: decisions made at once (the parsed
+// documents, projected objects and filter machines they reuse) each get
+// the verdict of their own body.
+func TestParsedDecisionsConcurrent(t *testing.T) {
+	ws := parsedWorkflows(t)
+	bodies := parsedBodies(t)
+	type want struct {
+		status  int
+		matched bool
+		err     string
+	}
+	w := ws[len(parsedFilters)+2] // a small sample, a filter of selected members
+	wants := make([]want, len(bodies))
+	for i, body := range bodies {
+		d := Decide(post("/", "application/json", body), w, Check{Now: time.Now(), decodeAll: true})
+		wants[i] = want{d.Status, d.FilterMatched, fmt.Sprint(d.FilterErr)}
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for n := range 200 {
+				i := (n*7 + g) % len(bodies)
+				d := Decide(post("/", "application/json", bodies[i]), w, Check{Now: time.Now()})
+				if got := (want{d.Status, d.FilterMatched, fmt.Sprint(d.FilterErr)}); got != wants[i] {
+					errs <- fmt.Errorf("body %d: %+v, want %+v", i, got, wants[i])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
