@@ -217,13 +217,48 @@ func (c *Contract) ValidateDoc(doc *jsonvalue.Doc) (errs []Error, ok bool) {
 	if c.sample == nil {
 		return nil, false
 	}
-	w := newWalker()
-	defer w.release()
+	w := docWalkers.Get().(*docWalker)
+	w.root = c.sample
 	c.sample.validateDoc(doc, jsonvalue.Root, w)
-	if len(w.errs) == 0 {
+	errs = w.errs
+	w.root, w.steps, w.errs = nil, w.steps[:0], nil
+	if cap(w.steps) <= 64 {
+		docWalkers.Put(w)
+	}
+	if len(errs) == 0 {
 		return nil, true
 	}
-	return sortErrors(w.errs), true
+	return sortErrors(errs), true
+}
+
+// docWalker is the walker of validateDoc. Its path holds no pointer (so
+// stepping down writes no pointer): each step is the place of a property
+// in its node's props, or an array index (-1-index); fail finds the names
+// from the root.
+type docWalker struct {
+	root  *sampleNode
+	steps []int32
+	errs  []Error
+}
+
+var docWalkers = sync.Pool{New: func() any { return &docWalker{steps: make([]int32, 0, 8)} }}
+
+// fail records an error at the current path.
+func (w *docWalker) fail(msg string) {
+	var b strings.Builder
+	n := w.root
+	for _, s := range w.steps {
+		b.WriteByte('/')
+		if s < 0 {
+			b.WriteString(strconv.Itoa(int(-1 - s)))
+			n = n.items
+			continue
+		}
+		p := n.props[s]
+		b.WriteString(escapeToken(p.name))
+		n = p.node
+	}
+	w.errs = append(w.errs, Error{Path: b.String(), Message: msg})
 }
 
 // kindType is typeOf for a node of a parsed document.
@@ -244,7 +279,7 @@ func kindType(k jsonvalue.Kind) (uint8, string) {
 }
 
 // validateDoc is validate on node r of doc.
-func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *walker) {
+func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *docWalker) {
 	if n.types == 0 {
 		return
 	}
@@ -294,18 +329,18 @@ func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *walker)
 		}
 		for i, p := range n.props {
 			if m := found[i]; m != jsonvalue.Root {
-				w.path = append(w.path, token{key: p.name})
+				w.steps = append(w.steps, int32(i))
 				p.node.validateDoc(doc, m, w)
-				w.path = w.path[:len(w.path)-1]
+				w.steps = w.steps[:len(w.steps)-1]
 			}
 		}
 	case jsonvalue.Array:
 		if n.items != nil {
 			c := doc.First(r)
 			for i := range doc.Len(r) {
-				w.path = append(w.path, token{index: i, isItem: true})
+				w.steps = append(w.steps, int32(-1-i))
 				n.items.validateDoc(doc, c, w)
-				w.path = w.path[:len(w.path)-1]
+				w.steps = w.steps[:len(w.steps)-1]
 				c = doc.Next(c)
 			}
 		}
