@@ -18,6 +18,7 @@
 package jsonvalue
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"sync"
@@ -126,6 +127,30 @@ const (
 	space   = 1 << iota // ' ', '\t', '\n', '\r'
 	special             // in a string: '"', '\\', a control character or a non-ASCII byte
 )
+
+// plainASCII returns the index of the first 8-byte word of data from i
+// that holds a special byte (see class), or of the last incomplete word:
+// the bytes before it are plain ASCII, none of '"', '\\' or a control
+// character. It tests 8 bytes at a time.
+func plainASCII(data []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(data); i += 8 {
+		x := binary.LittleEndian.Uint64(data[i:])
+		quote := x ^ (ones * '"')
+		backslash := x ^ (ones * '\\')
+		// A byte is zero in v when (v - 0x01) & ^v has its high bit; a
+		// byte is under 0x20 when (x - 0x20) & ^x has it; a non-ASCII
+		// byte has it itself.
+		special := ((quote - ones) & ^quote) | ((backslash - ones) & ^backslash) | ((x - ones*0x20) & ^x) | x
+		if special&highs != 0 {
+			return i
+		}
+	}
+	return i
+}
 
 var class = func() (c [256]uint8) {
 	for _, b := range []byte(" \t\n\r") {
@@ -316,8 +341,9 @@ func (d *decoder) scanString() (raw bool, start, end int, s string, err error) {
 	ascii := true
 	i := d.pos
 	for ; i < len(d.data); i++ {
+		i = plainASCII(d.data, i) // the bulk of a string
 		for i < len(d.data) && class[d.data[i]]&special == 0 {
-			i++ // the bulk of a string: plain ASCII
+			i++
 		}
 		if i == len(d.data) {
 			break

@@ -1,6 +1,7 @@
 package jsonvalue
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -251,5 +252,26 @@ func TestDocValuesOutliveIt(t *testing.T) {
 	want := map[string]any{"s": "abc", "e": "x\ny", "ké": []any{"def", map[string]any{"g": "hij"}}}
 	if !reflect.DeepEqual(whole, want) || alone != "abc" {
 		t.Errorf("values changed with their bytes or the Doc: %#v, %#v", whole, alone)
+	}
+}
+
+// TestPlainASCII: the word-at-a-time scan stops at the word of every kind
+// of special byte, at any place in the word, and runs over plain text.
+func TestPlainASCII(t *testing.T) {
+	plain := []byte(strings.Repeat("abcdefgh~ !#[]{}", 4))
+	for _, special := range []byte{'"', '\\', 0x00, 0x1f, '\n', 0x80, 0xff, 0xc3} {
+		for at := range 24 {
+			data := bytes.Clone(plain[:24])
+			data[at] = special
+			if got, want := plainASCII(data, 0), at/8*8; got != want {
+				t.Errorf("byte %#x at %d: stopped at %d, want %d", special, at, got, want)
+			}
+		}
+	}
+	if got := plainASCII(plain[:61], 0); got != 56 {
+		t.Errorf("plain text: stopped at %d, want 56 (the last whole word)", got)
+	}
+	if got := plainASCII(plain[:20], 3); got != 19 {
+		t.Errorf("plain text from 3: stopped at %d, want 19", got)
 	}
 }
