@@ -447,7 +447,8 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	if key == "" {
 		key = KeyFromHeaders(r.Header)
 	}
-	w, ok := in.Registry.Authenticate(id, key, in.now())
+	now := in.now() // the request's time: for its key and its signature
+	w, ok := in.Registry.Authenticate(id, key, now)
 	if !ok {
 		return &Result{Status: http.StatusUnauthorized, Response: unauthorized, Outcome: OutcomeUnauthorized}
 	}
@@ -457,7 +458,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		return res
 	}
 	var dec Decision
-	d := decide(&dec, r, w, Check{Now: in.now()})
+	d := decide(&dec, r, w, Check{Now: now})
 	res.Body = d.Body
 	switch le := filters.AsLimit(d.FilterErr); {
 	case le != nil:
