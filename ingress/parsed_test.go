@@ -44,6 +44,42 @@ var parsedFilters = []string{
 	`body == nil`,
 	`let u = body.user; u.givenName == "Patrick"`,
 	`headers["x-event"] == "push" || query.source == "gh" || body.eventType == "plannercreated"`,
+	// More names than a pooled object holds, on objects with more members
+	// than names are looked up one by one among.
+	manyNames(12),
+}
+
+// manyNames is a filter reading n members k0, k1, ... of body, and one of
+// each of its object members.
+func manyNames(n int) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf("body.k%d == %d || body.k%d?.k%d == %d", i, i, i, i+1, i))
+	}
+	return strings.Join(parts, " || ")
+}
+
+// manyMembers is an object of n members k0, k1, ..., with duplicates and
+// objects among them; value v is the value of the member with the i of
+// every third.
+func manyMembers(n int, v string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, `"k%d":%d,"k%d":%s`, i, i, i, v)
+		case 1:
+			fmt.Fprintf(&b, `"k%d":{"k%d":%d,"x":[1]}`, i, i+1, i)
+		default:
+			fmt.Fprintf(&b, `"k%d":"s%d"`, i, i)
+		}
+	}
+	b.WriteString(`,"eventType":"groupcreated"}`)
+	return b.String()
 }
 
 // parsedWorkflows compiles a workflow for each sample (the EasyLife
@@ -110,6 +146,7 @@ func parsedBodies(t testing.TB) []string {
 		`{"a":[1],"b":{"c":null},"eventType":{"x":1}}`,
 		`{"a":"s","c":[]}`, `[{"eventType":"x"},{"eventType":1},2]`, `[]`, `{}`, `"s"`, `1`, `null`, `true`,
 		`{"a":1,}`, `{"a":"\ud83d\ude00","b":"\xff"}`, `{"eventType":"\u0067roupcreated"}`,
+		manyMembers(60, "-1"), manyMembers(60, "0"), manyMembers(5, "null"),
 	)
 	return out
 }

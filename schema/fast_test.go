@@ -189,6 +189,9 @@ func TestValidateDoc(t *testing.T) {
 		{`{"a":{"b":{"c":[{"d":true}]}}}`, `{"a":{"b":{"c":[{"d":1},{"d":false},{}]}}}`},
 		{`{"a":null,"b":[]}`, `{"a":{"x":1},"b":[1,"x",null]}`},
 		{`"s"`, `null`}, {`1`, `"x"`}, {`{}`, `[]`}, {`[]`, `{}`},
+		// More names than validateDoc's buffers hold.
+		{many(`"z":[1]`), many(`"k3":"x","k299":null,"k7":{},"z":"y"`)},
+		{many(`"z":[1]`), `{"k1":1,"k2":"wrong","k2":2,"k3":"wrong"}`},
 	}
 	for _, tc := range cases {
 		for _, strict := range []bool{false, true} {
