@@ -15,6 +15,11 @@
 //     made at its final size: no growing and rehashing of maps.
 //   - Integers of up to 15 digits are converted without strconv (exactly:
 //     they are below 2^53).
+//   - The plain bytes of strings are skipped 8 at a time, white space by a
+//     table lookup.
+//
+// Parse (doc.go) runs the same scanner into a flat, pooled list of nodes,
+// for callers that need only part of a document.
 package jsonvalue
 
 import (

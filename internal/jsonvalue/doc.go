@@ -6,12 +6,13 @@ import (
 )
 
 // A Doc is a parsed JSON document kept as a flat list of nodes instead of a
-// tree of maps and slices: parsing it allocates nothing but the copy of the
-// document its strings are substrings of (the node list is pooled). Callers
-// that need only some of a document (a validator that looks at types, a
-// filter that reads a few members) walk the nodes and build Go values only
-// for the parts they keep (Value). Parse accepts and refuses exactly what
-// Decode does, with the same errors: both run the same scanner.
+// tree of maps and slices: parsing it allocates nothing but the strings
+// that had to be decoded (escapes, invalid UTF-8); the node list is pooled
+// and refers to the parsed bytes rather than copy them. Callers that need
+// only some of a document (a validator that looks at types, a filter that
+// reads a few members) walk the nodes and build Go values only for the
+// parts they keep (Value). Parse accepts and refuses exactly what Decode
+// does, with the same errors: both run the same scanner.
 
 // Kind is the JSON type of a node.
 type Kind uint8
