@@ -23,7 +23,8 @@ type Selection struct {
 
 // BodySelection returns what the filter reads of body: Whole (all of it)
 // unless every use of body is a chain of members of constant names. A nil
-// predicate reads nothing.
+// predicate reads nothing. The Selection is the predicate's own, shared by
+// every caller: it must not be modified.
 func (p *RequestPredicate) BodySelection() *Selection {
 	if p == nil {
 		return &Selection{}
