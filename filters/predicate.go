@@ -10,7 +10,8 @@ import (
 // RequestPredicate is a compiled workflow filter: a boolean expr expression
 // over a [Request]. It is immutable and safe for concurrent use.
 type RequestPredicate struct {
-	p *program
+	p    *program
+	body *Selection // what it reads of body (body.go)
 }
 
 // CompileRequestPredicate compiles a workflow filter. A syntax error, an
@@ -26,7 +27,7 @@ func CompileRequestPredicate(src string) (*RequestPredicate, error) {
 	if err := requireBool(p); err != nil {
 		return nil, err
 	}
-	return &RequestPredicate{p: p}, nil
+	return &RequestPredicate{p: p, body: bodySelection(p.prog.Node())}, nil
 }
 
 // Match evaluates the filter against r. An evaluation error (member access
@@ -37,7 +38,7 @@ func (p *RequestPredicate) Match(r *Request) (bool, error) {
 	if p == nil {
 		return true, nil
 	}
-	return p.p.runBool(r)
+	return p.p.asBool(p.p.runRequest(r))
 }
 
 // String returns the expression as given ("" for a nil predicate).

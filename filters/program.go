@@ -84,8 +84,11 @@ type machine struct {
 	vm  vm.VM
 	m   meter
 	req requestEnv
-	ev  eventEnv
-	env envelopeEnv
+	// reqCopy is the Request a request predicate runs on (runRequest):
+	// a copy, so that the caller's Request does not escape.
+	reqCopy Request
+	ev      eventEnv
+	env     envelopeEnv
 }
 
 var machinePool = sync.Pool{New: func() any {
@@ -151,9 +154,31 @@ func (p *program) run(env any) (any, error) {
 	return out, nil
 }
 
+// runRequest is run on a copy of r, which does not escape: a caller may
+// keep its Request on its stack.
+func (p *program) runRequest(r *Request) (any, error) {
+	mc := machinePool.Get().(*machine)
+	mc.reqCopy = *r
+	mc.req.Request = &mc.reqCopy
+	mc.m.reset()
+	out, err := mc.vm.Run(p.prog, &mc.req)
+	clear(mc.vm.Stack[:cap(mc.vm.Stack)])
+	clear(mc.vm.Variables)
+	mc.req.Request, mc.reqCopy = nil, Request{}
+	machinePool.Put(mc)
+	if err != nil {
+		return nil, newError(p.kind, p.src, err)
+	}
+	return out, nil
+}
+
 // runBool evaluates a predicate: a result other than a bool is an error.
 func (p *program) runBool(env any) (bool, error) {
-	out, err := p.run(env)
+	return p.asBool(p.run(env))
+}
+
+// asBool is the verdict of a predicate that returned out, err.
+func (p *program) asBool(out any, err error) (bool, error) {
 	if err != nil {
 		return false, err
 	}

@@ -57,6 +57,22 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkDecideDecoded is BenchmarkDecide on the whole decoded tree (as a
+// dry run decides, and as every request did before the parsed-document
+// path): the reference the request path is measured against.
+func BenchmarkDecideDecoded(b *testing.B) {
+	e := newEnv(b)
+	body := readFileB(b, "groupcreated.json")
+	w := benchWorkflows(b, e, body)["pass"]
+	b.ReportAllocs()
+	for b.Loop() {
+		d := Decide(benchRequest("pass", body), w, Check{Now: time.Now(), decodeAll: true})
+		if !d.Passed() {
+			b.Fatalf("%+v", d)
+		}
+	}
+}
+
 // BenchmarkHandle is the whole request path of the passthrough shape (no
 // targets) and of the ingest shape (the durable write to the embedded
 // JetStream included).

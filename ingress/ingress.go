@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -173,6 +174,10 @@ type Check struct {
 	// filter still runs, so its verdict is reported too (the decision
 	// stays the contract's refusal).
 	DryRun bool
+	// decodeAll decides a JSON body on its whole decoded tree, as a dry
+	// run does, even with a sample contract (tests: the reference the
+	// parsed-document path is held equal to).
+	decodeAll bool
 }
 
 // Decision is what the checks of a workflow's contract decided for a
@@ -190,6 +195,9 @@ type Decision struct {
 	Body []byte
 	// Decoded is the body as the contract and filter saw it (nil without a
 	// contract or when it did not decode); Form is set for a form body.
+	// It is nil too when a JSON body was decided without decoding all of
+	// it (a sample contract, outside a dry run): the contract checked the
+	// parsed document, and the filter saw the members of body it reads.
 	Decoded any
 	Form    bool
 	// Signature is the signature verdict (Signature* constants);
@@ -271,6 +279,29 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 	} else {
 		ct := r.Header.Get("Content-Type")
 		switch jsonType, formType := mediaType(ct); {
+		case jsonType && !c.DryRun && !c.decodeAll && w.Contract.ValidatesDocs():
+			// The contract checks the parsed document as it is, and the
+			// filter gets only the members of body it reads: no tree of
+			// the whole body is built.
+			doc, err := jsonvalue.Parse(body)
+			if err != nil {
+				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
+			}
+			if errs, _ := w.Contract.ValidateDoc(doc); len(errs) > 0 {
+				doc.Release()
+				d.ContractErrors = errs
+				return fail(http.StatusUnprocessableEntity, OutcomeInvalid, ErrorBody{Error: "payload does not match the workflow's contract", Errors: errs})
+			}
+			if w.Filter == nil {
+				doc.Release()
+				return d.filter(r, w, nil)
+			}
+			pr := projections.Get().(*projection)
+			part := pr.project(doc, jsonvalue.Root, w.Filter.BodySelection())
+			doc.Release()
+			d.filter(r, w, part)
+			pr.release() // the filter kept nothing of part
+			return d
 		case jsonType:
 			if d.Decoded, err = jsonvalue.Decode(body); err != nil {
 				return fail(http.StatusBadRequest, OutcomeBadJSON, ErrorBody{Error: "body is not valid JSON: " + err.Error()})
@@ -293,10 +324,22 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 		}
 	}
 
+	return d.filter(r, w, d.Decoded)
+}
+
+// filter runs w's filter on r with body (the decoded body, or its part the
+// filter reads), after the other checks.
+func (d *Decision) filter(r *http.Request, w *registry.CompiledWorkflow, body any) *Decision {
+	fail := func(status int, outcome string, body ErrorBody) *Decision {
+		d.Status, d.Outcome, d.Response = status, outcome, body
+		return d
+	}
 	d.FilterMatched = true
 	if w.Filter != nil {
 		refused := d.Status != 0
-		matched, err := w.Filter.Match(RequestEnv(r, w, d.Decoded))
+		var env filters.Request // Match does not keep it: no allocation
+		fillRequestEnv(&env, r, w, body)
+		matched, err := w.Filter.Match(&env)
 		d.FilterMatched, d.FilterErr = matched, err
 		if le := filters.AsLimit(err); le != nil {
 			// This body makes the filter too costly to decide: refuse it,
@@ -313,6 +356,85 @@ func decide(d *Decision, r *http.Request, w *registry.CompiledWorkflow, c Check)
 	return d
 }
 
+// projection makes the objects of a projected body (project). They live
+// only while the filter runs, which keeps nothing of them: then they are
+// emptied and kept for the next request.
+type projection struct {
+	maps []map[string]any
+	used int
+}
+
+var projections = sync.Pool{New: func() any { return new(projection) }}
+
+// maxPooledMembers is the most members a pooled object of a projection is
+// made for; objects selecting more are made for the request alone.
+const maxPooledMembers = 8
+
+// newMap returns an empty object for at most maxPooledMembers members.
+func (p *projection) newMap() map[string]any {
+	if p.used == len(p.maps) {
+		p.maps = append(p.maps, make(map[string]any, maxPooledMembers))
+	}
+	m := p.maps[p.used]
+	p.used++
+	return m
+}
+
+// release empties the objects made and puts the projection back.
+func (p *projection) release() {
+	for _, m := range p.maps[:p.used] {
+		clear(m)
+	}
+	p.used = 0
+	if len(p.maps) > 64 {
+		p.maps = p.maps[:64] // one odd filter does not keep a large pool
+	}
+	projections.Put(p)
+}
+
+// project returns node r of doc as the filter with selection sel sees it:
+// the whole value, or, for an object of which sel names members, an object
+// of those members present in it (the last of duplicates), each projected.
+// The filter's verdict and errors are those on the whole value (see
+// filters.Selection).
+func (p *projection) project(doc *jsonvalue.Doc, r jsonvalue.Ref, sel *filters.Selection) any {
+	if sel.Whole || doc.Kind(r) != jsonvalue.Object {
+		return doc.Value(r)
+	}
+	var m map[string]any
+	if len(sel.Members) <= maxPooledMembers {
+		m = p.newMap()
+	} else {
+		m = make(map[string]any, len(sel.Members))
+	}
+	if doc.Len(r)*len(sel.Members) <= maxLookups {
+		for name, s := range sel.Members {
+			if c, ok := doc.Lookup(r, name); ok {
+				m[name] = p.project(doc, c, s)
+			}
+		}
+		return m
+	}
+	// Many members and many names: one pass over the members, the last
+	// of duplicates kept.
+	last := make(map[string]jsonvalue.Ref, len(sel.Members))
+	c := doc.First(r)
+	for range doc.Len(r) {
+		if _, ok := sel.Members[doc.Key(c)]; ok {
+			last[doc.Key(c)] = c
+		}
+		c = doc.Next(c)
+	}
+	for name, c := range last {
+		m[name] = p.project(doc, c, sel.Members[name])
+	}
+	return m
+}
+
+// maxLookups bounds the key comparisons project makes by looking each
+// selected name up among an object's members.
+const maxLookups = 512
+
 // tooLarge is the refusal of a body over w's max_body.
 func tooLarge(w *registry.CompiledWorkflow) ErrorBody {
 	return ErrorBody{Error: fmt.Sprintf("body larger than the workflow's max_body of %d bytes", w.MaxBody)}
@@ -325,7 +447,8 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 	if key == "" {
 		key = KeyFromHeaders(r.Header)
 	}
-	w, ok := in.Registry.Authenticate(id, key, in.now())
+	now := in.now() // the request's time: for its key and its signature
+	w, ok := in.Registry.Authenticate(id, key, now)
 	if !ok {
 		return &Result{Status: http.StatusUnauthorized, Response: unauthorized, Outcome: OutcomeUnauthorized}
 	}
@@ -335,7 +458,7 @@ func (in *Ingress) Handle(r *http.Request, id, key string) *Result {
 		return res
 	}
 	var dec Decision
-	d := decide(&dec, r, w, Check{Now: in.now()})
+	d := decide(&dec, r, w, Check{Now: now})
 	res.Body = d.Body
 	switch le := filters.AsLimit(d.FilterErr); {
 	case le != nil:
@@ -450,7 +573,14 @@ func IdempotentEventID(workflow, value string) string {
 // RequestEnv builds the filter environment of a request. The header and
 // query maps are built only when the workflow's filter reads them.
 func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filters.Request {
-	env := &filters.Request{
+	env := new(filters.Request)
+	fillRequestEnv(env, r, w, body)
+	return env
+}
+
+// fillRequestEnv is RequestEnv into env.
+func fillRequestEnv(env *filters.Request, r *http.Request, w *registry.CompiledWorkflow, body any) {
+	*env = filters.Request{
 		Body:     body,
 		Method:   r.Method,
 		Workflow: w.Info,
@@ -471,7 +601,6 @@ func RequestEnv(r *http.Request, w *registry.CompiledWorkflow, body any) *filter
 			}
 		}
 	}
-	return env
 }
 
 var errTooLarge = errors.New("body too large")

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/hookgate/hookgate/internal/jsonvalue"
 )
 
 // sampleNode validates a value against the schema inferred from a sample,
@@ -19,7 +22,13 @@ type sampleNode struct {
 	props    []sampleProp // sorted by name; none that accepts any value
 	required []string     // sorted, strict contracts only
 	items    *sampleNode
+	// names maps each name of props and required to its place in them
+	// (-1 when not there): validateDoc finds an object's members with it.
+	names map[string]nameIndex
 }
+
+// nameIndex is where a member name is in a sampleNode's props and required.
+type nameIndex struct{ prop, required int32 }
 
 // newSampleNode mirrors shape.schema.
 func newSampleNode(s *shape, strict bool) *sampleNode {
@@ -50,6 +59,20 @@ func newSampleNode(s *shape, strict bool) *sampleNode {
 			n.required = sortedKeys(s.required)
 		}
 	}
+	if len(n.props)+len(n.required) > 0 {
+		n.names = make(map[string]nameIndex, len(n.props)+len(n.required))
+		for i, p := range n.props {
+			n.names[p.name] = nameIndex{prop: int32(i), required: -1}
+		}
+		for i, k := range n.required {
+			x, ok := n.names[k]
+			if !ok {
+				x.prop = -1
+			}
+			x.required = int32(i)
+			n.names[k] = x
+		}
+	}
 	return n
 }
 
@@ -70,6 +93,21 @@ type token struct {
 	key    string
 	index  int
 	isItem bool
+}
+
+// walkers keeps walkers' path stacks between validations.
+var walkers = sync.Pool{New: func() any { return &walker{path: make([]token, 0, 8)} }}
+
+// newWalker returns an empty walker from the pool; release it when its
+// errors have been taken.
+func newWalker() *walker { return walkers.Get().(*walker) }
+
+func (w *walker) release() {
+	clear(w.path[:cap(w.path)])
+	w.path, w.errs = w.path[:0], nil
+	if cap(w.path) <= 64 {
+		walkers.Put(w)
+	}
 }
 
 // fail records an error at the current path.
@@ -164,4 +202,147 @@ func quote(s string) string {
 	s = strings.ReplaceAll(s, `\"`, `"`)
 	s = strings.ReplaceAll(s, `'`, `\'`)
 	return "'" + s[1:len(s)-1] + "'"
+}
+
+// ValidatesDocs reports whether ValidateDoc validates parsed documents:
+// whether c is a sample contract.
+func (c *Contract) ValidatesDocs() bool { return c.sample != nil }
+
+// ValidateDoc validates the root of a parsed document exactly as Validate
+// validates the decoded value (doc.Value(jsonvalue.Root)), errors
+// included, without building that value, when the contract can: a sample
+// contract. ok is false for any other contract, and nothing was checked:
+// validate the decoded value then.
+func (c *Contract) ValidateDoc(doc *jsonvalue.Doc) (errs []Error, ok bool) {
+	if c.sample == nil {
+		return nil, false
+	}
+	w := docWalkers.Get().(*docWalker)
+	w.root = c.sample
+	c.sample.validateDoc(doc, jsonvalue.Root, w)
+	errs = w.errs
+	w.root, w.steps, w.errs = nil, w.steps[:0], nil
+	if cap(w.steps) <= 64 {
+		docWalkers.Put(w)
+	}
+	if len(errs) == 0 {
+		return nil, true
+	}
+	return sortErrors(errs), true
+}
+
+// docWalker is the walker of validateDoc. Its path holds no pointer (so
+// stepping down writes no pointer): each step is the place of a property
+// in its node's props, or an array index (-1-index); fail finds the names
+// from the root.
+type docWalker struct {
+	root  *sampleNode
+	steps []int32
+	errs  []Error
+}
+
+var docWalkers = sync.Pool{New: func() any { return &docWalker{steps: make([]int32, 0, 8)} }}
+
+// fail records an error at the current path.
+func (w *docWalker) fail(msg string) {
+	var b strings.Builder
+	n := w.root
+	for _, s := range w.steps {
+		b.WriteByte('/')
+		if s < 0 {
+			b.WriteString(strconv.Itoa(int(-1 - s)))
+			n = n.items
+			continue
+		}
+		p := n.props[s]
+		b.WriteString(escapeToken(p.name))
+		n = p.node
+	}
+	w.errs = append(w.errs, Error{Path: b.String(), Message: msg})
+}
+
+// kindType is typeOf for a node of a parsed document.
+func kindType(k jsonvalue.Kind) (uint8, string) {
+	switch k {
+	case jsonvalue.False, jsonvalue.True:
+		return tBoolean, "boolean"
+	case jsonvalue.Number:
+		return tNumber, "number"
+	case jsonvalue.String:
+		return tString, "string"
+	case jsonvalue.Array:
+		return tArray, "array"
+	case jsonvalue.Object:
+		return tObject, "object"
+	}
+	return 0, "null"
+}
+
+// validateDoc is validate on node r of doc.
+func (n *sampleNode) validateDoc(doc *jsonvalue.Doc, r jsonvalue.Ref, w *docWalker) {
+	if n.types == 0 {
+		return
+	}
+	kind := doc.Kind(r)
+	bit, name := kindType(kind)
+	if n.types&bit == 0 {
+		w.fail("expected " + n.expected + ", but got " + name)
+		return
+	}
+	switch kind {
+	case jsonvalue.Object:
+		if n.names == nil {
+			return
+		}
+		// One pass over the members: each one named by the contract is
+		// found in names and noted, the last of duplicates winning, as in
+		// a decoded map.
+		var propBuf [32]jsonvalue.Ref // Root, never a member, is "absent"
+		var reqBuf [32]bool
+		found, present := propBuf[:], reqBuf[:]
+		if len(n.props) > len(propBuf) {
+			found = make([]jsonvalue.Ref, len(n.props))
+		}
+		if len(n.required) > len(reqBuf) {
+			present = make([]bool, len(n.required))
+		}
+		c := doc.First(r)
+		for range doc.Len(r) {
+			if x, ok := n.names[doc.Key(c)]; ok {
+				if x.prop >= 0 {
+					found[x.prop] = c
+				}
+				if x.required >= 0 {
+					present[x.required] = true
+				}
+			}
+			c = doc.Next(c)
+		}
+		var missing []string
+		for i, k := range n.required {
+			if !present[i] {
+				missing = append(missing, quote(k))
+			}
+		}
+		if len(missing) > 0 {
+			w.fail("missing properties: " + strings.Join(missing, ", "))
+		}
+		for i, p := range n.props {
+			if m := found[i]; m != jsonvalue.Root {
+				w.steps = append(w.steps, int32(i))
+				p.node.validateDoc(doc, m, w)
+				w.steps = w.steps[:len(w.steps)-1]
+			}
+		}
+	case jsonvalue.Array:
+		if n.items != nil {
+			c := doc.First(r)
+			for i := range doc.Len(r) {
+				w.steps = append(w.steps, int32(-1-i))
+				n.items.validateDoc(doc, c, w)
+				w.steps = w.steps[:len(w.steps)-1]
+				c = doc.Next(c)
+			}
+		}
+	}
 }

@@ -2,10 +2,14 @@ package schema
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/hookgate/hookgate/internal/jsonvalue"
 )
 
 // mutations returns v with, in turn, every value replaced by each of a set
@@ -105,6 +109,8 @@ func TestSampleValidatorMatchesJSONSchema(t *testing.T) {
 					b, _ := json.Marshal(doc)
 					t.Fatalf("sample %.60s strict=%v doc %.200s:\nfast %v\nref  %v", sample, strict, b, fast, ref)
 				}
+				b, _ := json.Marshal(doc)
+				checkValidateDoc(t, c, b)
 				checked++
 			}
 		}
@@ -132,5 +138,80 @@ func FuzzSampleValidator(f *testing.F) {
 		if fast, ref := c.Validate(v), c.validateSchema(v); !reflect.DeepEqual(fast, ref) {
 			t.Fatalf("fast %v\nref  %v", fast, ref)
 		}
+		checkValidateDoc(t, c, doc)
 	})
+}
+
+// checkValidateDoc holds ValidateDoc on the parsed document doc to Validate
+// on the decoded one: the same errors, in the same order.
+func checkValidateDoc(t *testing.T, c *Contract, doc []byte) {
+	t.Helper()
+	v, err := jsonvalue.Decode(doc)
+	if err != nil {
+		t.Fatalf("%q does not decode: %v", doc, err)
+	}
+	pd, err := jsonvalue.Parse(doc)
+	if err != nil {
+		t.Fatalf("%q does not parse: %v", doc, err)
+	}
+	defer pd.Release()
+	got, ok := c.ValidateDoc(pd)
+	if !ok {
+		t.Fatalf("a sample contract did not validate a parsed document")
+	}
+	if want := c.Validate(v); !reflect.DeepEqual(got, want) {
+		t.Fatalf("doc %.300s:\nValidateDoc %v\nValidate    %v", doc, got, want)
+	}
+}
+
+// TestValidateDoc: what the mutations of a decoded value cannot show:
+// duplicate keys (the last one counts), escaped keys, and objects large
+// enough for their members to be indexed; a JSON Schema contract declines.
+func TestValidateDoc(t *testing.T) {
+	many := func(extra string) string {
+		var b strings.Builder
+		b.WriteString(`{`)
+		for i := range 300 {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(extra + `}`)
+		return b.String()
+	}
+	cases := []struct{ sample, doc string }{
+		{`{"a":1,"b":"x"}`, `{"a":"wrong","a":2}`},
+		{`{"a":1,"b":"x"}`, `{"a":2,"a":"wrong","b":true,"b":"ok"}`},
+		{`{"a":1,"b":"x"}`, `{"\u0061":"wrong","b":1}`},
+		{`{"a/b":1,"c~d":{"e":[1]}}`, `{"a/b":"x","c~d":{"e":["y",2,"z"]}}`},
+		{`{"a":1,"b":"x"}`, many(`"a":"wrong","b":"ok","a":"again"`)},
+		{`{"k7":1,"k299":1,"z":"x"}`, many(`"z":3`)},
+		{`{"k7":"s","k299":1,"z":"x"}`, many(`"z":"ok"`)},
+		{`[{"a":1}]`, `[{"a":1},{"a":"x","a":2},{"a":"y"},3]`},
+		{`{"a":{"b":{"c":[{"d":true}]}}}`, `{"a":{"b":{"c":[{"d":1},{"d":false},{}]}}}`},
+		{`{"a":null,"b":[]}`, `{"a":{"x":1},"b":[1,"x",null]}`},
+		{`"s"`, `null`}, {`1`, `"x"`}, {`{}`, `[]`}, {`[]`, `{}`},
+		// More names than validateDoc's buffers hold.
+		{many(`"z":[1]`), many(`"k3":"x","k299":null,"k7":{},"z":"y"`)},
+		{many(`"z":[1]`), `{"k1":1,"k2":"wrong","k2":2,"k3":"wrong"}`},
+	}
+	for _, tc := range cases {
+		for _, strict := range []bool{false, true} {
+			c, err := FromSample([]byte(tc.sample), strict)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValidateDoc(t, c, []byte(tc.doc))
+		}
+	}
+	c, err := FromSchema([]byte(`{"type":"object"}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonvalue.Parse([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Release()
+	if errs, ok := c.ValidateDoc(doc); ok || errs != nil {
+		t.Errorf("a JSON Schema contract validated a parsed document: %v, %v", errs, ok)
+	}
 }

@@ -207,8 +207,9 @@ func schemaError(err error) error {
 // then message, without duplicates) of leaf errors.
 func (c *Contract) Validate(v any) []Error {
 	if c.sample != nil {
-		w := walker{path: make([]token, 0, 8)}
-		c.sample.validate(v, &w)
+		w := newWalker()
+		defer w.release()
+		c.sample.validate(v, w)
 		if len(w.errs) == 0 {
 			return nil
 		}
