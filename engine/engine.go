@@ -317,7 +317,17 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.CreateTimeout)
 	defer cancel()
 
+	// A reload that changes nothing updates nothing: an update request
+	// rewrites the stream's configuration on the server, and nats-server
+	// reads that configuration unlocked while it creates a consumer on the
+	// stream (a data race its race detector reports).
 	kv := func(name, desc string, history uint8, ttl time.Duration) (jetstream.KeyValue, error) {
+		if cur, ok := e.streamConfig(ctx, "KV_"+name); ok && cur.Description == desc &&
+			cur.MaxMsgsPerSubject == int64(history) && cur.MaxAge == ttl && cur.Replicas == cfg.Replicas {
+			if b, err := e.js.KeyValue(ctx, name); err == nil {
+				return b, nil
+			}
+		}
 		var b jetstream.KeyValue
 		err := retry(ctx, "bucket "+name, func(ctx context.Context) (err error) {
 			b, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -363,6 +373,14 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	}
 
 	stream := func(sc jetstream.StreamConfig) (jetstream.Stream, error) {
+		if cur, ok := e.streamConfig(ctx, sc.Name); ok && cur.Description == sc.Description &&
+			slices.Equal(cur.Subjects, sc.Subjects) && cur.Retention == sc.Retention && cur.MaxAge == sc.MaxAge &&
+			cur.Duplicates == sc.Duplicates && cur.Storage == sc.Storage && cur.Replicas == sc.Replicas &&
+			cur.AllowDirect == sc.AllowDirect {
+			if st, err := e.js.Stream(ctx, sc.Name); err == nil {
+				return st, nil
+			}
+		}
 		var s jetstream.Stream
 		err := retry(ctx, "stream "+sc.Name, func(ctx context.Context) (err error) {
 			s, err = e.js.CreateOrUpdateStream(ctx, sc)
@@ -428,6 +446,20 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		e.handles = h
 	}
 	return nil
+}
+
+// streamConfig returns the configuration of stream name, when it exists
+// and reads (reloads only: the first Apply, in Open, creates or updates).
+func (e *Engine) streamConfig(ctx context.Context, name string) (*jetstream.StreamConfig, bool) {
+	if e.Workflows == nil {
+		return nil, false
+	}
+	st, err := e.js.Stream(ctx, name)
+	if err != nil {
+		return nil, false
+	}
+	cfg := st.CachedInfo().Config
+	return &cfg, true
 }
 
 // waitLeader waits until a stream of a cluster has a leader (at once for a

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,8 +261,29 @@ func TestApplyIdempotentAndUpdates(t *testing.T) {
 		{"retention shorter than queue dedupe window", 5 * time.Minute, time.Minute, 5 * time.Minute, time.Minute},
 		{"back to long retention", 72 * time.Hour, 12 * time.Hour, 72 * time.Hour, 12 * time.Hour},
 	}
+	// Stream updates, as the server announces them: a reload that changes
+	// nothing updates nothing.
+	var updates atomic.Int64
+	sub, err := e.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED.>", func(*nats.Msg) { updates.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	prevRet, prevDedupe := cfg.Retention, cfg.DedupeWindow
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			unchanged := st.wantRet == prevRet && st.wantDedupe == prevDedupe
+			prevRet, prevDedupe = st.wantRet, st.wantDedupe
+			before := updates.Load()
+			defer func() {
+				_ = e.Conn().Flush()
+				time.Sleep(50 * time.Millisecond) // advisories are published asynchronously
+				if n := updates.Load() - before; unchanged && n != 0 {
+					t.Errorf("Apply with an unchanged configuration updated %d streams", n)
+				} else if !unchanged && n == 0 {
+					t.Error("Apply with a changed configuration updated no stream")
+				}
+			}()
 			c := cfg
 			c.Retention, c.DedupeWindow = st.retention, st.dedupe
 			c.Replicas = 3 // ignored: replicas are fixed by Open
