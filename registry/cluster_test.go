@@ -3,10 +3,12 @@ package registry
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -172,7 +174,7 @@ func crossChanges(t *testing.T, a, b *Registry, tag string) {
 		t.Errorf("%s: B does not read its own write", tag)
 	}
 	if !waitFor(time.Second, func() bool { _, ok := a.Subscription(sub); return ok }) {
-		t.Errorf("%s: subscription created on B not seen on A within 1s", tag)
+		t.Errorf("%s: subscription created on B (acknowledged at %s) not seen on A within 1s", tag, done.Format("15:04:05.000"))
 	} else {
 		t.Logf("%s: subscription created on B seen on A %v after the write", tag, time.Since(done).Round(time.Millisecond))
 	}
@@ -244,14 +246,24 @@ func TestClusterNodeLoss(t *testing.T) {
 			t.Logf("A on %s, B on %s, stopping %s (subscriptions stream leader: %s)",
 				c.Servers[ai].Name(), c.Servers[bi].Name(), c.Servers[stop].Name(), leader)
 			core, logs := observer.New(zapcore.InfoLevel)
-			a := startRegistry(t, clusterEngine(t, c.URLs[ai]), zap.New(core))
+			engA := clusterEngine(t, c.URLs[ai])
+			a := startRegistry(t, engA, zap.New(core))
+			// When A's connection comes back after the stop, for the log.
+			var reconnected atomic.Int64
+			engA.Conn().SetReconnectHandler(func(*nats.Conn) { reconnected.CompareAndSwap(0, time.Now().UnixNano()) })
 			b := startRegistry(t, clusterEngine(t, c.URLs[bi]), nil)
 			_ = boot.Close()
 
 			crossChanges(t, a, b, "before")
+			stopped := time.Now()
 			c.Servers[stop].Shutdown()
 			c.Servers[stop].WaitForShutdown()
 			crossChanges(t, a, b, "after")
+			if at := reconnected.Load(); at != 0 {
+				t.Logf("the stop began at %s; A's connection came back at %s", stopped.Format("15:04:05.000"), time.Unix(0, at).Format("15:04:05.000"))
+			} else {
+				t.Logf("A's connection did not reconnect (%v after the stop began)", time.Since(stopped).Round(time.Millisecond))
+			}
 			crossChanges(t, a, b, "again")
 			for _, e := range logs.All() {
 				t.Logf("A logged %s %q %v", e.Level, e.Message, e.ContextMap())
