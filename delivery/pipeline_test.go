@@ -59,6 +59,17 @@ func newCloser(t *testing.T) *closer {
 	return c
 }
 
+// firstBlocks is a sink's reply that holds the first request until release
+// is closed (at most 10 s) and answers 200 to every one.
+func firstBlocks(release *closer) func(http.ResponseWriter, *http.Request, int) {
+	return func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			block(r, release.ch, 10*time.Second)
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
 func (c *closer) close() { c.once.Do(func() { close(c.ch) }) }
 
 func TestPublish(t *testing.T) {
@@ -694,12 +705,7 @@ func TestStopWaitsForAttempt(t *testing.T) {
 // the ack deadline.
 func TestStopCancelsLongAttempt(t *testing.T) {
 	release := newCloser(t)
-	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			block(r, release.ch, 10*time.Second)
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	s := newSink(t, firstBlocks(release))
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "l", Topics: []string{"*"}, URL: s.URL, Timeout: registry.Duration(20 * time.Second)})
 	p := e.start(Options{})
@@ -780,12 +786,7 @@ func TestDestinationRemovedRightAfterPublish(t *testing.T) {
 func TestStopHandsBackWaitingDeliveries(t *testing.T) {
 	const events = 40
 	release := newCloser(t)
-	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			block(r, release.ch, 10*time.Second)
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	s := newSink(t, firstBlocks(release))
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "h", Topics: []string{"*"}, URL: s.URL})
 	first := e.start(Options{PerDestination: 1})

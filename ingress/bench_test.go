@@ -44,29 +44,22 @@ func benchRequest(id string, body []byte) *http.Request {
 
 // BenchmarkDecide is the checks alone (no key lookup, no write) on the
 // EasyLife sample: method, size, type, decode, sample contract, filter.
-func BenchmarkDecide(b *testing.B) {
-	e := newEnv(b)
-	body := readFileB(b, "groupcreated.json")
-	w := benchWorkflows(b, e, body)["pass"]
-	b.ReportAllocs()
-	for b.Loop() {
-		d := Decide(benchRequest("pass", body), w, Check{Now: time.Now()})
-		if !d.Passed() {
-			b.Fatalf("%+v", d)
-		}
-	}
-}
+func BenchmarkDecide(b *testing.B) { benchDecide(b, false) }
 
 // BenchmarkDecideDecoded is BenchmarkDecide on the whole decoded tree (as a
 // dry run decides, and as every request did before the parsed-document
 // path): the reference the request path is measured against.
-func BenchmarkDecideDecoded(b *testing.B) {
+func BenchmarkDecideDecoded(b *testing.B) { benchDecide(b, true) }
+
+// benchDecide runs Decide on the EasyLife sample, on the whole decoded tree
+// when decodeAll is set.
+func benchDecide(b *testing.B, decodeAll bool) {
 	e := newEnv(b)
 	body := readFileB(b, "groupcreated.json")
 	w := benchWorkflows(b, e, body)["pass"]
 	b.ReportAllocs()
 	for b.Loop() {
-		d := Decide(benchRequest("pass", body), w, Check{Now: time.Now(), decodeAll: true})
+		d := Decide(benchRequest("pass", body), w, Check{Now: time.Now(), decodeAll: decodeAll})
 		if !d.Passed() {
 			b.Fatalf("%+v", d)
 		}
