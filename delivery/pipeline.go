@@ -140,6 +140,44 @@ type destQueue struct {
 	rate        float64
 	windowStart time.Time
 	windowDone  int
+	// deferredTo is when the last delivery deferred for want of room
+	// comes back: the next one comes back a delivery's time (at the
+	// destination's pace) after it (see deferFor).
+	deferredTo time.Time
+}
+
+// deferFor is, under destMu, how long a delivery that finds no room in the
+// destination's waiting list goes back to the stream: at least deferDelay,
+// and a delivery's time at the destination's pace (a quarter faster than
+// measured; fastRate while it is not measured) after the delivery deferred
+// before it, at most maxDeferDelay. A backlog deferred together thus comes back about as fast
+// as the destination takes it, not all at once every deferDelay: the server
+// redelivers before it delivers anything new, so a backlog coming back
+// together would take the whole consumer each time, and every other
+// destination of the partition would wait behind it.
+func (q *destQueue) deferFor(now time.Time, capacity int) time.Duration {
+	// A little faster than measured, so that a hiccup leaves the
+	// destination something waiting rather than idle; unmeasured, at least
+	// as fast as a destination that holds up its consumer.
+	pace := q.rate * 1.25
+	if pace <= 0 {
+		pace = max(float64(capacity)/deferDelay.Seconds(), fastRate)
+	}
+	at := now.Add(deferDelay)
+	if q.deferredTo.After(at) {
+		at = q.deferredTo
+	}
+	if limit := now.Add(maxDeferDelay); at.After(limit) {
+		at = limit
+	}
+	q.deferredTo = at.Add(time.Duration(float64(time.Second) / pace))
+	return at.Sub(now)
+}
+
+// unused reports, under destMu, that the queue holds nothing: no attempt in
+// flight, none waiting, none deferred still to come back at the pace it set.
+func (q *destQueue) unused(now time.Time) bool {
+	return q.inFlight == 0 && len(q.waiting) == 0 && !q.deferredTo.After(now)
 }
 
 func newDestQueue(now time.Time) *destQueue {
@@ -362,10 +400,12 @@ func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetst
 // its consumer for up to holdIdle at a time until there is room (the
 // back-pressure that lets a fast destination take a burst at its own
 // pace); for one that is not, it is deferred (back to the stream for
-// deferDelay), so that a slow destination holds up only itself.
+// deferDelay at least, spread at its pace: see deferFor), so that a slow
+// destination holds up only itself.
 const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
+	maxDeferDelay  = 30 * time.Second
 	holdIdle       = 200 * time.Millisecond
 	fastRate       = 50 // attempts ended a second
 	rateWindow     = 100 * time.Millisecond
@@ -438,6 +478,9 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 			continue
 		}
 		wait := p.deferWait(dest, now)
+		if !p.circuitOpen(dest) {
+			wait = q.deferFor(now, capacity+p.limitOf(d))
+		}
 		p.destMu.Unlock()
 		// The destination is saturated: the delivery goes back to the
 		// stream for a while, which is not an attempt.
@@ -509,7 +552,7 @@ func (p *Pipeline) next(dest string) jetstream.Msg {
 		}
 	}
 	q.inFlight--
-	if q.inFlight == 0 && len(q.waiting) == 0 {
+	if q.unused(now) {
 		delete(p.dests, dest)
 	}
 	return nil
@@ -531,7 +574,12 @@ func (p *Pipeline) touchWaiting() {
 		p.destMu.Lock()
 		var all []jetstream.Msg
 		var idle []string
+		now := time.Now()
 		for id, q := range p.dests {
+			if q.unused(now) {
+				delete(p.dests, id) // its deferred deliveries are back
+				continue
+			}
 			all = append(all, q.waiting...)
 			if len(q.waiting) > 0 && q.inFlight == 0 {
 				if f := p.flows[id]; f == nil || (f.timer == nil && !f.probing) {
@@ -557,7 +605,7 @@ func (p *Pipeline) release(dest string) {
 	defer p.destMu.Unlock()
 	if q := p.dests[dest]; q != nil {
 		q.inFlight--
-		if q.inFlight == 0 && len(q.waiting) == 0 {
+		if q.unused(time.Now()) {
 			delete(p.dests, dest)
 		}
 	}

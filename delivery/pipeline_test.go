@@ -907,6 +907,93 @@ func TestSlowDestinationDoesNotHoldUpItsPartition(t *testing.T) {
 	}
 }
 
+// A slow destination's deferred deliveries come back at about its pace, not
+// all together every deferDelay: a backlog of them would otherwise take the
+// whole consumer each time it comes back (the server redelivers before it
+// delivers anything new), and the other destinations of the partition would
+// wait behind the churn. Deferring the backlog once is what it may cost.
+func TestDeferredBacklogComesBackAtItsPace(t *testing.T) {
+	release := newCloser(t)
+	slow := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		block(r, release.ch, 100*time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "slow", Topics: []string{"slow.*"}, URL: slow.URL})
+	e.start(Options{PerDestination: 2})
+	const backlog = 1000 // 100 ms each, 2 at a time: 50 s to drain
+	for range backlog {
+		e.publish(&Event{Topic: "slow.x", Data: json.RawMessage(`{}`)})
+	}
+	// Every delivery that found no room was deferred once; after three
+	// times deferDelay, a backlog coming back together would have been
+	// deferred three or four times over.
+	// (each delivery was taken, or deferred, once by now; a few wait in
+	// memory)
+	if !waitFor(20*time.Second, func() bool { return e.pipe.deferred.Load()+uint64(slow.count()) >= backlog-20 }) {
+		t.Fatalf("only %d of the backlog deferred and %d delivered", e.pipe.deferred.Load(), slow.count())
+	}
+	first := e.pipe.deferred.Load()
+	time.Sleep(3 * deferDelay)
+	again := e.pipe.deferred.Load() - first
+	delivered := slow.count()
+	t.Logf("deferred %d, then %d more in %v; %d delivered", first, again, 3*deferDelay, delivered)
+	// The destination takes about 20 a second; what comes back meanwhile
+	// may find no room again, a few times that at most.
+	if limit := uint64(4 * 20 * 3 * deferDelay / time.Second); again > limit {
+		t.Fatalf("the backlog was deferred %d more times in %v (limit %d): it comes back faster than the destination takes it",
+			again, 3*deferDelay, limit)
+	}
+	if delivered >= backlog {
+		t.Fatalf("the backlog drained (%d): the test proves nothing", delivered)
+	}
+}
+
+// Deliveries deferred one after another are spread at the destination's
+// pace (a quarter faster), from deferDelay on, up to maxDeferDelay.
+func TestDeferSpread(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name  string
+		rate  float64 // measured, attempts a second (0: not yet)
+		n     int     // deliveries deferred at t0
+		later time.Duration
+		want  []time.Duration // the waits of the first ones, then of one deferred at t0+later
+	}{
+		{"measured 20 a second: one every 40 ms", 20, 3, 0, []time.Duration{2 * time.Second, 2040 * time.Millisecond, 2080 * time.Millisecond}},
+		{"not measured: at fastRate", 0, 3, 0, []time.Duration{2 * time.Second, 2020 * time.Millisecond, 2040 * time.Millisecond}},
+		{"a backlog is spread up to maxDeferDelay", 0.8, 40, 0, nil},
+		{"after its deferred ones are back: deferDelay again", 20, 3, 10 * time.Second, []time.Duration{2 * time.Second, 2040 * time.Millisecond, 2080 * time.Millisecond, 2 * time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newDestQueue(t0)
+			q.rate = tc.rate
+			var got []time.Duration
+			for range tc.n {
+				got = append(got, q.deferFor(t0, 10))
+			}
+			if tc.later > 0 {
+				got = append(got, q.deferFor(t0.Add(tc.later), 10))
+			}
+			if tc.want == nil {
+				for i, w := range got {
+					if w < deferDelay || w > maxDeferDelay || (i > 0 && w < got[i-1]) {
+						t.Fatalf("wait %d is %v after %v: not within [deferDelay, maxDeferDelay] and growing", i, w, got[max(0, i-1)])
+					}
+				}
+				if last := got[len(got)-1]; last != maxDeferDelay {
+					t.Fatalf("the last of %d deferred at 1 a second waits %v, want maxDeferDelay", tc.n, last)
+				}
+				return
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("waits %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // A destination's pace is the count of attempts it ends, not an average of
 // the gaps between them: one that ends its attempts in pairs every 100 ms
 // (two slots started together) is slow, whatever its short gaps say.
