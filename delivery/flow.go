@@ -257,14 +257,20 @@ func (p *Pipeline) circuitOpen(id string) bool {
 	return f != nil && f.state != CircuitClosed
 }
 
-// deferWait is how long a delivery that finds no room in its destination's
-// waiting list goes back to the stream: the rest of an open circuit's
-// cool-down, else deferDelay. Under destMu.
-func (p *Pipeline) deferWait(id string, now time.Time) time.Duration {
-	if f := p.flows[id]; f != nil && f.state == CircuitOpen && f.openUntil.After(now) {
-		return max(deferDelay, f.openUntil.Sub(now))
+// parkedFrom says, under destMu, whether the destination's circuit is open
+// (or half open, a probe in flight), and then the earliest time its
+// deliveries deferred meanwhile should come back: the end of the cool-down,
+// at least deferDelay from now.
+func (p *Pipeline) parkedFrom(id string, now time.Time) (time.Time, bool) {
+	f := p.flows[id]
+	if f == nil || f.state == CircuitClosed {
+		return time.Time{}, false
 	}
-	return deferDelay
+	at := now.Add(deferDelay)
+	if f.state == CircuitOpen && f.openUntil.After(at) {
+		at = f.openUntil
+	}
+	return at, true
 }
 
 // healthFailure reports whether an attempt's outcome says the destination

@@ -445,3 +445,40 @@ func TestTooManyRequestsHalvesRate(t *testing.T) {
 		t.Errorf("halvings %d after successes, want 0", slow())
 	}
 }
+
+// The deliveries parked for an open circuit come back spread from the end
+// of its cool-down (openPace), not all together: a backlog coming back at
+// once would take the partition's consumer from every other destination in
+// it, at every cool-down's end and every deferDelay while a probe is out.
+func TestOpenCircuitBacklogComesBackSpread(t *testing.T) {
+	down := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusInternalServerError) })
+	e := newEnv(t)
+	e.subscribe(registry.Subscription{ID: "down", Topics: []string{"*"}, URL: down.URL,
+		FlowControl: registry.FlowControl{Breaker: &registry.Breaker{
+			Failures: 1, Cooldown: registry.Duration(time.Second), MaxCooldown: registry.Duration(time.Second)}}})
+	obs := &flowEvents{}
+	e.start(Options{Observer: obs})
+	const backlog = 3000
+	for range backlog {
+		e.publish(&Event{Topic: "t", Data: json.RawMessage(`{}`)})
+	}
+	if !waitFor(20*time.Second, func() bool { return e.pipe.deferred.Load() >= backlog-10 }) {
+		t.Fatalf("only %d of %d deferred (%d attempts)", e.pipe.deferred.Load(), backlog, down.count())
+	}
+	if tr := obs.of("down"); len(tr) == 0 || tr[0] != CircuitClosed+">"+CircuitOpen {
+		t.Fatalf("circuit transitions %v, want it opened", tr)
+	}
+	// Deferrals counted per 100 ms over 3 cool-downs: the backlog comes
+	// back at openPace (100 a window), a little more with the probes'.
+	const window = 100 * time.Millisecond
+	most, last := uint64(0), e.pipe.deferred.Load()
+	for range 30 {
+		time.Sleep(window)
+		n := e.pipe.deferred.Load()
+		most, last = max(most, n-last), n
+	}
+	t.Logf("at most %d deferrals in %v (openPace %d/s); %d attempts", most, window, openPace, down.count())
+	if limit := uint64(3 * openPace * window / time.Second); most > limit {
+		t.Fatalf("%d deferrals in %v (limit %d): the parked backlog came back together", most, window, limit)
+	}
+}

@@ -146,32 +146,36 @@ type destQueue struct {
 	deferredTo time.Time
 }
 
-// deferFor is, under destMu, how long a delivery that finds no room in the
-// destination's waiting list goes back to the stream: at least deferDelay,
-// and a delivery's time at the destination's pace (a quarter faster than
-// measured; fastRate while it is not measured) after the delivery deferred
-// before it, at most maxDeferDelay. A backlog deferred together thus comes back about as fast
-// as the destination takes it, not all at once every deferDelay: the server
+// deferFor is, under destMu, how long a delivery that finds no room for it
+// goes back to the stream: until from at the earliest, and a delivery's
+// time at pace (deliveries a second) after the one deferred before it, at
+// most spread after from. A backlog deferred together thus comes back about
+// as fast as the destination can take it, not all at once: the server
 // redelivers before it delivers anything new, so a backlog coming back
 // together would take the whole consumer each time, and every other
 // destination of the partition would wait behind it.
-func (q *destQueue) deferFor(now time.Time, capacity int) time.Duration {
-	// A little faster than measured, so that a hiccup leaves the
-	// destination something waiting rather than idle; unmeasured, at least
-	// as fast as a destination that holds up its consumer.
-	pace := q.rate * 1.25
-	if pace <= 0 {
-		pace = max(float64(capacity)/deferDelay.Seconds(), fastRate)
-	}
-	at := now.Add(deferDelay)
+func (q *destQueue) deferFor(now, from time.Time, pace float64, spread time.Duration) time.Duration {
+	at := from
 	if q.deferredTo.After(at) {
 		at = q.deferredTo
 	}
-	if limit := now.Add(maxDeferDelay); at.After(limit) {
+	if limit := from.Add(spread); at.After(limit) {
 		at = limit
 	}
 	q.deferredTo = at.Add(time.Duration(float64(time.Second) / pace))
 	return at.Sub(now)
+}
+
+// pace is, under destMu, how fast the deliveries deferred for a busy
+// destination come back (see deferFor): a little faster than it ends
+// attempts, so that a hiccup leaves it something waiting rather than
+// idle; while that is not measured, capacity per deferDelay, and at least
+// fastRate (a destination that fast holds up its consumer instead).
+func (q *destQueue) pace(capacity int) float64 {
+	if q.rate > 0 {
+		return q.rate * 1.25
+	}
+	return max(float64(capacity)/deferDelay.Seconds(), fastRate)
 }
 
 // unused reports, under destMu, that the queue holds nothing: no attempt in
@@ -401,11 +405,16 @@ func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetst
 // back-pressure that lets a fast destination take a burst at its own
 // pace); for one that is not, it is deferred (back to the stream for
 // deferDelay at least, spread at its pace: see deferFor), so that a slow
-// destination holds up only itself.
+// destination holds up only itself. The deliveries deferred for an open
+// circuit come back from the end of its cool-down at openPace, at most
+// maxOpenSpread later: the first is the probe, and those that find the
+// circuit still open go back again.
 const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
 	maxDeferDelay  = 30 * time.Second
+	openPace       = 1000 // deliveries a second
+	maxOpenSpread  = 2 * time.Minute
 	holdIdle       = 200 * time.Millisecond
 	fastRate       = 50 // attempts ended a second
 	rateWindow     = 100 * time.Millisecond
@@ -477,9 +486,11 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 			p.destMu.Lock()
 			continue
 		}
-		wait := p.deferWait(dest, now)
-		if !p.circuitOpen(dest) {
-			wait = q.deferFor(now, capacity+p.limitOf(d))
+		var wait time.Duration
+		if from, open := p.parkedFrom(dest, now); open {
+			wait = q.deferFor(now, from, openPace, maxOpenSpread)
+		} else {
+			wait = q.deferFor(now, now.Add(deferDelay), q.pace(capacity+p.limitOf(d)), maxDeferDelay)
 		}
 		p.destMu.Unlock()
 		// The destination is saturated: the delivery goes back to the

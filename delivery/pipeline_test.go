@@ -950,40 +950,57 @@ func TestDeferredBacklogComesBackAtItsPace(t *testing.T) {
 }
 
 // Deliveries deferred one after another are spread at the destination's
-// pace (a quarter faster), from deferDelay on, up to maxDeferDelay.
+// pace (a quarter faster), from deferDelay on, up to maxDeferDelay later;
+// those of an open circuit from the end of its cool-down, at openPace.
 func TestDeferSpread(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
+	ms := time.Millisecond
 	tests := []struct {
-		name  string
-		rate  float64 // measured, attempts a second (0: not yet)
-		n     int     // deliveries deferred at t0
-		later time.Duration
-		want  []time.Duration // the waits of the first ones, then of one deferred at t0+later
+		name   string
+		rate   float64       // measured, attempts a second (0: not yet)
+		open   time.Duration // the circuit is open for that long (0: closed)
+		n      int           // deliveries deferred at t0
+		later  time.Duration // one more deferred then (0: none)
+		want   []time.Duration
+		capped time.Duration // instead of want: growing waits, the last this
 	}{
-		{"measured 20 a second: one every 40 ms", 20, 3, 0, []time.Duration{2 * time.Second, 2040 * time.Millisecond, 2080 * time.Millisecond}},
-		{"not measured: at fastRate", 0, 3, 0, []time.Duration{2 * time.Second, 2020 * time.Millisecond, 2040 * time.Millisecond}},
-		{"a backlog is spread up to maxDeferDelay", 0.8, 40, 0, nil},
-		{"after its deferred ones are back: deferDelay again", 20, 3, 10 * time.Second, []time.Duration{2 * time.Second, 2040 * time.Millisecond, 2080 * time.Millisecond, 2 * time.Second}},
+		{name: "measured 20 a second: one every 40 ms", rate: 20, n: 3, want: []time.Duration{2000 * ms, 2040 * ms, 2080 * ms}},
+		{name: "not measured: at fastRate", n: 3, want: []time.Duration{2000 * ms, 2020 * ms, 2040 * ms}},
+		{name: "a backlog is spread over maxDeferDelay at most", rate: 0.8, n: 40, capped: deferDelay + maxDeferDelay},
+		{name: "after its deferred ones are back: deferDelay again", rate: 20, n: 3, later: 10 * time.Second, want: []time.Duration{2000 * ms, 2040 * ms, 2080 * ms, 2000 * ms}},
+		{name: "open circuit: from the end of its cool-down at openPace", rate: 5000, open: 5 * time.Second, n: 3, want: []time.Duration{5000 * ms, 5001 * ms, 5002 * ms}},
+		{name: "open circuit: a backlog over maxOpenSpread at most", open: 5 * time.Second, n: 200_000, capped: 5*time.Second + maxOpenSpread},
+		{name: "open circuit ending now: deferDelay at least", open: time.Millisecond, n: 1, want: []time.Duration{deferDelay}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			p := &Pipeline{flows: map[string]*flowState{}}
+			if tc.open > 0 {
+				p.flows["d"] = &flowState{state: CircuitOpen, openUntil: t0.Add(tc.open)}
+			}
 			q := newDestQueue(t0)
 			q.rate = tc.rate
+			deferAt := func(now time.Time) time.Duration {
+				if from, open := p.parkedFrom("d", now); open {
+					return q.deferFor(now, from, openPace, maxOpenSpread)
+				}
+				return q.deferFor(now, now.Add(deferDelay), q.pace(10), maxDeferDelay)
+			}
 			var got []time.Duration
 			for range tc.n {
-				got = append(got, q.deferFor(t0, 10))
+				got = append(got, deferAt(t0))
 			}
 			if tc.later > 0 {
-				got = append(got, q.deferFor(t0.Add(tc.later), 10))
+				got = append(got, deferAt(t0.Add(tc.later)))
 			}
-			if tc.want == nil {
+			if tc.capped > 0 {
 				for i, w := range got {
-					if w < deferDelay || w > maxDeferDelay || (i > 0 && w < got[i-1]) {
-						t.Fatalf("wait %d is %v after %v: not within [deferDelay, maxDeferDelay] and growing", i, w, got[max(0, i-1)])
+					if w < deferDelay || w > tc.capped || (i > 0 && w < got[i-1]) {
+						t.Fatalf("wait %d is %v after %v: not within [deferDelay, %v] and growing", i, w, got[max(0, i-1)], tc.capped)
 					}
 				}
-				if last := got[len(got)-1]; last != maxDeferDelay {
-					t.Fatalf("the last of %d deferred at 1 a second waits %v, want maxDeferDelay", tc.n, last)
+				if last := got[len(got)-1]; last != tc.capped {
+					t.Fatalf("the last of %d deferred waits %v, want %v", tc.n, last, tc.capped)
 				}
 				return
 			}
