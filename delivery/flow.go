@@ -55,6 +55,10 @@ type FlowObserver interface {
 	// RateLimited is called when a delivery waits for its destination's
 	// rate limit.
 	RateLimited(dest *destination.Destination)
+	// Deferred is called when a delivery finds no room for it (its
+	// destination busy, or its circuit open) and goes back to the stream
+	// for a while; that is not an attempt.
+	Deferred(dest *destination.Destination)
 }
 
 // flowState is a destination's flow control state, under Pipeline.destMu.
@@ -240,6 +244,13 @@ func (p *Pipeline) resume(id string) {
 			p.release(id)
 			p.wg.Done()
 		}
+	}
+}
+
+func (p *Pipeline) deferredOne(dest *destination.Destination) {
+	p.deferred.Add(1)
+	if o, ok := p.opts.Observer.(FlowObserver); ok && dest != nil {
+		o.Deferred(dest)
 	}
 }
 

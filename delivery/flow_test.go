@@ -25,6 +25,7 @@ type flowEvents struct {
 	mu          sync.Mutex
 	transitions map[string][]string
 	limited     atomic.Int64
+	deferred    atomic.Int64
 }
 
 func (o *flowEvents) CircuitChanged(d *destination.Destination, from, to string) {
@@ -37,6 +38,8 @@ func (o *flowEvents) CircuitChanged(d *destination.Destination, from, to string)
 }
 
 func (o *flowEvents) RateLimited(*destination.Destination) { o.limited.Add(1) }
+
+func (o *flowEvents) Deferred(*destination.Destination) { o.deferred.Add(1) }
 
 func (o *flowEvents) of(id string) []string {
 	o.mu.Lock()
@@ -478,6 +481,9 @@ func TestOpenCircuitBacklogComesBackSpread(t *testing.T) {
 		most, last = max(most, n-last), n
 	}
 	t.Logf("at most %d deferrals in %v (openPace %d/s); %d attempts", most, window, openPace, down.count())
+	if seen, n := obs.deferred.Load(), e.pipe.deferred.Load(); seen < int64(backlog)-10 || seen > int64(n) {
+		t.Errorf("the observer saw %d deferrals of %d", seen, n)
+	}
 	if limit := uint64(3 * openPace * window / time.Second); most > limit {
 		t.Fatalf("%d deferrals in %v (limit %d): the parked backlog came back together", most, window, limit)
 	}

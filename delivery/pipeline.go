@@ -496,7 +496,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		// The destination is saturated: the delivery goes back to the
 		// stream for a while, which is not an attempt.
 		p.keepCount(m)
-		p.deferred.Add(1)
+		p.deferredOne(d)
 		_ = m.NakWithDelay(wait)
 		return
 	}

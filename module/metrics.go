@@ -42,6 +42,10 @@ var (
 		Namespace: "hookgate", Subsystem: "delivery", Name: "rate_limited_total",
 		Help: "Waits of deliveries for their destination's rate limit (a delivery parked, or a parked one found still early), by kind of destination.",
 	}, []string{"kind"})
+	deferredDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "hookgate", Subsystem: "delivery", Name: "deferred_total",
+		Help: "Deliveries that found no room (their destination busy, or its circuit open) and went back to the stream for a while, not an attempt, by kind of destination.",
+	}, []string{"kind"})
 	fallbackRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "hookgate", Subsystem: "ingress", Name: "fallback_total",
 		Help: "Passthrough requests the app did not take, by workflow, reason (status_502|503|504: the app answered it; error_502|503|504: the proxy failed, app down or timed out) and result (queued for the fallback, or failed to be stored).",
@@ -86,7 +90,7 @@ type metrics struct{}
 // registerMetrics registers the collectors into reg (nil-safe).
 func registerMetrics(reg *prometheus.Registry) *metrics {
 	if reg != nil {
-		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, fallbackRequests, queueDepth, orderedHeldBack} {
+		for _, c := range []prometheus.Collector{ingressRequests, validationFailures, deliveryAttempts, attemptDuration, circuitOpen, rateLimited, deferredDeliveries, fallbackRequests, queueDepth, orderedHeldBack} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -166,6 +170,11 @@ func (m *metrics) CircuitChanged(dest *destination.Destination, from, to string)
 // RateLimited implements delivery.FlowObserver.
 func (m *metrics) RateLimited(dest *destination.Destination) {
 	rateLimited.WithLabelValues(destKind(dest)).Inc()
+}
+
+// Deferred implements delivery.FlowObserver.
+func (m *metrics) Deferred(dest *destination.Destination) {
+	deferredDeliveries.WithLabelValues(destKind(dest)).Inc()
 }
 
 func (m *metrics) watchQueue(p *delivery.Pipeline) { queuePipeline.Store(p) }

@@ -5,6 +5,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/hookgate/hookgate/delivery/destination"
 )
 
 // TestMetrics: the Prometheus collectors are in Caddy's metrics registry and
@@ -52,5 +57,38 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// The pipeline's flow observations count by kind of destination.
+func TestFlowObservationsCount(t *testing.T) {
+	m := &metrics{}
+	for _, tc := range []struct {
+		name    string
+		dest    *destination.Destination
+		kind    string
+		observe func(*destination.Destination)
+		counter *prometheus.CounterVec
+	}{
+		{"deferred subscription delivery", &destination.Destination{ID: "s", SubscriptionID: "s"}, "subscription", m.Deferred, deferredDeliveries},
+		{"deferred workflow delivery", &destination.Destination{ID: "w=t", WorkflowID: "w"}, "workflow", m.Deferred, deferredDeliveries},
+		{"rate-limited subscription delivery", &destination.Destination{ID: "s", SubscriptionID: "s"}, "subscription", m.RateLimited, rateLimited},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.counter.WithLabelValues(tc.kind)
+			value := func() float64 {
+				var out dto.Metric
+				if err := c.Write(&out); err != nil {
+					t.Fatal(err)
+				}
+				return out.GetCounter().GetValue()
+			}
+			before := value()
+			tc.observe(tc.dest)
+			tc.observe(tc.dest)
+			if got := value() - before; got != 2 {
+				t.Errorf("counted %v, want 2", got)
+			}
+		})
 	}
 }
