@@ -140,6 +140,10 @@ type destQueue struct {
 	rate        float64
 	windowStart time.Time
 	windowDone  int
+	// held is how long a delivery holds a slot (an attempt and its
+	// bookkeeping), averaged over the last ones: slots per held bounds
+	// the pace the destination can have (see limitedRate).
+	held time.Duration
 	// deferredTo is when the last delivery deferred for want of room
 	// comes back: the next one comes back a delivery's time (at the
 	// destination's pace) after it (see deferFor).
@@ -168,14 +172,14 @@ func (q *destQueue) deferFor(now, from time.Time, pace float64, spread time.Dura
 
 // pace is, under destMu, how fast the deliveries deferred for a busy
 // destination come back (see deferFor): a little faster than it ends
-// attempts, so that a hiccup leaves it something waiting rather than
-// idle; while that is not measured, capacity per deferDelay, and at least
-// fastRate (a destination that fast holds up its consumer instead).
-func (q *destQueue) pace(capacity int) float64 {
-	if q.rate > 0 {
-		return q.rate * 1.25
-	}
-	return max(float64(capacity)/deferDelay.Seconds(), fastRate)
+// attempts, so that a hiccup leaves it something waiting rather than idle,
+// and at least fastRate: a pace measured in a stall (a collection, a busy
+// machine) must not leave the destination idle behind its own backlog for
+// long, and a destination that fast holds up its consumer instead of being
+// deferred. The partition's bound on deliveries in flight (maxAckPending)
+// bounds how far ahead of now the deferred ones of a destination go.
+func (q *destQueue) pace(slots int) float64 {
+	return max(q.limitedRate(slots)*1.25, fastRate)
 }
 
 // unused reports, under destMu, that the queue holds nothing: no attempt in
@@ -200,8 +204,15 @@ func (q *destQueue) left() {
 // count of attempts ended over at least rateWindow: an average of the gaps
 // between them would read a destination that ends its attempts in pairs
 // (two slots started together) as twice as fast as it is.
-func (q *destQueue) done(now time.Time) {
+func (q *destQueue) done(now time.Time, held time.Duration) {
 	q.lastDone = now
+	if held > 0 {
+		if q.held == 0 {
+			q.held = held
+		} else {
+			q.held = (3*q.held + held) / 4
+		}
+	}
 	if q.windowStart.IsZero() {
 		q.windowStart = now
 		return
@@ -230,11 +241,24 @@ func (q *destQueue) done(now time.Time) {
 // of other destinations behind it in the consumer wait little. A
 // destination whose pace is not measured yet counts as draining for
 // holdIdle after its first delivery.
-func (q *destQueue) draining(now time.Time, capacity int) bool {
+func (q *destQueue) draining(now time.Time, capacity, slots int) bool {
 	if q.rate == 0 {
 		return now.Sub(q.created) < holdIdle
 	}
-	return now.Sub(q.lastDone) < holdIdle && q.rate >= fastRate && float64(capacity)/q.rate < deferDelay.Seconds()
+	rate := q.limitedRate(slots)
+	return now.Sub(q.lastDone) < holdIdle && rate >= fastRate && float64(capacity)/rate < deferDelay.Seconds()
+}
+
+// limitedRate is the destination's measured pace, at most what its slots
+// allow at the time each delivery holds one (Little's law): attempts that
+// end in a bunch after a stall (a collection, a busy machine) read as a
+// burst of pace over one window, but each of them still held its slot as
+// long as before.
+func (q *destQueue) limitedRate(slots int) float64 {
+	if q.held <= 0 {
+		return q.rate
+	}
+	return min(q.rate, float64(slots)/q.held.Seconds())
 }
 
 // New returns a pipeline; Start runs its consumers.
@@ -412,7 +436,7 @@ func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetst
 const (
 	waitingPerSlot = 4
 	deferDelay     = 2 * time.Second
-	maxDeferDelay  = 30 * time.Second
+	maxDeferDelay  = 30 * time.Minute
 	openPace       = 1000 // deliveries a second
 	maxOpenSpread  = 2 * time.Minute
 	holdIdle       = 200 * time.Millisecond
@@ -470,7 +494,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 			p.destMu.Unlock()
 			return
 		}
-		if !limited && !p.circuitOpen(dest) && q.draining(now, capacity+p.limitOf(d)) && (held.IsZero() || now.Sub(held) < deferDelay) {
+		if !limited && !p.circuitOpen(dest) && q.draining(now, capacity+p.limitOf(d), p.limitOf(d)) && (held.IsZero() || now.Sub(held) < deferDelay) {
 			// Busy but fast: wait for room, holding up this consumer
 			// (one delivery at most deferDelay in all).
 			if held.IsZero() {
@@ -490,7 +514,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		if from, open := p.parkedFrom(dest, now); open {
 			wait = q.deferFor(now, from, openPace, maxOpenSpread)
 		} else {
-			wait = q.deferFor(now, now.Add(deferDelay), q.pace(capacity+p.limitOf(d)), maxDeferDelay)
+			wait = q.deferFor(now, now.Add(deferDelay), q.pace(p.limitOf(d)), maxDeferDelay)
 		}
 		p.destMu.Unlock()
 		// The destination is saturated: the delivery goes back to the
@@ -531,21 +555,22 @@ func (p *Pipeline) work(dest string, m jetstream.Msg) {
 	defer p.wg.Done()
 	defer func() { <-p.sem }()
 	for m != nil {
+		start := time.Now()
 		p.deliverOne(m)
-		m = p.next(dest)
+		m = p.next(dest, time.Since(start))
 	}
 }
 
 // next returns the destination's next waiting delivery when its flow
 // control lets it through now, or releases its slot (arming the timer that
 // resumes the waiting ones).
-func (p *Pipeline) next(dest string) jetstream.Msg {
+func (p *Pipeline) next(dest string, held time.Duration) jetstream.Msg {
 	d, _ := p.reg.Destination(dest)
 	p.destMu.Lock()
 	defer p.destMu.Unlock()
 	q := p.dests[dest]
 	now := time.Now()
-	q.done(now)
+	q.done(now, held)
 	if len(q.waiting) > 0 && p.ctx.Err() == nil && q.inFlight <= p.limitOf(d) {
 		ok, wait, limited := p.admit(d, now)
 		if ok {
