@@ -225,18 +225,19 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 	var (
 		initial  []jetstream.KeyValueEntry
 		loaded   bool
-		probe    <-chan time.Time // armed by a hint or a reconnect
-		probes   int              // failed probes in a row
-		deadline <-chan time.Time // armed when the stream is ahead of the index
-		target   uint64           // the stream's last revision, when armed
-		progress uint64           // the revision applied when armed
-		hinted   uint64           // the revision applied when the probe was armed
+		probe    <-chan time.Time   // armed by a hint or a reconnect
+		probing  <-chan probeResult // the probe's read, while it runs
+		probes   int                // failed probes in a row
+		deadline <-chan time.Time   // armed when the stream is ahead of the index
+		target   uint64             // the stream's last revision, when armed
+		progress uint64             // the revision applied when armed
+		hinted   uint64             // the revision applied when the probe was armed
 	)
 	reconnects := r.reconnects()
 	tick := time.NewTicker(reconnectPoll)
 	defer tick.Stop()
 	suspect := func() {
-		if loaded && probe == nil && deadline == nil {
+		if loaded && probe == nil && probing == nil && deadline == nil {
 			probe, hinted = time.After(hintDelay), r.applied(name)
 		}
 	}
@@ -270,8 +271,19 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 				return errReconnected
 			}
 		case <-probe:
+			// The read runs beside the loop: during a node loss it can
+			// take up to probeTimeout, and the loop must still see a
+			// reconnect and the watch's entries meanwhile.
 			probe = nil
-			last, err := lastRevision(ctx, b.kv)
+			ch := make(chan probeResult, 1)
+			go func() {
+				last, err := lastRevision(ctx, b.kv)
+				ch <- probeResult{last, err}
+			}()
+			probing = ch
+		case res := <-probing:
+			probing = nil
+			last, err := res.last, res.err
 			switch {
 			case err != nil && probes < 8:
 				probes++
@@ -298,6 +310,13 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 			return &stallError{stored: target, applied: r.applied(name)}
 		}
 	}
+}
+
+// probeResult is the outcome of a probe's read of the stream's last
+// revision.
+type probeResult struct {
+	last uint64
+	err  error
 }
 
 // reconnects returns how many times the engine's connection reconnected.

@@ -317,3 +317,56 @@ func TestWatchLaggingNotInterrupted(t *testing.T) {
 		t.Errorf("a lagging watch was interrupted: %v", logs.All())
 	}
 }
+
+// hangingStatus is a bucket whose status reads hang until their context
+// ends, as a request to a node that just stopped can.
+type hangingStatus struct {
+	jetstream.KeyValue
+	reads chan struct{}
+}
+
+func (h *hangingStatus) Status(ctx context.Context) (jetstream.KeyValueStatus, error) {
+	select {
+	case h.reads <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A probe of the stream's last revision that hangs (up to probeTimeout, a
+// node going away) does not hold up the watch: the entries that come
+// meanwhile are applied at once.
+func TestWatchAppliesWhileProbeHangs(t *testing.T) {
+	eng := openEngine(t)
+	ctx := testCtx(t)
+	r := New(eng, testGuard(), nil)
+	kv := &hangingStatus{KeyValue: eng.Subscriptions, reads: make(chan struct{}, 1)}
+	b := &bucket{kv: kv, decode: r.decodeSubscription, install: (*txn).installSubscription}
+	wctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	r.done.Add(1)
+	go r.follow(wctx, b, ready)
+	t.Cleanup(func() { cancel(); r.done.Wait() })
+	<-ready
+
+	put := func(id string) time.Time {
+		t.Helper()
+		doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
+		if _, err := eng.Subscriptions.Put(ctx, id, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+	put("first") // its hint arms a probe, whose read hangs
+	select {
+	case <-kv.reads:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no probe read the stream's last revision after a write")
+	}
+	at := put("second")
+	if !waitFor(probeTimeout/2, func() bool { _, ok := r.Subscription("second"); return ok }) {
+		t.Fatalf("an entry written while a probe hangs was not applied within %v", probeTimeout/2)
+	}
+	t.Logf("applied %v after the write, a probe hanging", time.Since(at).Round(time.Millisecond))
+}
