@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,7 +176,8 @@ func crossChanges(t *testing.T, a, b *Registry, tag string) {
 		t.Errorf("%s: B does not read its own write", tag)
 	}
 	if !waitFor(time.Second, func() bool { _, ok := a.Subscription(sub); return ok }) {
-		t.Errorf("%s: subscription created on B (acknowledged at %s) not seen on A within 1s", tag, done.Format("15:04:05.000"))
+		t.Errorf("%s: subscription created on B (acknowledged at %s) not seen on A within 1s; the watches' goroutines:\n%s",
+			tag, done.Format("15:04:05.000"), watchStacks())
 	} else {
 		t.Logf("%s: subscription created on B seen on A %v after the write", tag, time.Since(done).Round(time.Millisecond))
 	}
@@ -266,8 +269,22 @@ func TestClusterNodeLoss(t *testing.T) {
 			}
 			crossChanges(t, a, b, "again")
 			for _, e := range logs.All() {
-				t.Logf("A logged %s %q %v", e.Level, e.Message, e.ContextMap())
+				t.Logf("A logged at %s %s %q %v", e.Time.Format("15:04:05.000"), e.Level, e.Message, e.ContextMap())
 			}
 		})
 	}
+}
+
+// watchStacks returns the stacks of the goroutines in the registry's
+// watch code, for a failure's report.
+func watchStacks() string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "registry.(*Registry).follow") || strings.Contains(g, "registry.(*Registry).consume") || strings.Contains(g, "registry.(*Registry).startWatch") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -46,7 +46,7 @@ const (
 	// held it may be gone, and writes made meanwhile were not seen).
 	reconnectPoll = 50 * time.Millisecond
 	// probeTimeout bounds one read of the stream's last revision.
-	probeTimeout = time.Second
+	probeTimeout = 500 * time.Millisecond
 )
 
 // change is a KV entry decoded and compiled, ready to install.
@@ -120,15 +120,28 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 	// Every write to the bucket is also published on its subjects: seeing
 	// one is the hint to check that the watch delivers it.
 	hints := make(chan struct{}, 1)
+	// A new leader of the bucket's stream (in a cluster, after a node
+	// loss) means the watch's consumer may be gone with the old one:
+	// the watch is established again at once, not when a write finds it
+	// stalled.
+	elected := make(chan struct{}, 1)
 	if nc := r.eng.Conn(); nc != nil {
-		sub, err := nc.Subscribe("$KV."+name+".>", func(*nats.Msg) {
-			select {
-			case hints <- struct{}{}:
-			default:
+		signal := func(ch chan struct{}) nats.MsgHandler {
+			return func(*nats.Msg) {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
 			}
-		})
+		}
+		sub, err := nc.Subscribe("$KV."+name+".>", signal(hints))
 		if err != nil {
 			log.Warn("not following the bucket's writes: a stalled watch is found by its heartbeats only", zap.Error(err))
+		} else {
+			defer func() { _ = sub.Unsubscribe() }()
+		}
+		if sub, err := nc.Subscribe(leaderElected+"KV_"+name, signal(elected)); err != nil {
+			log.Warn("not following the leader elections of the bucket's stream", zap.Error(err))
 		} else {
 			defer func() { _ = sub.Unsubscribe() }()
 		}
@@ -143,9 +156,10 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 		if loaded {
 			opts = append(opts, jetstream.ResumeFromRevision(r.applied(name)+1))
 		}
-		w, err := b.kv.WatchAll(ctx, opts...)
+		r.waitConnected(ctx)
+		w, err := r.startWatch(ctx, b.kv, opts)
 		if err == nil {
-			err = r.consume(ctx, b, w, hints, func() {
+			err = r.consume(ctx, b, w, hints, elected, func() {
 				// The watch delivered every revision up to floor that
 				// still exists: the others were removed from the stream.
 				r.raiseApplied(name, floor)
@@ -180,24 +194,99 @@ func (r *Registry) follow(ctx context.Context, b *bucket, ready chan<- string) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-elected: // the stream has a leader again: try now
+		}
+	}
+}
+
+// watchStart bounds how long establishing a watch may take: a request
+// sent as the connection went down can wait for its answer far longer.
+const watchStart = time.Second
+
+var errWatchStart = errors.New("establishing the watch took too long")
+
+// startWatch watches every key of kv. It gives up after watchStart, or at
+// once when the connection is re-established meanwhile (the request may
+// have gone with the old one); a watch established after that is stopped.
+func (r *Registry) startWatch(ctx context.Context, kv jetstream.KeyValue, opts []jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	type result struct {
+		w   jetstream.KeyWatcher
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		w, err := kv.WatchAll(ctx, opts...)
+		ch <- result{w, err}
+	}()
+	reconnects := r.reconnects()
+	t := time.NewTimer(watchStart)
+	defer t.Stop()
+	tick := time.NewTicker(reconnectPoll)
+	defer tick.Stop()
+	err := errWatchStart
+wait:
+	for {
+		select {
+		case res := <-ch:
+			return res.w, res.err
+		case <-t.C:
+			break wait
+		case <-tick.C:
+			if r.reconnects() != reconnects {
+				err = errReconnected
+				break wait
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
+	}
+	go func() {
+		if res := <-ch; res.w != nil {
+			stopWatcher(res.w)
+		}
+	}()
+	return nil, err
+}
+
+// waitConnected returns once the engine's connection is up (or ctx ends):
+// a watch requested while it is down may wait long for its answer.
+func (r *Registry) waitConnected(ctx context.Context) {
+	nc := r.eng.Conn()
+	if nc == nil {
+		return
+	}
+	for !nc.IsConnected() && !nc.IsClosed() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reconnectPoll):
 		}
 	}
 }
 
 // stopWatcher unsubscribes w, and drains its channel so that a delivery
-// blocked on it lets the subscription close.
+// blocked on it lets the subscription close. Both run beside the caller:
+// unsubscribing deletes the watch's consumer on the server, a request that
+// waits out its timeout when the consumer's node is gone, and the watch
+// must be established again meanwhile.
 func stopWatcher(w jetstream.KeyWatcher) {
-	_ = w.Stop()
 	go func() {
 		for range w.Updates() {
 		}
 	}()
+	go func() { _ = w.Stop() }()
 }
 
 var (
 	errWatchClosed = errors.New("watch closed")
 	errReconnected = errors.New("the connection to NATS was re-established")
+	errElected     = errors.New("the bucket's stream has a new leader")
 )
+
+// leaderElected prefixes the subject of the advisory a stream's new leader
+// publishes (then the stream's name).
+const leaderElected = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
 
 // stallError is a watch that did not deliver a revision the stream holds.
 type stallError struct{ stored, applied uint64 }
@@ -220,14 +309,13 @@ func (r *Registry) raiseApplied(bucket string, rev uint64) {
 // consume applies w's entries until ctx ends, the watch closes or it is
 // found behind the stream. The initial values, up to the nil entry, are
 // compiled in parallel and applied as one change; synced runs then.
-func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatcher, hints <-chan struct{}, synced func()) error {
+func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatcher, hints, elected <-chan struct{}, synced func()) error {
 	name := b.kv.Bucket()
 	var (
 		initial  []jetstream.KeyValueEntry
 		loaded   bool
 		probe    <-chan time.Time   // armed by a hint or a reconnect
 		probing  <-chan probeResult // the probe's read, while it runs
-		probes   int                // failed probes in a row
 		deadline <-chan time.Time   // armed when the stream is ahead of the index
 		target   uint64             // the stream's last revision, when armed
 		progress uint64             // the revision applied when armed
@@ -266,6 +354,11 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 			}
 		case <-hints:
 			suspect()
+		case <-elected:
+			// (Disconnected, the reconnect re-establishes the watch.)
+			if nc := r.eng.Conn(); loaded && (nc == nil || nc.IsConnected()) {
+				return errElected
+			}
 		case <-tick.C:
 			if n := r.reconnects(); n != reconnects && loaded {
 				return errReconnected
@@ -285,20 +378,21 @@ func (r *Registry) consume(ctx context.Context, b *bucket, w jetstream.KeyWatche
 			probing = nil
 			last, err := res.last, res.err
 			switch {
-			case err != nil && probes < 8:
-				probes++
-				probe = time.After(hintDelay)
+			case err != nil && r.applied(name) == hinted:
+				// A write was seen, nothing was applied since, and the
+				// stream cannot be read: its leader may be gone, and the
+				// watch's consumer with it. Watching again costs little
+				// and finds out; waiting for the stream to answer could
+				// take longer than a change may.
+				return fmt.Errorf("a write was seen, nothing applied since, and the stream's last revision is unreadable: %w", err)
 			case err != nil:
-				probes = 0
+				// The watch applies entries: it is alive.
 			case last > r.applied(name):
-				probes = 0
 				wait := catchUp
 				if r.applied(name) > hinted {
 					wait = lagging
 				}
 				target, progress, deadline = last, r.applied(name), time.After(wait)
-			default:
-				probes = 0
 			}
 		case <-deadline:
 			// A watch that applied something since is lagging behind a

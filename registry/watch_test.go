@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -369,4 +370,99 @@ func TestWatchAppliesWhileProbeHangs(t *testing.T) {
 		t.Fatalf("an entry written while a probe hangs was not applied within %v", probeTimeout/2)
 	}
 	t.Logf("applied %v after the write, a probe hanging", time.Since(at).Round(time.Millisecond))
+}
+
+// failingStatus is a bucket whose status reads fail at once, as they can
+// while the stream has no leader.
+type failingStatus struct{ jetstream.KeyValue }
+
+func (failingStatus) Status(context.Context) (jetstream.KeyValueStatus, error) {
+	return nil, errors.New("no stream leader")
+}
+
+// A watch whose consumer is gone (with a stream leader that stopped) is
+// re-established when a write is seen and nothing is applied after it,
+// even while the stream cannot be read to compare revisions.
+func TestWatchReestablishedWhileStreamUnreadable(t *testing.T) {
+	eng := openEngine(t)
+	ctx := testCtx(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	r := New(eng, testGuard(), zap.New(core))
+	b := &bucket{kv: failingStatus{eng.Subscriptions}, decode: r.decodeSubscription, install: (*txn).installSubscription}
+	wctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	r.done.Add(1)
+	go r.follow(wctx, b, ready)
+	t.Cleanup(func() { cancel(); r.done.Wait() })
+	<-ready
+
+	// The watch's consumer goes away on the server: the watch gets nothing
+	// more, and says nothing.
+	s, err := eng.JetStream().Stream(ctx, "KV_"+engine.BucketSubscriptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for name := range s.ConsumerNames(ctx).Name() {
+		if err := s.DeleteConsumer(ctx, name); err == nil {
+			deleted++
+		}
+	}
+	if deleted == 0 {
+		t.Fatal("no watch consumer to delete")
+	}
+	doc := `{"id":"later","name":"later","topics":["*"],"url":"http://127.0.0.1:9/"}`
+	if _, err := eng.Subscriptions.Put(ctx, "later", []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if !waitFor(time.Second, func() bool { _, ok := r.Subscription("later"); return ok }) {
+		t.Fatalf("a change written after the watch's consumer went away was not seen within 1s: %v", logs.All())
+	}
+	t.Logf("seen %v after the write; logged %v", time.Since(at).Round(time.Millisecond), logs.All())
+}
+
+// A new leader of a bucket's stream (a cluster after a node loss) has the
+// watch established again at once: its consumer may have gone with the old
+// leader, and no write need come first to find it stalled.
+func TestWatchReestablishedOnLeaderElection(t *testing.T) {
+	eng := openEngine(t)
+	ctx := testCtx(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	r := startRegistry(t, eng, zap.New(core))
+
+	// The watch's consumer goes away, silently, as with its node.
+	s, err := eng.JetStream().Stream(ctx, "KV_"+engine.BucketSubscriptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range s.ConsumerNames(ctx).Name() {
+		_ = s.DeleteConsumer(ctx, name)
+	}
+	// The advisory a new leader publishes (a single server elects none:
+	// it is published here as a cluster's would be).
+	if err := eng.Conn().Publish(leaderElected+"KV_"+engine.BucketSubscriptions, []byte(`{"type":"io.nats.jetstream.advisory.v1.stream_leader_elected"}`)); err != nil {
+		t.Fatal(err)
+	}
+	rewatched := func() bool {
+		for _, e := range logs.All() {
+			if e.Message == "config watch re-established" && e.ContextMap()["bucket"] == engine.BucketSubscriptions {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitFor(time.Second, rewatched) {
+		t.Fatalf("the watch was not established again after its stream's leader election: %v", logs.All())
+	}
+	at := time.Now()
+	if _, err := r.CreateSubscription(ctx, Subscription{ID: "after", Name: "after", Topics: []string{"*"}, URL: "http://127.0.0.1:9/"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a subscription created after the election applied in %v", time.Since(at).Round(time.Millisecond))
+	for _, e := range logs.All() {
+		if e.Level == zapcore.WarnLevel && e.ContextMap()["error"] != errElected.Error() {
+			t.Errorf("logged %q %v, want the election named as the reason", e.Message, e.ContextMap())
+		}
+	}
 }
