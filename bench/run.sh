@@ -215,7 +215,7 @@ site_block() { # scenario
 	proxy) echo "	reverse_proxy 127.0.0.1:$UP_PORT" ;;
 	ingest) ingress_forwarding "http://127.0.0.1:$UP_PORT/ingest" ;;
 	# ingestq: the target refuses connections, so accepted events queue
-	# durably (one failed attempt each, then backoff), as during an outage
+	# durably (its circuit opens; the rest wait, deferred), as during an outage
 	# of the app behind; this isolates the cost of durable ingest.
 	ingestq) ingress_forwarding "http://127.0.0.1:1/down" ;;
 	ingestgh)
@@ -549,7 +549,7 @@ more than ${QUIET_PCT} % of the machine's CPU, ${NOISY_S} s, during it).
 $(row respond "(a) bare Caddy \`respond 200\`")
 $(row proxy "(b) bare Caddy \`reverse_proxy\` → upstream")
 $(row ingest "(c) hookgate durable ingest (key + contract + filter + JetStream write → 202), delivered to the upstream meanwhile")
-$(row ingestq "(c') the same, target down: events queue durably (one refused attempt each, then backoff)")
+$(row ingestq "(c') the same, target down: events queue durably (refused attempts open the target's circuit; the events then wait in the stream, deferred)")
 $(row ingestgh "(c'') durable ingest as (c), with GitHub's whole webhook schema as the contract (\`oneOf\` of 66 events) and a GitHub \`issues\` payload")
 $(row passthrough "(d) hookgate passthrough (key + contract + filter → \`reverse_proxy\`)")
 
