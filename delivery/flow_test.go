@@ -120,10 +120,7 @@ func TestRateLimit(t *testing.T) {
 // the global per-destination bound.
 func TestMaxInFlight(t *testing.T) {
 	release := newCloser(t)
-	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		block(r, release.ch, 10*time.Second)
-		w.WriteHeader(http.StatusOK)
-	})
+	s := blockingSink(t, release, 10*time.Second)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "mif", Topics: []string{"*"}, URL: s.URL, Timeout: registry.Duration(15 * time.Second),
 		FlowControl: registry.FlowControl{MaxInFlight: 3}})

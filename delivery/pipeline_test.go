@@ -59,6 +59,15 @@ func newCloser(t *testing.T) *closer {
 	return c
 }
 
+// blockingSink is a sink that answers every request 200 after bound, or
+// as soon as release is closed.
+func blockingSink(t *testing.T, release *closer, bound time.Duration) *sink {
+	return newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		block(r, release.ch, bound)
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
 // firstBlocks is a sink's reply that holds the first request until release
 // is closed (at most 10 s) and answers 200 to every one.
 func firstBlocks(release *closer) func(http.ResponseWriter, *http.Request, int) {
@@ -528,10 +537,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 // destination that holds its request leaves the workers to the others.
 func TestPerDestinationCap(t *testing.T) {
 	release := newCloser(t)
-	slow := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		block(r, release.ch, 10*time.Second)
-		w.WriteHeader(http.StatusOK)
-	})
+	slow := blockingSink(t, release, 10*time.Second)
 	fast := newSink(t, nil)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "slow", Topics: []string{"slow"}, URL: slow.URL, Timeout: registry.Duration(15 * time.Second)})
@@ -565,10 +571,7 @@ func TestPerDestinationCap(t *testing.T) {
 
 func TestQueueDepth(t *testing.T) {
 	release := newCloser(t)
-	s := newSink(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		block(r, release.ch, 10*time.Second)
-		w.WriteHeader(http.StatusOK)
-	})
+	s := blockingSink(t, release, 10*time.Second)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "q", Topics: []string{"*"}, URL: s.URL})
 	e.start(Options{})
@@ -869,10 +872,7 @@ func TestSlowDestinationDoesNotHoldUpItsPartition(t *testing.T) {
 		}
 	}
 	release := newCloser(t)
-	slow := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		block(r, release.ch, 100*time.Millisecond)
-		w.WriteHeader(http.StatusOK)
-	})
+	slow := blockingSink(t, release, 100*time.Millisecond)
 	fast := newSink(t, nil)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: slowID, Topics: []string{"slow.*"}, URL: slow.URL})
@@ -914,10 +914,7 @@ func TestSlowDestinationDoesNotHoldUpItsPartition(t *testing.T) {
 // wait behind the churn. Deferring the backlog once is what it may cost.
 func TestDeferredBacklogComesBackAtItsPace(t *testing.T) {
 	release := newCloser(t)
-	slow := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		block(r, release.ch, 100*time.Millisecond)
-		w.WriteHeader(http.StatusOK)
-	})
+	slow := blockingSink(t, release, 100*time.Millisecond)
 	e := newEnv(t)
 	e.subscribe(registry.Subscription{ID: "slow", Topics: []string{"slow.*"}, URL: slow.URL})
 	e.start(Options{PerDestination: 2})

@@ -232,21 +232,9 @@ func TestWatchClosedReestablished(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	r := New(eng, testGuard(), zap.New(core))
 	kv := &closableKV{KeyValue: eng.Subscriptions}
-	b := &bucket{kv: kv, decode: r.decodeSubscription, install: (*txn).installSubscription}
-	wctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	r.done.Add(1)
-	go r.follow(wctx, b, ready)
-	t.Cleanup(func() { cancel(); r.done.Wait() })
-	<-ready
+	followSubscriptions(t, r, kv, r.decodeSubscription)
 
-	put := func(id string) {
-		t.Helper()
-		doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
-		if _, err := eng.Subscriptions.Put(ctx, id, []byte(doc)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(id string) { putSubscription(t, ctx, eng.Subscriptions, id) }
 	put("s1")
 	if !waitFor(time.Second, func() bool { _, ok := r.Subscription("s1"); return ok }) {
 		t.Fatal("s1 not applied")
@@ -295,21 +283,11 @@ func TestWatchLaggingNotInterrupted(t *testing.T) {
 		time.Sleep(40 * time.Millisecond) // a watch about 10 × catchUp behind
 		return r.decodeSubscription(e)
 	}
-	b := &bucket{kv: eng.Subscriptions, decode: slow, install: (*txn).installSubscription}
-	wctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	r.done.Add(1)
-	go r.follow(wctx, b, ready)
-	t.Cleanup(func() { cancel(); r.done.Wait() })
-	<-ready
+	followSubscriptions(t, r, eng.Subscriptions, slow)
 
 	const n = 80
 	for i := range n {
-		id := fmt.Sprintf("s%02d", i)
-		doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
-		if _, err := eng.Subscriptions.Put(ctx, id, []byte(doc)); err != nil {
-			t.Fatal(err)
-		}
+		putSubscription(t, ctx, eng.Subscriptions, fmt.Sprintf("s%02d", i))
 	}
 	if !waitFor(10*time.Second, func() bool { return r.applied(eng.Subscriptions.Bucket()) == n }) {
 		t.Fatalf("applied %d of %d revisions", r.applied(eng.Subscriptions.Bucket()), n)
@@ -343,20 +321,10 @@ func TestWatchAppliesWhileProbeHangs(t *testing.T) {
 	ctx := testCtx(t)
 	r := New(eng, testGuard(), nil)
 	kv := &hangingStatus{KeyValue: eng.Subscriptions, reads: make(chan struct{}, 1)}
-	b := &bucket{kv: kv, decode: r.decodeSubscription, install: (*txn).installSubscription}
-	wctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	r.done.Add(1)
-	go r.follow(wctx, b, ready)
-	t.Cleanup(func() { cancel(); r.done.Wait() })
-	<-ready
+	followSubscriptions(t, r, kv, r.decodeSubscription)
 
 	put := func(id string) time.Time {
-		t.Helper()
-		doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
-		if _, err := eng.Subscriptions.Put(ctx, id, []byte(doc)); err != nil {
-			t.Fatal(err)
-		}
+		putSubscription(t, ctx, eng.Subscriptions, id)
 		return time.Now()
 	}
 	put("first") // its hint arms a probe, whose read hangs
@@ -388,13 +356,7 @@ func TestWatchReestablishedWhileStreamUnreadable(t *testing.T) {
 	ctx := testCtx(t)
 	core, logs := observer.New(zapcore.WarnLevel)
 	r := New(eng, testGuard(), zap.New(core))
-	b := &bucket{kv: failingStatus{eng.Subscriptions}, decode: r.decodeSubscription, install: (*txn).installSubscription}
-	wctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	r.done.Add(1)
-	go r.follow(wctx, b, ready)
-	t.Cleanup(func() { cancel(); r.done.Wait() })
-	<-ready
+	followSubscriptions(t, r, failingStatus{eng.Subscriptions}, r.decodeSubscription)
 
 	// The watch's consumer goes away on the server: the watch gets nothing
 	// more, and says nothing.
@@ -411,10 +373,7 @@ func TestWatchReestablishedWhileStreamUnreadable(t *testing.T) {
 	if deleted == 0 {
 		t.Fatal("no watch consumer to delete")
 	}
-	doc := `{"id":"later","name":"later","topics":["*"],"url":"http://127.0.0.1:9/"}`
-	if _, err := eng.Subscriptions.Put(ctx, "later", []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
+	putSubscription(t, ctx, eng.Subscriptions, "later")
 	at := time.Now()
 	if !waitFor(time.Second, func() bool { _, ok := r.Subscription("later"); return ok }) {
 		t.Fatalf("a change written after the watch's consumer went away was not seen within 1s: %v", logs.All())
@@ -464,5 +423,28 @@ func TestWatchReestablishedOnLeaderElection(t *testing.T) {
 		if e.Level == zapcore.WarnLevel && e.ContextMap()["error"] != errElected.Error() {
 			t.Errorf("logged %q %v, want the election named as the reason", e.Message, e.ContextMap())
 		}
+	}
+}
+
+// followSubscriptions runs r's watch of the subscriptions bucket through kv
+// (the engine's bucket, or one standing in for it) and decode until the
+// test ends; it returns once the bucket's values are applied.
+func followSubscriptions(t *testing.T, r *Registry, kv jetstream.KeyValue, decode func(jetstream.KeyValueEntry) change) {
+	t.Helper()
+	b := &bucket{kv: kv, decode: decode, install: (*txn).installSubscription}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	r.done.Add(1)
+	go r.follow(ctx, b, ready)
+	t.Cleanup(func() { cancel(); r.done.Wait() })
+	<-ready
+}
+
+// putSubscription stores a subscription with id in kv, as the API would.
+func putSubscription(t *testing.T, ctx context.Context, kv jetstream.KeyValue, id string) {
+	t.Helper()
+	doc := fmt.Sprintf(`{"id":%q,"name":%q,"topics":["*"],"url":"http://127.0.0.1:9/"}`, id, id)
+	if _, err := kv.Put(ctx, id, []byte(doc)); err != nil {
+		t.Fatal(err)
 	}
 }
