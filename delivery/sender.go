@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 	"fmt"
 	"github.com/hookgate/hookgate/delivery/destination"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -267,11 +267,33 @@ func validTraceparent(s string) bool {
 	return s[:2] != "ff" && s[3:35] != "00000000000000000000000000000000" && s[36:52] != "0000000000000000"
 }
 
-// newTraceparent starts a new sampled trace.
+// newTraceparent starts a new sampled trace: "00-", a random 16-byte trace
+// id, "-", a random 8-byte parent id, "-01", in one allocation. A trace id
+// needs to be unique, not secret: math/rand/v2's generator (ChaCha8,
+// seeded by the runtime) serves.
 func newTraceparent() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+	const digits = "0123456789abcdef"
+	var b [55]byte
+	copy(b[:], "00-")
+	put := func(at int, v uint64) {
+		for i := 15; i >= 0; i-- {
+			b[at+i] = digits[v&0xf]
+			v >>= 4
+		}
+	}
+	hi, lo, parent := rand.Uint64(), rand.Uint64(), rand.Uint64()
+	if hi|lo == 0 {
+		lo = 1 // an all-zero trace id is invalid
+	}
+	if parent == 0 {
+		parent = 1 // so is an all-zero parent id
+	}
+	put(3, hi)
+	put(19, lo)
+	b[35] = '-'
+	put(36, parent)
+	copy(b[52:], "-01")
+	return string(b[:])
 }
 
 // ValidTraceparent reports whether s is a usable W3C traceparent.

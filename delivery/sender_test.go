@@ -86,10 +86,13 @@ func TestNewTraceparent(t *testing.T) {
 		if !validTraceparent(tp) || !strings.HasPrefix(tp, "00-") || !strings.HasSuffix(tp, "-01") {
 			t.Fatalf("newTraceparent = %q", tp)
 		}
-		if seen[tp[3:35]] {
-			t.Fatalf("repeated trace id in %q", tp)
+		if seen[tp[3:35]] || seen[tp[36:52]] {
+			t.Fatalf("repeated trace or parent id in %q", tp)
 		}
-		seen[tp[3:35]] = true
+		seen[tp[3:35]], seen[tp[36:52]] = true, true
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = newTraceparent() }); n != 1 {
+		t.Errorf("%v allocations a traceparent, want 1", n)
 	}
 }
 

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -162,13 +163,56 @@ func isTokenChar(c byte) bool {
 // API must not show: Authorization, Proxy-Authorization, Cookie, X-Api-Key,
 // and any name containing "token", "secret", "key" or "auth" (any case).
 func SensitiveHeader(name string) bool {
-	n := strings.ToLower(name)
-	switch n {
-	case "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key":
-		return true
+	if !isASCII(name) {
+		n := strings.ToLower(name)
+		return slices.Contains(sensitiveNames, n) || slices.ContainsFunc(sensitiveParts, func(s string) bool { return strings.Contains(n, s) })
 	}
-	for _, s := range []string{"token", "secret", "key", "auth", "password", "session"} {
-		if strings.Contains(n, s) {
+	// (Every attempt's headers pass here: ASCII names, the only valid
+	// ones, are compared without a lower-case copy.)
+	for _, s := range sensitiveNames {
+		if strings.EqualFold(name, s) {
+			return true
+		}
+	}
+	for _, s := range sensitiveParts {
+		if containsFoldASCII(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// sensitiveNames are credentials' header names; sensitiveParts make a
+// header name a credential's wherever they appear in it. Both lower case.
+var (
+	sensitiveNames = []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+	sensitiveParts = []string{"token", "secret", "key", "auth", "password", "session"}
+)
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldASCII reports whether s contains lower, an ASCII lower-case
+// word, in any case.
+func containsFoldASCII(s, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		j := 0
+		for ; j < len(lower); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,31 @@ func TestExpiredPreviousSecretDroppedAtNextWrite(t *testing.T) {
 	}
 	if got, _ := r.Subscription("s"); len(got.Dest.Keys) != 1 {
 		t.Errorf("%d signing keys after the grace period, want 1", len(got.Dest.Keys))
+	}
+}
+
+// SensitiveHeader decides as the definition does (the name in lower case
+// is one of the credentials' names or contains one of their parts), on
+// names of every case, ASCII or not, without a lower-case copy of an ASCII
+// name.
+func TestSensitiveHeaderAsDefined(t *testing.T) {
+	defined := func(name string) bool {
+		n := strings.ToLower(name)
+		return slices.Contains(sensitiveNames, n) || slices.ContainsFunc(sensitiveParts, func(s string) bool { return strings.Contains(n, s) })
+	}
+	names := []string{
+		"", "Authorization", "AUTHORIZATION", "authorizatio", "X-Authorization-Hint", "Proxy-Authorization",
+		"Cookie", "Set-Cookie", "Cookies", "X-Api-Key", "X-API-KEY", "Api-Ke", "Content-Type", "User-Agent",
+		"Traceparent", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "X-Hub-Signature-256",
+		"X-Session-Id", "SESSION", "X-Secret", "X-Passwor", "X-Password", "Tokens", "X-TOKEN-2", "K",
+		"X-\u212aey", "X-Ke\u00ff", "Se\u017fsion", "\u0130nfo", "X-Auth\u00e9", "X-\u00c4pi-Key",
+	}
+	for _, n := range names {
+		if got, want := SensitiveHeader(n), defined(n); got != want {
+			t.Errorf("SensitiveHeader(%q) = %v, want %v", n, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { SensitiveHeader("X-Hub-Signature-256") }); n != 0 {
+		t.Errorf("%v allocations for an ASCII name, want 0", n)
 	}
 }
