@@ -215,12 +215,8 @@ func (doc *Doc) object(i int) error {
 			return err
 		}
 		n++
-		if done, err := d.separator('}', "object key:value pair"); done || err != nil {
-			if err != nil {
-				return err
-			}
-			doc.nodes[i].n, doc.nodes[i].next = n, int32(len(doc.nodes))
-			return nil
+		if done, err := doc.separator(i, n, '}', "object key:value pair"); done {
+			return err
 		}
 	}
 }
@@ -245,14 +241,21 @@ func (doc *Doc) array(i int) error {
 			return err
 		}
 		n++
-		if done, err := d.separator(']', "array element"); done || err != nil {
-			if err != nil {
-				return err
-			}
-			doc.nodes[i].n, doc.nodes[i].next = n, int32(len(doc.nodes))
-			return nil
+		if done, err := doc.separator(i, n, ']', "array element"); done {
+			return err
 		}
 	}
+}
+
+// separator reads what follows the n-th member or element of the
+// container whose node is i: a comma, or its end, where the container's
+// count and extent are recorded. done reports the end or an error.
+func (doc *Doc) separator(i int, n int32, end byte, what string) (done bool, err error) {
+	done, err = doc.d.separator(end, what)
+	if done && err == nil {
+		doc.nodes[i].n, doc.nodes[i].next = n, int32(len(doc.nodes))
+	}
+	return done || err != nil, err
 }
 
 // Kind returns the JSON type of r.
