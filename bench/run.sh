@@ -14,7 +14,9 @@
 # WRITE (1: write BENCHMARKS.md), QUIET_PCT (20), DELIVER_N (20000), DELIVER_C (32),
 # DELIVER_REPS (3), DELIVER_BATCH (100: events a request of the batch
 # publishing measurement e1b), LAT_RATE (1000), LAT_SECONDS (10), HOOKGATE_BIN
-# (a prebuilt binary instead of `go build ./caddy`).
+# (a prebuilt binary instead of `go build ./caddy`), LOG_OUTPUT (buffered: the
+# default log through `output buffered`, as deploy/Caddyfile has it; stderr:
+# Caddy's default, a write a line).
 #
 # The load generator and the gateway are NOT pinned: both share the machine's
 # cores (2 on the development machine), as do the upstream and the sink. Ratios
@@ -42,6 +44,14 @@ DELIVER_BATCH=${DELIVER_BATCH:-100}
 QUIET_PCT=${QUIET_PCT:-20}
 LAT_RATE=${LAT_RATE:-1000}
 LAT_SECONDS=${LAT_SECONDS:-10}
+LOG_OUTPUT=${LOG_OUTPUT:-buffered}
+case $LOG_OUTPUT in
+buffered | stderr) ;;
+*)
+	echo "bench: LOG_OUTPUT is buffered or stderr" >&2
+	exit 2
+	;;
+esac
 case $DELIVER_BATCH in
 [1-9] | [1-9][0-9] | [1-9][0-9][0-9] | 1000) ;;
 *)
@@ -164,6 +174,9 @@ global_block() { # scenario
 	admin 127.0.0.1:$ADMIN_PORT
 	auto_https off
 	persist_config off
+	log {
+		output $LOG_OUTPUT
+	}
 EOF
 	case $1 in
 	ingest | ingestq | ingestgh | passthrough)
@@ -599,7 +612,8 @@ measured in the same run, on the same machine, with the same load generator.
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - Machine: $(nproc) CPU(s), $cpu, $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), $(uname -sr)
 - Go: $(go version | awk '{ print $3, $4 }'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " + uncommitted changes")
-- Command: \`bash bench/run.sh\` (CONNS=$CONNS DUR=$DUR WARM=$WARM ROUNDS=$ROUNDS${HOOKGATE_BIN:+ HOOKGATE_BIN=$HOOKGATE_BIN}), total $(($(date +%s) - START_TS)) s
+- Command: \`bash bench/run.sh\` (CONNS=$CONNS DUR=$DUR WARM=$WARM ROUNDS=$ROUNDS LOG_OUTPUT=$LOG_OUTPUT${HOOKGATE_BIN:+ HOOKGATE_BIN=$HOOKGATE_BIN}), total $(($(date +%s) - START_TS)) s
+- Logging: every process's default log goes to \`output $LOG_OUTPUT\`$([ "$LOG_OUTPUT" = buffered ] && echo " (lines held up to 100 ms and written together, as \`deploy/Caddyfile\` has it; the gateway still logs a line for every event accepted and every delivery attempt)" || echo " (Caddy's default: a write a line)").
 - Placement: nothing pinned. Gateway, load generator (\`bench/loadgen\`), upstream and delivery sink
   share the $(nproc) cores over loopback. The "CPU s" column splits the $(($(nproc) * $(dur_s "$DUR"))) CPU-seconds
   available per run (medians); "other" is what the rest of the machine used meanwhile (noise:

@@ -18,19 +18,41 @@ import (
 	"time"
 )
 
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds this package once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "hookgate")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "hookgate-main-test"); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "hookgate"), ".")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return filepath.Join(buildDir, "hookgate")
 }
 
 // start runs the binary with config in dir and waits until url answers.
@@ -269,6 +291,73 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d webhooks accepted before SIGKILL, all delivered after restart", len(accepted))
+}
+
+// TestBufferedLogWrittenAtExit: with the default log going through
+// `output buffered` (held for a minute), the lines still held when the
+// process is stopped with SIGINT are written, and so are the lines it logs
+// as it stops.
+func TestBufferedLogWrittenAtExit(t *testing.T) {
+	bin := buildBinary(t)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer target.Close()
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "gateway.log")
+	const key = "buffered-log-test-key-0123456789"
+	cfg := fmt.Sprintf(`{
+	admin off
+	log {
+		output buffered {
+			writer file %s
+			flush_interval 1m
+		}
+	}
+	hookgate {
+		storage_dir %s
+		allow_targets 127.0.0.1/32
+	}
+}
+:9381 {
+	hookgate_ingress /hooks/* {
+		workflow logged {
+			sample %s
+			key %s
+			forward %s/in
+		}
+	}
+	respond "up" 200
+}
+`, logFile, filepath.Join(dir, "data"), mustAbs(t, "../examples/easylife/groupcreated.json"), key, target.URL)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := start(t, bin, dir, cfgPath, "http://127.0.0.1:9381/")
+	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
+	if status, body := do(t, "POST", "http://127.0.0.1:9381/hooks/logged/"+key, "", payload); status != http.StatusAccepted {
+		t.Fatalf("webhook: %d %v", status, body)
+	}
+	time.Sleep(300 * time.Millisecond) // delivered meanwhile, on loopback
+	held, _ := os.ReadFile(logFile)
+	if strings.Contains(string(held), "event accepted") {
+		t.Fatalf("the line was written before the flush interval: nothing is buffered\n%s", held)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the process did not stop within 30 s of SIGINT")
+	}
+	written, _ := os.ReadFile(logFile)
+	for _, msg := range []string{`"msg":"event accepted"`, `"msg":"delivery succeeded"`, `"msg":"shutdown complete"`} {
+		if !strings.Contains(string(written), msg) {
+			t.Errorf("%s is not in the log written at exit:\n%s", msg, written)
+		}
+	}
 }
 
 func mustAbs(t *testing.T, p string) string {

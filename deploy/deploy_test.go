@@ -159,13 +159,13 @@ func adapt(t *testing.T, path string, env map[string]string) string {
 
 func TestDeployCaddyfiles(t *testing.T) {
 	single := adapt(t, "deploy/Caddyfile", nil)
-	for _, want := range []string{`"storage_dir":"/data/caddy/hookgate"`, `"token_files":["/data/api-token"]`, `"handler":"hookgate_ingress"`} {
+	for _, want := range []string{`"storage_dir":"/data/caddy/hookgate"`, `"token_files":["/data/api-token"]`, `"handler":"hookgate_ingress"`, `"writer":{"output":"buffered"}`} {
 		if !strings.Contains(single, want) {
 			t.Errorf("deploy/Caddyfile: %s not in %s", want, single)
 		}
 	}
 	cluster := adapt(t, "deploy/Caddyfile.cluster", map[string]string{"HOOKGATE_TOKEN": "t0ken"})
-	for _, want := range []string{`"replicas":3`, `nats://nats1:4222`, `nats://nats2:4222`, `nats://nats3:4222`} {
+	for _, want := range []string{`"replicas":3`, `nats://nats1:4222`, `nats://nats2:4222`, `nats://nats3:4222`, `"writer":{"output":"buffered"}`} {
 		if !strings.Contains(cluster, want) {
 			t.Errorf("deploy/Caddyfile.cluster: %s not in %s", want, cluster)
 		}
