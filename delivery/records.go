@@ -168,13 +168,11 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*pendingEntry) {
 			list[i] = pe.e
 		}
 		m := nats.NewMsg(subj)
-		var err error
-		if m.Data, err = json.Marshal(list); err == nil {
-			var f jetstream.PubAckFuture
-			if f, err = js.PublishMsgAsync(m); err == nil {
-				futures = append(futures, sent{f, entries})
-				continue
-			}
+		m.Data = marshalEntries(list)
+		f, err := js.PublishMsgAsync(m)
+		if err == nil {
+			futures = append(futures, sent{f, entries})
+			continue
 		}
 		for _, pe := range entries {
 			pe.done <- fmt.Errorf("recording delivery %s: %w", pe.e.Delivery, err)

@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/hookgate/hookgate/internal/jsonvalue"
 )
 
 // The envelope hot path marshals decoded JSON (map[string]any, []any,
@@ -71,7 +72,7 @@ func marshalStandard(topic string, t time.Time, data any) ([]byte, error) {
 	w := writerPool.Get().(*jsonWriter)
 	w.limit = 0
 	w.buf = append(w.buf[:0], `{"type":`...)
-	w.buf = appendString(w.buf, topic)
+	w.buf = jsonvalue.AppendString(w.buf, topic)
 	w.buf = append(w.buf, `,"timestamp":`...)
 	err := w.value(t.UTC(), 0)
 	if err == nil {
@@ -107,7 +108,7 @@ func (w *jsonWriter) value(v any, depth int) error {
 	case nil:
 		w.buf = append(w.buf, "null"...)
 	case string:
-		w.buf = appendString(w.buf, x)
+		w.buf = jsonvalue.AppendString(w.buf, x)
 	case float64:
 		return w.float(x)
 	case bool:
@@ -165,7 +166,7 @@ func (w *jsonWriter) object(m map[string]any, depth int) error {
 			w.buf = append(w.buf, ',')
 		}
 		k := w.keys[i] // re-read: nested maps may grow w.keys
-		w.buf = appendString(w.buf, k)
+		w.buf = jsonvalue.AppendString(w.buf, k)
 		w.buf = append(w.buf, ':')
 		if err := w.value(m[k], depth+1); err != nil {
 			return err
@@ -211,59 +212,4 @@ func (w *jsonWriter) fallback(v any) error {
 	}
 	w.buf = append(w.buf, bytes.TrimSuffix(w.fb.Bytes(), []byte{'\n'})...)
 	return nil
-}
-
-const hex = "0123456789abcdef"
-
-// appendString appends s as a JSON string, escaping exactly as encoding/json
-// does without HTML escaping.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
