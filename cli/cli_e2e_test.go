@@ -30,44 +30,18 @@ const (
 
 const testVersion = "v9.8.7-clitest"
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
-)
+var hookgate testenv.Binary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	hookgate.Remove()
 	os.Exit(code)
 }
 
 // binary builds ./caddy once, with hookgate's version set by -ldflags.
 func binary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "hookgate-cli-test"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "hookgate")
-		cmd := exec.Command("go", "build", "-o", binPath,
-			"-ldflags", "-X github.com/hookgate/hookgate.Version="+testVersion, "../caddy")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return hookgate.Path(t, "../caddy", "-ldflags", "-X github.com/hookgate/hookgate.Version="+testVersion)
 }
 
 // cleanEnv is the test's environment without HOOKGATE_* variables.

@@ -225,12 +225,18 @@ func decodeJSON(resp *http.Response, v any) {
 
 // testCaddyfile builds the configuration startCaddy loads.
 func testCaddyfile(storage, global, site string) string {
+	return testCaddyfileWith("", storage, global, site)
+}
+
+// testCaddyfileWith is testCaddyfile with more of Caddy's global options.
+func testCaddyfileWith(options, storage, global, site string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	http_port %d
 	https_port %d
 	skip_install_trust
 	grace_period 1s
+%s
 	hookgate {
 		storage_dir %s
 		allow_targets 127.0.0.1/32
@@ -241,5 +247,5 @@ func testCaddyfile(storage, global, site string) string {
 :%d {
 %s
 }
-`, testAdminAddr, testHTTPPort, testHTTPSPort, storage, global, testHTTPPort, site)
+`, testAdminAddr, testHTTPPort, testHTTPSPort, options, storage, global, testHTTPPort, site)
 }

@@ -13,34 +13,20 @@ import (
 // bufferedLogCaddyfile is a gateway whose default log goes to file through
 // `output buffered`, with one workflow forwarding to target.
 func bufferedLogCaddyfile(storage, file, flushInterval, target string) string {
-	return fmt.Sprintf(`{
-	admin %s
-	http_port %d
-	https_port %d
-	skip_install_trust
-	grace_period 1s
+	return testCaddyfileWith(fmt.Sprintf(`
 	log {
 		output buffered {
 			writer file %s
 			flush_interval %s
 		}
-	}
-	hookgate {
-		storage_dir %s
-		allow_targets 127.0.0.1/32
-	}
-}
-
-:%d {
+	}`, file, flushInterval), storage, "", fmt.Sprintf(`
 	hookgate_ingress /hooks/* {
 		workflow logged {
 			sample ../examples/easylife/groupcreated.json
 			key %s
 			forward %s/logged
 		}
-	}
-}
-`, testAdminAddr, testHTTPPort, testHTTPSPort, file, flushInterval, storage, testHTTPPort, pinnedKey, target)
+	}`, pinnedKey, target))
 }
 
 // loggedMessages reads the log file's lines, each a JSON object, and
