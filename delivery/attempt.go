@@ -101,8 +101,12 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 			_ = m.NakWithDelay(wait)
 			return
 		}
-		p.setCount(d.key, made)
-		_ = m.NakWithDelay(wait)
+		// A wait of a second or more is parked, out of the partition's
+		// consumer (park.go); an ordered destination's stays in order.
+		if wait < parkAfter || dest.Flow.Ordered || !p.park(m, made, wait) {
+			p.setCount(d.key, made)
+			_ = m.NakWithDelay(wait)
+		}
 	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.Attempted(dest, outcome, res.Duration)
@@ -139,6 +143,9 @@ func (p *Pipeline) open(m jetstream.Msg) (*delivery, bool) {
 	d.replay, _ = strconv.Atoi(h.Get(hdrReplay))
 
 	made, known := p.count(d.key)
+	if !known {
+		made, known = parkedAttempts(h, meta)
+	}
 	d.made = made
 	if known || !p.mayHaveHistory(meta, h.Get(hdrRefanned) != "") {
 		return d, true
@@ -204,6 +211,25 @@ func (p *Pipeline) setCount(k msgKey, n int) {
 	p.attemptsMu.Lock()
 	p.attempts[k] = n
 	p.attemptsMu.Unlock()
+}
+
+// knownAttempts is the number of attempts the delivery of m made, as far
+// as this process knows it, or -1 when only its log does.
+func (p *Pipeline) knownAttempts(m jetstream.Msg) int {
+	meta, err := m.Metadata()
+	if err != nil {
+		return -1
+	}
+	if n, ok := p.count(msgKey{meta.Stream, meta.Sequence.Stream}); ok {
+		return n
+	}
+	if n, ok := parkedAttempts(m.Headers(), meta); ok {
+		return n
+	}
+	if p.mayHaveHistory(meta, m.Headers().Get(hdrRefanned) != "") {
+		return -1
+	}
+	return 0
 }
 
 // keepCount makes sure a deferred message's count is known when it comes back.

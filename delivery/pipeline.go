@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/hookgate/hookgate/delivery/destination"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,13 @@ const (
 	ConsumerQueuePrefix = "hookgate-queue-"
 )
 
-// maxAckPending bounds the messages of one consumer that are in flight,
-// waiting for their destination, or waiting for a retry. A destination that
-// fails for long with more deliveries than this in its partition holds up the
-// partition's other destinations until their retries come due.
-const maxAckPending = 50000
+// partitionMaxAckPending bounds the messages of a partition's consumer that
+// are in flight, waiting in memory for their destination, or waiting less
+// than parkAfter (a retry or a deferral): a wait of parkAfter or more is
+// parked outside the partition (park.go), so that a failing destination,
+// however many deliveries it has, does not hold up the partition's others.
+// A variable for the tests.
+var partitionMaxAckPending = 50000
 
 // Defaults of Options.
 const (
@@ -176,8 +179,7 @@ func (q *destQueue) deferFor(now, from time.Time, pace float64, spread time.Dura
 // and at least fastRate: a pace measured in a stall (a collection, a busy
 // machine) must not leave the destination idle behind its own backlog for
 // long, and a destination that fast holds up its consumer instead of being
-// deferred. The partition's bound on deliveries in flight (maxAckPending)
-// bounds how far ahead of now the deferred ones of a destination go.
+// deferred.
 func (q *destQueue) pace(slots int) float64 {
 	return max(q.limitedRate(slots)*1.25, fastRate)
 }
@@ -313,15 +315,15 @@ func (p *Pipeline) consumerSpecs() []consumerSpec {
 			consumerSpec{
 				stream: engine.StreamEvents, name: fmt.Sprintf("%s%d", ConsumerDirectPrefix, i),
 				filter:      engine.PartitionSubject(engine.SubjectDirect, i),
-				description: fmt.Sprintf("hookgate deliveries of direct events, partition %d", i), maxAckPending: maxAckPending,
+				description: fmt.Sprintf("hookgate deliveries of direct events, partition %d", i), maxAckPending: partitionMaxAckPending,
 			},
 			consumerSpec{
 				stream: engine.StreamQueue, name: fmt.Sprintf("%s%d", ConsumerQueuePrefix, i),
 				filter:      engine.PartitionSubject(engine.SubjectQueue, i),
-				description: fmt.Sprintf("hookgate queued deliveries, partition %d", i), maxAckPending: maxAckPending,
+				description: fmt.Sprintf("hookgate queued deliveries, partition %d", i), maxAckPending: partitionMaxAckPending,
 			})
 	}
-	return specs
+	return append(specs, parkSpecs()...)
 }
 
 // Start creates (or finds) the durable consumers and starts fanning out and
@@ -362,8 +364,11 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 	for i, spec := range specs {
 		handler, pull := p.dispatch, p.opts.PerDestination*4
-		if spec.name == ConsumerFanout {
+		switch {
+		case spec.name == ConsumerFanout:
 			handler, pull = enqueue, 1024
+		case strings.HasPrefix(spec.name, ConsumerParkPrefix):
+			handler, pull = p.unpark, 1024
 		}
 		cc, err := consumers[i].Consume(p.stopping(handler), onErr, jetstream.PullMaxMessages(pull))
 		if err != nil {
@@ -518,9 +523,13 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 		}
 		p.destMu.Unlock()
 		// The destination is saturated: the delivery goes back to the
-		// stream for a while, which is not an attempt.
-		p.keepCount(m)
+		// stream for a while (parked, for a second or more), which is not
+		// an attempt.
 		p.deferredOne(d)
+		if wait >= parkAfter && d != nil && !d.Flow.Ordered && p.park(m, p.knownAttempts(m), wait) {
+			return
+		}
+		p.keepCount(m)
 		_ = m.NakWithDelay(wait)
 		return
 	}

@@ -141,8 +141,8 @@ func TestTenThousandDestinations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := engine.Partitions + 1; info.State.Consumers != want || qinfo.State.Consumers != engine.Partitions {
-		t.Errorf("consumers: %d on events, %d on the queue; want %d and %d", info.State.Consumers, qinfo.State.Consumers, want, engine.Partitions)
+	if want, wantq := engine.Partitions+1, engine.Partitions+len(parkSpecs()); info.State.Consumers != want || qinfo.State.Consumers != wantq {
+		t.Errorf("consumers: %d on events, %d on the queue; want %d and %d", info.State.Consumers, qinfo.State.Consumers, want, wantq)
 	}
 	// A restart of the pipeline re-sends nothing and starts quickly.
 	e.stopPipeline(e.pipe)
