@@ -36,6 +36,10 @@ const (
 	// deliveries wait in the stream and are read as room frees: a class
 	// being served in order of parking, they are due later anyway.
 	parkMaxAckPending = 100000
+	// parkAckWait is the parking consumers' ack wait: a parked delivery is
+	// handled at once (sent back until due, or queued again), so one
+	// that was sent to a consumer as it stopped is taken again soon.
+	parkAckWait = 5 * time.Second
 	// ConsumerParkPrefix + class consumes a class of parked deliveries.
 	ConsumerParkPrefix = "hookgate-park-"
 )
@@ -79,7 +83,7 @@ func parkSpecs() []consumerSpec {
 		specs = append(specs, consumerSpec{
 			stream: engine.StreamQueue, name: ConsumerParkPrefix + strconv.Itoa(class), filter: parkSubject(class),
 			description:   "hookgate parked deliveries waiting " + upTo,
-			maxAckPending: parkMaxAckPending,
+			maxAckPending: parkMaxAckPending, ackWait: parkAckWait,
 		})
 	}
 	return specs

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,11 +77,13 @@ type Pipeline struct {
 	log    *zap.Logger
 	opts   Options
 
-	consMu   sync.Mutex
-	consumed []jetstream.ConsumeContext
-	stopped  bool
-	fanQueue chan jetstream.Msg
-	sem      chan struct{}
+	consMu sync.Mutex
+	// consumed are the delivery consumers (fan-out and partitions),
+	// parkedConsumed the parking ones: Stop drains these last.
+	consumed       []jetstream.ConsumeContext
+	parkedConsumed []jetstream.ConsumeContext
+	fanQueue       chan jetstream.Msg
+	sem            chan struct{}
 
 	// dests holds, per destination, the attempts in flight and the
 	// deliveries waiting for one of its PerDestination slots.
@@ -169,6 +172,8 @@ func (p *Pipeline) Sender() *Sender { return p.sender }
 type consumerSpec struct {
 	stream, name, filter, description string
 	maxAckPending                     int
+	// ackWait is the consumer's AckWait; 0 is ackWait.
+	ackWait time.Duration
 }
 
 func (p *Pipeline) consumerSpecs() []consumerSpec {
@@ -241,7 +246,11 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
 		}
 		p.consMu.Lock()
-		p.consumed = append(p.consumed, cc)
+		if strings.HasPrefix(spec.name, ConsumerParkPrefix) {
+			p.parkedConsumed = append(p.parkedConsumed, cc)
+		} else {
+			p.consumed = append(p.consumed, cc)
+		}
 		p.consMu.Unlock()
 	}
 	return nil
@@ -258,7 +267,7 @@ func (p *Pipeline) ensureConsumer(ctx context.Context, spec consumerSpec) (jetst
 		Description:   spec.description,
 		FilterSubject: spec.filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       cmp.Or(spec.ackWait, ackWait),
 		MaxAckPending: spec.maxAckPending,
 		MaxDeliver:    -1,
 	}
@@ -305,10 +314,15 @@ func (p *Pipeline) Stop() {
 	p.stopOnce.Do(p.stop)
 }
 
-func (p *Pipeline) stopConsumers() {
+// stopConsumers drains the delivery consumers, or the parking ones.
+func (p *Pipeline) stopConsumers(parking bool) {
 	p.consMu.Lock()
 	all := p.consumed
-	p.consumed, p.stopped = nil, true
+	if parking {
+		all, p.parkedConsumed = p.parkedConsumed, nil
+	} else {
+		p.consumed = nil
+	}
 	p.consMu.Unlock()
 	// Drain, not Stop: the messages a consumer has already pulled into its
 	// buffer reach the handler, which sends them back to the stream at
@@ -346,7 +360,7 @@ func (p *Pipeline) stop() {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		p.stopConsumers()
+		p.stopConsumers(false)
 	}()
 	drained := make(chan struct{})
 	go func() {
@@ -369,6 +383,11 @@ func (p *Pipeline) stop() {
 		}
 		p.destMu.Unlock()
 		p.wg.Wait()
+		// The parking consumers stop last, once no attempt can park a
+		// delivery any more: a copy written while a consumer's pull
+		// request is still open on the server can be sent to it as its
+		// subscription goes, and would then wait out its ack wait.
+		p.stopConsumers(true)
 		close(drained)
 	}()
 	select {
