@@ -240,7 +240,7 @@ func (p *Pipeline) resume(id string) {
 		case p.sem <- struct{}{}:
 			go p.work(id, m)
 		case <-p.ctx.Done():
-			_ = m.Nak()
+			sendBack(m)
 			p.release(id)
 			p.wg.Done()
 		}

@@ -25,6 +25,7 @@ func testCtx(t *testing.T) context.Context { return testenv.Context(t) }
 type env struct {
 	t     *testing.T
 	ctx   context.Context
+	dir   string // the engine's storage
 	eng   *engine.Engine
 	reg   *registry.Registry
 	pipe  *Pipeline
@@ -34,14 +35,37 @@ type env struct {
 // newEnv opens an engine and a registry; start runs a pipeline.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := testCtx(t)
-	eng := testenv.Engine(t)
-	reg := registry.New(eng, testGuard(), nil)
-	if err := reg.Start(ctx); err != nil {
-		t.Fatalf("registry.Start: %v", err)
+	e := &env{t: t, ctx: testCtx(t), dir: t.TempDir()}
+	e.open()
+	return e
+}
+
+// open opens the engine on e.dir and starts a registry over it.
+func (e *env) open() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+	defer cancel()
+	eng, err := engine.Open(ctx, engine.Config{StorageDir: e.dir, CreateTimeout: 15 * time.Second}, nil)
+	if err != nil {
+		e.t.Fatalf("engine.Open: %v", err)
 	}
-	t.Cleanup(reg.Stop)
-	return &env{t: t, ctx: ctx, eng: eng, reg: reg}
+	e.t.Cleanup(func() { _ = eng.Close() })
+	reg := registry.New(eng, testGuard(), nil)
+	if err := reg.Start(e.ctx); err != nil {
+		e.t.Fatalf("registry.Start: %v", err)
+	}
+	e.t.Cleanup(reg.Stop)
+	e.eng, e.reg = eng, reg
+}
+
+// restartEngine stops the registry and closes the engine (stop the
+// pipelines first), then opens both again on the same storage, as a
+// process restart does.
+func (e *env) restartEngine() {
+	e.t.Helper()
+	e.reg.Stop()
+	_ = e.eng.Close()
+	e.open()
 }
 
 // newPipeline returns a pipeline (not started), stopped at cleanup unless

@@ -455,7 +455,7 @@ func (p *Pipeline) orderStop() {
 		op.mu.Lock()
 		for _, od := range op.dests {
 			for q, m := range od.held {
-				_ = m.Nak()
+				sendBack(m)
 				delete(od.held, q)
 			}
 		}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,7 +48,14 @@ const (
 // parkClasses are the upper bounds of the waits of each parking class but
 // the last (waits of an hour or more). Within a class, deliveries are read
 // in the order they were parked, which is about the order they are due.
-var parkClasses = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
+var parkClasses = [...]time.Duration{10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
+
+// parkClassCount is the number of parking classes.
+const parkClassCount = len(parkClasses) + 1
+
+// parkSettle bounds how long Stop waits for the parking consumers to take
+// the copies parked by this pipeline (see awaitParkedTaken).
+const parkSettle = time.Second
 
 // Header names of parked deliveries.
 const (
@@ -74,8 +82,8 @@ func parkSubject(class int) string {
 
 // parkSpecs are the parking consumers.
 func parkSpecs() []consumerSpec {
-	specs := make([]consumerSpec, 0, len(parkClasses)+1)
-	for class := range len(parkClasses) + 1 {
+	specs := make([]consumerSpec, 0, parkClassCount)
+	for class := range parkClassCount {
 		upTo := "an hour or more"
 		if class < len(parkClasses) {
 			upTo = "under " + parkClasses[class].String()
@@ -83,7 +91,7 @@ func parkSpecs() []consumerSpec {
 		specs = append(specs, consumerSpec{
 			stream: engine.StreamQueue, name: ConsumerParkPrefix + strconv.Itoa(class), filter: parkSubject(class),
 			description:   "hookgate parked deliveries waiting " + upTo,
-			maxAckPending: parkMaxAckPending, ackWait: parkAckWait,
+			maxAckPending: parkMaxAckPending, ackWait: parkAckWait, parkClass: class,
 		})
 	}
 	return specs
@@ -115,24 +123,41 @@ func (p *Pipeline) park(m jetstream.Msg, attempts int, wait time.Duration) bool 
 		h.Set(hdrRefanned, "1") // its log says how many attempts it made
 	}
 	h.Set(hdrDue, strconv.FormatInt(time.Now().Add(wait).UnixNano(), 10))
-	copied := &nats.Msg{Subject: parkSubject(parkClass(wait)), Header: h, Data: m.Data()}
+	class := parkClass(wait)
+	copied := &nats.Msg{Subject: parkSubject(class), Header: h, Data: m.Data()}
 	// The same message parked twice (its ack was lost) is one copy.
 	id := "park:" + meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	if _, err := p.eng.JetStream().PublishMsg(p.ctx, copied, jetstream.WithMsgID(id)); err != nil {
+	ack, err := p.eng.JetStream().PublishMsg(p.ctx, copied, jetstream.WithMsgID(id))
+	if err != nil {
 		if p.ctx.Err() == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			p.log.Warn("parking a delivery failed; it waits in its partition", zap.String("destination", h.Get(hdrDest)), zap.Error(err))
 		}
 		return false
 	}
+	storeMax(&p.parkedUpTo[class], ack.Sequence)
 	p.forget(msgKey{meta.Stream, meta.Sequence.Stream})
 	_ = m.Ack()
 	return true
 }
 
+// unparker is the handler of the parking consumer of class: unpark, which
+// notes the copies it was handed.
+func (p *Pipeline) unparker(class int) func(jetstream.Msg) {
+	return func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			_ = m.Term()
+			return
+		}
+		p.unpark(m, meta)
+		storeMax(&p.parkSeen[class], meta.Sequence.Stream)
+	}
+}
+
 // unpark takes a parked delivery from its parking consumer: one not yet due
 // waits there until it is; one due is queued again in its destination's
 // partition, with the attempts it made.
-func (p *Pipeline) unpark(m jetstream.Msg) {
+func (p *Pipeline) unpark(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 	due, err := strconv.ParseInt(m.Headers().Get(hdrDue), 10, 64)
 	if err != nil {
 		p.log.Error("parked delivery without a due time dropped", zap.String("destination", m.Headers().Get(hdrDest)))
@@ -141,11 +166,6 @@ func (p *Pipeline) unpark(m jetstream.Msg) {
 	}
 	if wait := time.Until(time.Unix(0, due)); wait > 0 {
 		_ = m.NakWithDelay(wait)
-		return
-	}
-	meta, err := m.Metadata()
-	if err != nil {
-		_ = m.Term()
 		return
 	}
 	h := make(nats.Header, len(m.Headers()))
@@ -176,4 +196,33 @@ func parkedAttempts(h nats.Header, meta *jetstream.MsgMetadata) (int, bool) {
 	}
 	n, err := strconv.Atoi(v)
 	return n, err == nil && n >= 0
+}
+
+// awaitParkedTaken waits, up to limit, until every parking consumer has
+// handed unpark the last copy this pipeline parked in its class. A consumer's pull request stays open on the server until its
+// subscription is gone: a copy parked just before Stop, sent to the
+// consumer as it drains, would be lost to it and wait out parkAckWait,
+// after a restart too. A class whose consumer has more parked copies in
+// flight than parkMaxAckPending may not reach its last one: limit bounds
+// the wait.
+func (p *Pipeline) awaitParkedTaken(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for class := range parkClassCount {
+		for p.parkSeen[class].Load() < p.parkedUpTo[class].Load() {
+			if time.Now().After(deadline) || p.ctx.Err() != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// storeMax stores v in a if it is more than a holds.
+func storeMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }

@@ -82,8 +82,13 @@ type Pipeline struct {
 	// parkedConsumed the parking ones: Stop drains these last.
 	consumed       []jetstream.ConsumeContext
 	parkedConsumed []jetstream.ConsumeContext
-	fanQueue       chan jetstream.Msg
-	sem            chan struct{}
+	// parkedUpTo and parkSeen are, per parking class, the stream sequence
+	// of the last copy this pipeline parked and the highest one its
+	// parking consumer handed to unpark: Stop waits for the one to reach
+	// the other before it drains the parking consumers.
+	parkedUpTo, parkSeen [parkClassCount]atomic.Uint64
+	fanQueue             chan jetstream.Msg
+	sem                  chan struct{}
 
 	// dests holds, per destination, the attempts in flight and the
 	// deliveries waiting for one of its PerDestination slots.
@@ -174,6 +179,8 @@ type consumerSpec struct {
 	maxAckPending                     int
 	// ackWait is the consumer's AckWait; 0 is ackWait.
 	ackWait time.Duration
+	// parkClass is the class of a parking consumer.
+	parkClass int
 }
 
 func (p *Pipeline) consumerSpecs() []consumerSpec {
@@ -234,14 +241,16 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		}
 	}
 	for i, spec := range specs {
-		handler, pull := p.dispatch, p.opts.PerDestination*4
+		handler, pull := p.stopping(p.dispatch), p.opts.PerDestination*4
 		switch {
 		case spec.name == ConsumerFanout:
-			handler, pull = enqueue, 1024
+			handler, pull = p.stopping(enqueue), 1024
 		case strings.HasPrefix(spec.name, ConsumerParkPrefix):
-			handler, pull = p.unpark, 1024
+			// Parked deliveries are handled as usual while the pipeline
+			// stops: only waited on or queued again, never attempted.
+			handler, pull = p.unparker(spec.parkClass), 1024
 		}
-		cc, err := consumers[i].Consume(p.stopping(handler), onErr, jetstream.PullMaxMessages(pull))
+		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull))
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
 		}
@@ -341,6 +350,23 @@ func (p *Pipeline) stopConsumers(parking bool) {
 	}
 }
 
+// sendBackDelay is how soon a message sent back by sendBack is due again.
+// Long enough for the stopping consumer's subscription to be gone from the
+// server by then (a message sent to it as it goes waits out the ack wait),
+// short enough that another instance goes on almost at once.
+const sendBackDelay = 200 * time.Millisecond
+
+// sendBack returns m, taken but not attempted (the pipeline stops), to the
+// stream, to be delivered again soon by another instance or at once after a
+// restart. A plain Nak would queue m for redelivery only in the server's
+// memory, at once (to the consumer still draining) and not after a restart:
+// the consumer's stored state would still say m was delivered when it was,
+// and m would wait out the consumer's ack wait (30 s for a partition). A Nak
+// with a delay stores when m is due again, and that survives a restart.
+func sendBack(m jetstream.Msg) {
+	_ = m.NakWithDelay(sendBackDelay)
+}
+
 // stopping wraps a consumer's handler: once the pipeline stops, a message
 // that still arrives (one drained from a consumer's buffer) is sent back
 // to the stream at once. It is not an attempt.
@@ -348,7 +374,7 @@ func (p *Pipeline) stopping(handle func(jetstream.Msg)) func(jetstream.Msg) {
 	return func(m jetstream.Msg) {
 		select {
 		case <-p.quit:
-			_ = m.Nak()
+			sendBack(m)
 		default:
 			handle(m)
 		}
@@ -374,7 +400,7 @@ func (p *Pipeline) stop() {
 		p.destMu.Lock()
 		for _, q := range p.dests {
 			for _, m := range q.waiting {
-				_ = m.Nak()
+				sendBack(m)
 			}
 			q.waiting = nil
 		}
@@ -384,9 +410,10 @@ func (p *Pipeline) stop() {
 		p.destMu.Unlock()
 		p.wg.Wait()
 		// The parking consumers stop last, once no attempt can park a
-		// delivery any more: a copy written while a consumer's pull
-		// request is still open on the server can be sent to it as its
-		// subscription goes, and would then wait out its ack wait.
+		// delivery any more, and once they have taken the copies parked
+		// here: a copy sent to a consumer as its subscription goes would
+		// wait out the ack wait, after a restart too.
+		p.awaitParkedTaken(parkSettle)
 		p.stopConsumers(true)
 		close(drained)
 	}()

@@ -785,8 +785,18 @@ func TestDestinationRemovedRightAfterPublish(t *testing.T) {
 // Deliveries the stopping pipeline had pulled but not attempted (waiting
 // for their destination's one slot, or still in the consumer's buffer) go
 // back to the stream at once: the next pipeline delivers every one of them
-// well before the ack wait (30 s) would have handed them back.
+// well before the ack wait (30 s) would have handed them back, on the same
+// engine or after the engine restarted (a plain Nak was kept only in the
+// server's memory: after a restart the deliveries waited out the ack wait).
 func TestStopHandsBackWaitingDeliveries(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same engine", true: "engine restarted"}[restart], func(t *testing.T) {
+			testStopHandsBackWaitingDeliveries(t, restart)
+		})
+	}
+}
+
+func testStopHandsBackWaitingDeliveries(t *testing.T, restart bool) {
 	const events = 40
 	release := newCloser(t)
 	s := newSink(t, firstBlocks(release))
@@ -804,6 +814,9 @@ func TestStopHandsBackWaitingDeliveries(t *testing.T) {
 	<-stopped
 	handedBack := time.Now()
 
+	if restart {
+		e.restartEngine()
+	}
 	e.start(Options{})
 	for i := range events {
 		e.waitRecord(fmt.Sprintf("h.evt_h%02d", i), 15*time.Second, statusIs(StatusSucceeded))

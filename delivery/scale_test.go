@@ -30,6 +30,7 @@ func TestRestartResendsNothing(t *testing.T) {
 	})
 	dir := t.TempDir()
 	const n = 200
+	var restarted time.Time
 	run := func(publish bool) {
 		ctx := testCtx(t)
 		eng, err := engine.Open(ctx, engine.Config{StorageDir: dir}, nil)
@@ -82,9 +83,20 @@ func TestRestartResendsNothing(t *testing.T) {
 			return
 		}
 		flaky.waitCount(t, 2, 10*time.Second)
+		// The retry was due 1.5 s after the failure, about when the
+		// restart began. Its copy, parked just before the stop, must have
+		// been taken by its parking consumer before that stopped: a copy
+		// sent to a consumer as it goes waits out the ack wait (5 s from
+		// when it was sent) after the restart too.
+		if took := time.Since(restarted); took > 3500*time.Millisecond {
+			t.Errorf("the retry due before the restart came %v after it", took)
+		} else {
+			t.Logf("retry %v after the restart", took)
+		}
 		time.Sleep(time.Second) // anything re-sent would arrive meanwhile
 	}
 	run(true)
+	restarted = time.Now()
 	run(false)
 	if got := ok.count(); got != 2*n {
 		t.Errorf("sink received %d requests over a restart, want %d (nothing re-sent)", got, 2*n)
