@@ -14,7 +14,8 @@
 # WRITE (1: write BENCHMARKS.md), QUIET_PCT (20), DELIVER_N (20000), DELIVER_C (32),
 # DELIVER_REPS (3), DELIVER_BATCH (100: events a request of the batch
 # publishing measurement e1b), LAT_RATE (1000), LAT_SECONDS (10), HOOKGATE_BIN
-# (a prebuilt binary instead of `go build ./caddy`), LOG_OUTPUT (buffered: the
+# (a prebuilt binary instead of `go build ./caddy`), PAIR (two scenarios alone,
+# e.g. "proxy passthrough": see "pair mode"), LOG_OUTPUT (buffered: the
 # default log through `output buffered`, as deploy/Caddyfile has it; stderr:
 # Caddy's default, a write a line).
 #
@@ -35,6 +36,7 @@ LIMIT=${LIMIT:-720}
 KEEP=${KEEP:-1}
 WRITE=${WRITE:-1}
 PROFILE=${PROFILE:-}
+PAIR=${PAIR:-}
 DELIVER_N=${DELIVER_N:-20000}
 DELIVER_C=${DELIVER_C:-32}
 DELIVER_REPS=${DELIVER_REPS:-3}
@@ -410,6 +412,44 @@ if [ -n "$PROFILE" ]; then
 	go tool pprof -top -cum -nodecount=60 "$WORK/hookgate" "$dir/cpu.pprof" 2>/dev/null | head -70
 	echo "== heap in use"
 	go tool pprof -top -sample_index=inuse_space -nodecount=15 "$WORK/hookgate" "$dir/heap.pprof" 2>/dev/null | head -25
+	exit 0
+fi
+
+# ------------------------------------------------------------------ pair mode
+# PAIR="proxy passthrough": the two scenarios only, ROUNDS rounds, each round
+# A then B (B then A every other round); prints the round-by-round ratios of
+# B over A and their median and quartiles, and writes nothing. For a ratio
+# near its target, where 7 rounds of the full suite decide by chance.
+if [ -n "$PAIR" ]; then
+	read -r pa pb extra <<<"$PAIR"
+	for sc in $pa $pb; do
+		case $sc in respond | proxy | ingest | ingestq | ingestgh | passthrough) ;; *)
+			echo "bench: PAIR is two of respond, proxy, ingest, ingestq, ingestgh, passthrough" >&2
+			exit 2
+			;;
+		esac
+	done
+	if [ -z "$pb" ] || [ -n "$extra" ]; then
+		echo "bench: PAIR is two scenarios, e.g. PAIR=\"proxy passthrough\"" >&2
+		exit 2
+	fi
+	: >"$WORK/results.txt"
+	log "pair: $ROUNDS round(s) of $pa and $pb (backwards every other round); $CONNS connections, warm-up $WARM, $DUR each"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		order="$pa $pb"
+		((r % 2 == 0)) && order="$pb $pa"
+		for sc in $order; do
+			run_http "$sc" "$r"
+		done
+	done
+	awk -v a="$pa" -v b="$pb" '$1 == a { x[$2] = $3; cx[$2] = $13 } $1 == b { y[$2] = $3; cy[$2] = $13 }
+		END { n = 0
+			for (r in x) if (r in y && x[r] > 0) { v[++n] = y[r] / x[r]; printf "round %d: %s %.0f req/s, %s %.0f req/s, ratio %.3f (other CPU s %s / %s)\n", r, a, x[r], b, y[r], v[n], cx[r], cy[r] }
+			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+			med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+			printf "%s / %s over %d rounds: median %.3f, quartiles %.3f–%.3f, range %.3f–%.3f\n", b, a, n, med, v[int((n + 3) / 4)], v[n + 1 - int((n + 3) / 4)], v[1], v[n] }' "$WORK/results.txt" | sort -V
+	stop_pid "$UP_PID" 3
+	UP_PID=
 	exit 0
 fi
 
