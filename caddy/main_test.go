@@ -270,6 +270,108 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	t.Logf("%d webhooks accepted before SIGKILL, all delivered after restart", len(accepted))
 }
 
+// TestSIGINTHandsBackQueuedDeliveries: deliveries a stopping gateway had
+// taken but not attempted (waiting for a slow target's one slot, or in a
+// consumer's buffer) are delivered right after the restart, each once. A
+// plain negative acknowledgement lived only in the server's memory: after the
+// restart they waited out the 30 s ack wait.
+func TestSIGINTHandsBackQueuedDeliveries(t *testing.T) {
+	bin := buildBinary(t)
+	var mu sync.Mutex
+	got := map[string]int{}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		got[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+	}))
+	defer sink.Close()
+	delivered := func() (distinct, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range got {
+			distinct++
+			total += n
+		}
+		return distinct, total
+	}
+	dir := t.TempDir()
+	const key = "sigint-test-key-0123456789"
+	cfg := fmt.Sprintf(`{
+	admin off
+	hookgate {
+		storage_dir %s
+		allow_targets 127.0.0.1/32
+		per_destination 1
+	}
+}
+:9382 {
+	hookgate_ingress /hooks/* {
+		workflow slow {
+			sample %s
+			key %s
+			forward %s/in
+		}
+	}
+	respond "up" 200
+}
+`, filepath.Join(dir, "data"), mustAbs(t, "../examples/easylife/groupcreated.json"), key, sink.URL)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
+	cmd, _ := start(t, bin, dir, cfgPath, "http://127.0.0.1:9382/")
+	const webhooks = 40
+	for i := range webhooks {
+		resp, err := http.Post("http://127.0.0.1:9382/hooks/slow/"+key, "application/json", bytes.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("webhook %d: %d", i, resp.StatusCode)
+		}
+	}
+	for begin := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if n, _ := delivered(); n >= 3 {
+			break
+		}
+		if time.Since(begin) > 30*time.Second {
+			t.Fatal("no deliveries before the stop")
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the gateway did not stop cleanly: %v", err)
+	}
+	before, _ := delivered()
+	if before >= webhooks {
+		t.Fatalf("all %d delivered before the stop: the test proves nothing", before)
+	}
+
+	restarted := time.Now()
+	start(t, bin, dir, cfgPath, "http://127.0.0.1:9382/")
+	// 40 deliveries one at a time take 4 s; the ack wait is 30 s.
+	for {
+		n, _ := delivered()
+		if n == webhooks {
+			break
+		}
+		if time.Since(restarted) > 20*time.Second {
+			t.Fatalf("%d of %d delivered 20 s after the restart (%d before the stop): the rest waited for the ack wait", n, webhooks, before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d delivered before the stop, the other %d within %v of the restart", before, webhooks-before, time.Since(restarted).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // anything sent twice would arrive meanwhile
+	if _, total := delivered(); total != webhooks {
+		t.Errorf("%d requests for %d webhooks: a delivery was sent twice", total, webhooks)
+	}
+}
+
 // TestBufferedLogWrittenAtExit: with the default log going through
 // `output buffered` (held for a minute), the lines still held when the
 // process is stopped with SIGINT are written, and so are the lines it logs
