@@ -173,6 +173,23 @@ func (p *Pipeline) WorkDone() uint64 { return p.workDone.Load() }
 // Sender returns the pipeline's HTTP sender (for direct test deliveries).
 func (p *Pipeline) Sender() *Sender { return p.sender }
 
+// The pull requests of the pipeline's consumers: how long each waits on the
+// server, and how often the server says it is still there. nats.go's
+// Consume can miss sending its next pull request when its handler drains
+// the buffer while the previous request is still being sent (it skips
+// sending while one is in progress, and nothing asks again once the buffer
+// is empty): the consumer then stalls, with messages pending on the server
+// and no request for them, until the client notices two heartbeats missing
+// and asks again. With nats.go's defaults (30 s expiry, 15 s heartbeat)
+// that was a 30 s stall of a whole partition, seen on a loaded machine
+// (TestSlowDestinationDoesNotHoldUpItsPartition); with these it is 2 s at
+// most. An idle consumer costs a heartbeat a second and a new request every
+// 5 s.
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
+
 // consumerSpec is one of the pipeline's durable consumers.
 type consumerSpec struct {
 	stream, name, filter, description string
@@ -230,7 +247,12 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	p.wg.Add(1)
 	go p.touchWaiting()
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if p.ctx.Err() == nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		switch {
+		case p.ctx.Err() != nil || errors.Is(err, nats.ErrConnectionClosed):
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
+			// Recovered by a new pull request (see pullHeartbeat).
+			p.log.Info("consumer stalled without a pull request; asked again", zap.Error(err))
+		default:
 			p.log.Warn("consumer error", zap.Error(err))
 		}
 	})
@@ -250,7 +272,8 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			// stops: only waited on or queued again, never attempted.
 			handler, pull = p.unparker(spec.parkClass), 1024
 		}
-		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull))
+		cc, err := consumers[i].Consume(handler, onErr, jetstream.PullMaxMessages(pull),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", spec.name, err) // Stop cleans up
 		}
