@@ -158,6 +158,38 @@ func TestRootCaddyfile(t *testing.T) {
 	}
 }
 
+// writeForwardCaddyfile writes dir/Caddyfile: a gateway on port storing in
+// dir/data (with the extra global hookgate option, if any), whose workflow
+// takes the EasyLife sample as its contract and forwards to target/in, and
+// which answers "up" elsewhere. It returns the file's path.
+func writeForwardCaddyfile(t *testing.T, dir string, port int, option, workflow, key, target string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`{
+	admin off
+	hookgate {
+		storage_dir %s
+		allow_targets 127.0.0.1/32
+		%s
+	}
+}
+:%d {
+	hookgate_ingress /hooks/* {
+		workflow %s {
+			sample %s
+			key %s
+			forward %s/in
+		}
+	}
+	respond "up" 200
+}
+`, filepath.Join(dir, "data"), option, port, workflow, mustAbs(t, "../examples/easylife/groupcreated.json"), key, target)
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestSIGKILLLosesNothing: every webhook answered 202 before the process is
 // killed with SIGKILL is delivered after a restart.
 func TestSIGKILLLosesNothing(t *testing.T) {
@@ -172,28 +204,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	defer sink.Close()
 	dir := t.TempDir()
 	const key = "sigkill-test-key-0123456789"
-	cfg := fmt.Sprintf(`{
-	admin off
-	hookgate {
-		storage_dir %s
-		allow_targets 127.0.0.1/32
-	}
-}
-:9380 {
-	hookgate_ingress /hooks/* {
-		workflow crash {
-			sample %s
-			key %s
-			forward %s/in
-		}
-	}
-	respond "up" 200
-}
-`, filepath.Join(dir, "data"), mustAbs(t, "../examples/easylife/groupcreated.json"), key, sink.URL)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeForwardCaddyfile(t, dir, 9380, "", "crash", key, sink.URL)
 	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
 	cmd, _ := start(t, bin, dir, cfgPath, "http://127.0.0.1:9380/")
 
@@ -297,29 +308,7 @@ func TestSIGINTHandsBackQueuedDeliveries(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const key = "sigint-test-key-0123456789"
-	cfg := fmt.Sprintf(`{
-	admin off
-	hookgate {
-		storage_dir %s
-		allow_targets 127.0.0.1/32
-		per_destination 1
-	}
-}
-:9382 {
-	hookgate_ingress /hooks/* {
-		workflow slow {
-			sample %s
-			key %s
-			forward %s/in
-		}
-	}
-	respond "up" 200
-}
-`, filepath.Join(dir, "data"), mustAbs(t, "../examples/easylife/groupcreated.json"), key, sink.URL)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeForwardCaddyfile(t, dir, 9382, "per_destination 1", "slow", key, sink.URL)
 	payload, _ := os.ReadFile("../examples/easylife/groupcreated.json")
 	cmd, _ := start(t, bin, dir, cfgPath, "http://127.0.0.1:9382/")
 	const webhooks = 40
