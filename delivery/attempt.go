@@ -60,7 +60,7 @@ func (p *Pipeline) deliverOne(m jetstream.Msg) {
 	res := p.sender.Attempt(p.ctx, dest, d.ev)
 	stopProgress()
 	if p.ctx.Err() != nil && res.Err != nil {
-		sendBack(m) // shutting down: not an attempt; redelivered at once elsewhere or after restart
+		sendBack(m) // shutting down: not an attempt; redelivered within sendBackDelay elsewhere, or at once after a restart
 		return
 	}
 	p.observe(dest, res)

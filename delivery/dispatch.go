@@ -226,7 +226,7 @@ func (p *Pipeline) dispatch(m jetstream.Msg) {
 			room := q.room
 			p.destMu.Unlock()
 			if !p.holdForRoom(room) {
-				sendBack(m) // stopping: back to the stream at once, not an attempt
+				sendBack(m) // stopping: back to the stream, not an attempt
 				return
 			}
 			now = time.Now()

@@ -43,13 +43,7 @@ func newEnv(t *testing.T) *env {
 // open opens the engine on e.dir and starts a registry over it.
 func (e *env) open() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
-	defer cancel()
-	eng, err := engine.Open(ctx, engine.Config{StorageDir: e.dir, CreateTimeout: 15 * time.Second}, nil)
-	if err != nil {
-		e.t.Fatalf("engine.Open: %v", err)
-	}
-	e.t.Cleanup(func() { _ = eng.Close() })
+	eng := testenv.EngineAt(e.t, e.dir)
 	reg := registry.New(eng, testGuard(), nil)
 	if err := reg.Start(e.ctx); err != nil {
 		e.t.Fatalf("registry.Start: %v", err)

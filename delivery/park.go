@@ -199,12 +199,12 @@ func parkedAttempts(h nats.Header, meta *jetstream.MsgMetadata) (int, bool) {
 }
 
 // awaitParkedTaken waits, up to limit, until every parking consumer has
-// handed unpark the last copy this pipeline parked in its class. A consumer's pull request stays open on the server until its
-// subscription is gone: a copy parked just before Stop, sent to the
-// consumer as it drains, would be lost to it and wait out parkAckWait,
-// after a restart too. A class whose consumer has more parked copies in
-// flight than parkMaxAckPending may not reach its last one: limit bounds
-// the wait.
+// handed unpark the last copy this pipeline parked in its class. A
+// consumer's pull request stays open on the server until its subscription
+// is gone: a copy parked just before Stop, sent to the consumer as it
+// drains, would be lost to it and wait out parkAckWait, after a restart
+// too. A class whose consumer has more parked copies in flight than
+// parkMaxAckPending may not reach its last one: limit bounds the wait.
 func (p *Pipeline) awaitParkedTaken(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for class := range parkClassCount {

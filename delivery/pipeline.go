@@ -392,7 +392,7 @@ func sendBack(m jetstream.Msg) {
 
 // stopping wraps a consumer's handler: once the pipeline stops, a message
 // that still arrives (one drained from a consumer's buffer) is sent back
-// to the stream at once. It is not an attempt.
+// to the stream (sendBack). It is not an attempt.
 func (p *Pipeline) stopping(handle func(jetstream.Msg)) func(jetstream.Msg) {
 	return func(m jetstream.Msg) {
 		select {

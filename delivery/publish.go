@@ -333,7 +333,7 @@ func (p *Pipeline) fanOut(m jetstream.Msg) {
 	for _, f := range futures {
 		if _, err := awaitAck(p.ctx, f); err != nil {
 			if p.ctx.Err() != nil {
-				sendBack(m) // stopping: fanned out again at once
+				sendBack(m) // stopping: fanned out again (see sendBack)
 			} else {
 				p.fanOutFailed(m, ev, err)
 			}

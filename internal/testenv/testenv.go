@@ -32,9 +32,16 @@ func Context(t testing.TB) context.Context {
 // cleanup.
 func Engine(t testing.TB) *engine.Engine {
 	t.Helper()
+	return EngineAt(t, t.TempDir())
+}
+
+// EngineAt opens an embedded engine on the storage in dir, closed at
+// cleanup (and safe to close before: a restart opens it again on dir).
+func EngineAt(t testing.TB, dir string) *engine.Engine {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	eng, err := engine.Open(ctx, engine.Config{StorageDir: t.TempDir(), CreateTimeout: 15 * time.Second}, nil)
+	eng, err := engine.Open(ctx, engine.Config{StorageDir: dir, CreateTimeout: 15 * time.Second}, nil)
 	if err != nil {
 		t.Fatalf("engine.Open: %v", err)
 	}
